@@ -38,9 +38,7 @@ build_apiserver() {
     log "fetching kube-apiserver dependencies"
     go get "k8s.io/kubernetes/cmd/kube-apiserver@v${KUBE_VERSION}" >&2
     local pkg=k8s.io/component-base/version
-    local ldflags="-s -w -X ${pkg}.gitVersion=v${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${staging#0.}"
-    ldflags="${ldflags%.*} -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
-    ldflags="-s -w -X ${pkg}.gitVersion=v${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=$(echo "${KUBE_VERSION}" | cut -d. -f2) -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
+    local ldflags="-s -w -X ${pkg}.gitVersion=v${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=$(echo "${KUBE_VERSION}" | cut -d. -f2) -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
     log "building kube-apiserver v${KUBE_VERSION} (a few minutes when cold)"
     go build -trimpath -ldflags "${ldflags}" -o "${assets}/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   )
