@@ -1,0 +1,209 @@
+package redirect
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+)
+
+// NoProxyUID is Exclusions.ProxyUID when the rules do not name a proxy UID.
+const NoProxyUID int64 = -1
+
+// Exclusions are the redirection exceptions as sets: sorted, canonical and free of duplicates,
+// so that two sources compare by meaning whatever their syntax or rule order.
+type Exclusions struct {
+	OutboundIPRanges          []netip.Prefix
+	OutboundIPRangeInclusions []netip.Prefix
+	OutboundPorts             []uint16
+	InboundPorts              []uint16
+	Interfaces                []string
+	ProxyUID                  int64
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
+}
+
+func sortPrefixes(s []netip.Prefix) []netip.Prefix {
+	slices.SortFunc(s, comparePrefix)
+	return slices.Compact(s)
+}
+
+func sortPorts(s []uint16) []uint16 {
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+func sortStrings(s []string) []string {
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+// Exclusions is what a pod rendered from this configuration should contain.
+func (c Config) Exclusions() Exclusions {
+	return Exclusions{
+		OutboundIPRanges:          sortPrefixes(slices.Clone(c.OutboundIPRangeExclusions)),
+		OutboundIPRangeInclusions: sortPrefixes(slices.Clone(c.OutboundIPRangeInclusions)),
+		OutboundPorts:             sortPorts(slices.Clone(c.OutboundPortExclusions)),
+		InboundPorts:              sortPorts(slices.Clone(c.InboundPortExclusions)),
+		Interfaces:                sortStrings(slices.Clone(c.NetworkInterfaceExclusions)),
+		ProxyUID:                  int64(c.ProxyUID),
+	}
+}
+
+// Exclusions extracts the effective exclusion sets from parsed rules by what the rules do, not
+// by their text: a RETURN on a destination range in the outbound chain is an excluded range,
+// whatever the chain is called, the option order, or whether it was inserted or appended.
+func (p *Parsed) Exclusions() Exclusions {
+	ex := Exclusions{ProxyUID: NoProxyUID}
+	for _, rs := range [...]*Ruleset{p.IPv4, p.IPv6} {
+		if rs != nil {
+			collectExclusions(rs, &ex)
+		}
+	}
+	ex.OutboundIPRanges = sortPrefixes(ex.OutboundIPRanges)
+	ex.OutboundIPRangeInclusions = sortPrefixes(ex.OutboundIPRangeInclusions)
+	ex.OutboundPorts = sortPorts(ex.OutboundPorts)
+	ex.InboundPorts = sortPorts(ex.InboundPorts)
+	ex.Interfaces = sortStrings(ex.Interfaces)
+	return ex
+}
+
+// shape summarises which matches a rule uses, ignoring a plain `-p tcp` (the entry jumps are
+// already TCP-only).
+type shape uint8
+
+const (
+	hasDst shape = 1 << iota
+	hasOut
+	hasIn
+	hasUID
+	hasPorts
+	hasOther // source, negation, another protocol, comment-only differences do not count
+)
+
+func shapeOf(r *Rule) shape {
+	var s shape
+	if r.Protocol != "" && (r.Protocol != protoTCP || r.NegProtocol) {
+		s |= hasOther
+	}
+	if r.Src.IsValid() {
+		s |= hasOther
+	}
+	if r.Dst.IsValid() {
+		s |= hasDst
+		if r.NegDst {
+			s |= hasOther
+		}
+	}
+	if r.OutIface != "" {
+		s |= hasOut
+		if r.NegOutIface {
+			s |= hasOther
+		}
+	}
+	if r.InIface != "" {
+		s |= hasIn
+		if r.NegInIface {
+			s |= hasOther
+		}
+	}
+	if r.HasUID {
+		s |= hasUID
+		if r.NegUID {
+			s |= hasOther
+		}
+	}
+	if len(r.DPorts) > 0 {
+		s |= hasPorts
+		if r.NegDPorts || r.Protocol != protoTCP {
+			s |= hasOther
+		}
+	}
+	return s
+}
+
+// entryChain is the first custom chain a built-in chain jumps to.
+func entryChain(rs *Ruleset, builtin string) *Chain {
+	c := rs.Chain(builtin)
+	if c == nil {
+		return nil
+	}
+	for i := range c.Rules {
+		if c.Rules[i].Target.Kind == TargetJump {
+			return rs.Chain(c.Rules[i].Target.Chain)
+		}
+	}
+	return nil
+}
+
+func isReservedInbound(p uint16) bool {
+	switch p {
+	case MetricsPort, LivenessProbePort, ReadinessProbePort, StartupProbePort, HealthcheckPort:
+		return true
+	}
+	return false
+}
+
+func collectExclusions(rs *Ruleset, ex *Exclusions) {
+	lo := loopbackFor(rs.Family)
+	inRedirect := ""
+	if in := entryChain(rs, ChainPrerouting); in != nil {
+		var fixedSeen [5]uint16
+		nFixed := 0
+		for i := range in.Rules {
+			r := &in.Rules[i]
+			sh := shapeOf(r)
+			switch {
+			case r.Target.Kind == TargetJump && sh == 0:
+				inRedirect = r.Target.Chain
+			case r.Target.Kind != TargetReturn:
+			case sh == hasIn:
+				ex.Interfaces = append(ex.Interfaces, r.InIface)
+			case sh == hasPorts:
+				if !r.Multiport && len(r.DPorts) == 1 && isReservedInbound(r.DPorts[0]) &&
+					!slices.Contains(fixedSeen[:nFixed], r.DPorts[0]) && nFixed < len(fixedSeen) {
+					fixedSeen[nFixed] = r.DPorts[0]
+					nFixed++
+					continue
+				}
+				ex.InboundPorts = append(ex.InboundPorts, r.DPorts...)
+			}
+		}
+	}
+	out := entryChain(rs, ChainOutput)
+	if out == nil {
+		return
+	}
+	loopbackSeen := false
+	for i := range out.Rules {
+		r := &out.Rules[i]
+		sh := shapeOf(r)
+		switch r.Target.Kind {
+		case TargetReturn:
+			switch sh {
+			case hasDst:
+				if r.Dst == lo && !loopbackSeen {
+					loopbackSeen = true
+					continue
+				}
+				ex.OutboundIPRanges = append(ex.OutboundIPRanges, r.Dst)
+			case hasOut:
+				ex.Interfaces = append(ex.Interfaces, r.OutIface)
+			case hasUID:
+				if ex.ProxyUID == NoProxyUID {
+					ex.ProxyUID = int64(r.UID)
+				}
+			case hasPorts:
+				ex.OutboundPorts = append(ex.OutboundPorts, r.DPorts...)
+			}
+		case TargetJump:
+			if sh == hasDst && r.Target.Chain != inRedirect {
+				ex.OutboundIPRangeInclusions = append(ex.OutboundIPRangeInclusions, r.Dst)
+			}
+		}
+	}
+}

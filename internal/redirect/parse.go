@@ -1,0 +1,776 @@
+package redirect
+
+import (
+	"bytes"
+	"path"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// Format names where parsed rules came from.
+type Format string
+
+const (
+	FormatMeshkeeper   Format = "meshkeeper"
+	FormatOSMv0        Format = "osm-v0"
+	FormatOSMv1        Format = "osm-v1"
+	FormatIPTablesSave Format = "iptables-save"
+)
+
+// OSMInitContainerName is the init container OSM injected.
+const OSMInitContainerName = "osm-init"
+
+// ParseError is malformed input, positioned in the text the user gave (1-based line and
+// column, columns counted in bytes).
+type ParseError struct {
+	Line, Column int
+	Msg          string
+}
+
+func (e *ParseError) Error() string {
+	return strconv.Itoa(e.Line) + ":" + strconv.Itoa(e.Column) + ": " + e.Msg
+}
+
+// Parsed is a pod's redirection rules read back into the shared rule model.
+type Parsed struct {
+	Format Format
+	// IPv4 and IPv6 are nil when the source has no rules for that family (OSM never rendered
+	// IPv6).
+	IPv4 *Ruleset
+	IPv6 *Ruleset
+	// PodIPEnv names the environment variable the rules expect the pod IP in, if any.
+	PodIPEnv string
+	// Container is the name of the container the rules were read from, if any.
+	Container string
+}
+
+// builder applies parsed commands the way the kernel would.
+type builder struct {
+	sets   [2]*Ruleset
+	toks   []tok
+	sawV0  bool
+	sawV1  bool
+	lexers int
+}
+
+func famIndex(f Family) int {
+	if f == IPv6 {
+		return 1
+	}
+	return 0
+}
+
+func (b *builder) ruleset(f Family) *Ruleset {
+	i := famIndex(f)
+	if b.sets[i] == nil {
+		b.sets[i] = &Ruleset{Family: f, Chains: make([]Chain, 0, 6)}
+	}
+	return b.sets[i]
+}
+
+// apply executes one command on a ruleset. declared says custom chains must already exist
+// (true for iptables and for iptables-restore).
+func apply(rs *Ruleset, rc *ruleCmd) *posError {
+	switch rc.op {
+	case 'P':
+		if !IsBuiltinChain(rc.chain) {
+			return errAt(rc.opOff, "-P needs a built-in chain, got "+strconv.Quote(rc.chain))
+		}
+		rs.chainFor(rc.chain)
+		return nil
+	case 'N':
+		if IsBuiltinChain(rc.chain) || rs.Chain(rc.chain) != nil {
+			return errAt(rc.opOff, "chain "+rc.chain+" already exists")
+		}
+		rs.chainFor(rc.chain)
+		return nil
+	}
+	var c *Chain
+	if IsBuiltinChain(rc.chain) {
+		c = rs.chainFor(rc.chain)
+	} else if c = rs.Chain(rc.chain); c == nil {
+		return errAt(rc.opOff, "chain "+rc.chain+" does not exist (declare it first)")
+	}
+	if rc.rule.Src.IsValid() || rc.rule.Dst.IsValid() {
+		f := IPv4
+		p := rc.rule.Dst
+		if !p.IsValid() {
+			p = rc.rule.Src
+		}
+		if !p.Addr().Is4() {
+			f = IPv6
+		}
+		if rc.rule.Src.IsValid() && rc.rule.Dst.IsValid() && rc.rule.Src.Addr().Is4() != rc.rule.Dst.Addr().Is4() {
+			return errAt(rc.addrOf, "rule mixes IPv4 and IPv6 addresses")
+		}
+		if rs.Family == 0 {
+			rs.Family = f
+		} else if rs.Family != f {
+			return errAt(rc.addrOf, f.String()+" address in an "+rs.Family.String()+" ruleset")
+		}
+	}
+	if rc.op == 'A' {
+		c.Rules = append(c.Rules, rc.rule)
+		return nil
+	}
+	pos := max(rc.pos, 1) - 1
+	if pos > len(c.Rules) {
+		return errAt(rc.opOff, "rule number "+strconv.Itoa(rc.pos)+" is beyond the end of chain "+rc.chain)
+	}
+	c.Rules = append(c.Rules, Rule{})
+	copy(c.Rules[pos+1:], c.Rules[pos:])
+	c.Rules[pos] = rc.rule
+	return nil
+}
+
+func lineAt(s string, i int) (line string, next int) {
+	if j := strings.IndexByte(s[i:], '\n'); j >= 0 {
+		return s[i : i+j], i + j + 1
+	}
+	return s[i:], len(s)
+}
+
+// parseRestore reads iptables-restore / iptables-save text. family is 0 when it must be
+// inferred from the addresses (iptables-save); base is text's offset in the root text.
+func (b *builder) parseRestore(text string, base int, family Family, syn ruleSyntax) *posError {
+	var cur *Ruleset
+	var tableOff int
+	open, nat := false, false
+	type jumpRef struct {
+		chain string
+		off   int
+	}
+	var jumps []jumpRef
+	finish := func(off int) *posError {
+		if !nat || cur == nil {
+			return nil
+		}
+		for _, j := range jumps {
+			if IsBuiltinChain(j.chain) || cur.Chain(j.chain) == nil {
+				return errAt(j.off, "unknown chain or unsupported target "+strconv.Quote(j.chain))
+			}
+		}
+		f := family
+		if f == 0 {
+			f = cur.Family
+		}
+		if f == 0 {
+			f = IPv4
+			if b.sets[0] != nil {
+				f = IPv6
+			}
+		}
+		if cur.Family != 0 && cur.Family != f {
+			return errAt(tableOff, cur.Family.String()+" rules given as "+f.String()+" rules")
+		}
+		cur.Family = f
+		if b.sets[famIndex(f)] != nil {
+			return errAt(tableOff, "a second nat table for "+f.String())
+		}
+		b.sets[famIndex(f)] = cur
+		cur = nil
+		jumps = jumps[:0]
+		return nil
+	}
+	if syn.listStyle {
+		open, nat = true, true
+		cur = &Ruleset{Family: family}
+	}
+	for i := 0; i < len(text); {
+		lineOff := i
+		line, next := lineAt(text, i)
+		i = next
+		trim := strings.TrimLeft(line, " \t")
+		lineOff += len(line) - len(trim)
+		trim = strings.TrimRight(trim, " \t\r")
+		if trim == "" || trim[0] == '#' {
+			continue
+		}
+		off := base + lineOff
+		switch {
+		case trim[0] == '*':
+			if syn.listStyle {
+				return errAt(off, "unexpected table line in an iptables -S listing")
+			}
+			if open {
+				return errAt(off, "missing COMMIT before "+trim)
+			}
+			name := trim[1:]
+			if !validChainName(name) {
+				return errAt(off, "invalid table name "+strconv.Quote(name))
+			}
+			open, nat, tableOff = true, name == "nat", off
+			if nat {
+				cur = &Ruleset{Family: family, Chains: make([]Chain, 0, 6)}
+			}
+		case trim == "COMMIT":
+			if !open || syn.listStyle {
+				return errAt(off, "COMMIT without a table")
+			}
+			if err := finish(off); err != nil {
+				return err
+			}
+			open, nat = false, false
+		case trim[0] == ':':
+			if !open || syn.listStyle {
+				return errAt(off, "chain declaration outside a table")
+			}
+			b.toks, _ = splitFields(trim[1:], off+1, b.toks[:0])
+			if len(b.toks) != 3 {
+				return errAt(off, "chain declaration must be ':NAME POLICY [packets:bytes]'")
+			}
+			name, policy := b.toks[0], b.toks[1]
+			if !validChainName(name.s) {
+				return errAt(name.off, "invalid chain name "+strconv.Quote(name.s))
+			}
+			if !validCounters(b.toks[2].s) {
+				return errAt(b.toks[2].off, "invalid counters "+strconv.Quote(b.toks[2].s))
+			}
+			if !nat {
+				continue
+			}
+			if IsBuiltinChain(name.s) {
+				if policy.s != "ACCEPT" {
+					return errAt(policy.off, "only the ACCEPT policy is supported in the nat table, got "+strconv.Quote(policy.s))
+				}
+			} else if policy.s != "-" {
+				return errAt(policy.off, "a custom chain's policy must be '-', got "+strconv.Quote(policy.s))
+			}
+			cur.chainFor(name.s)
+		case trim[0] == '-' || trim[0] == '[':
+			if !open {
+				return errAt(off, "rule outside a table (missing *nat)")
+			}
+			if !nat {
+				continue
+			}
+			rest, roff := trim, off
+			if rest[0] == '[' {
+				end := strings.IndexByte(rest, ']')
+				if end < 0 || !validCounters(rest[:end+1]) {
+					return errAt(off, "invalid counters")
+				}
+				rest, roff = rest[end+1:], off+end+1
+			}
+			var perr *posError
+			b.toks, perr = splitFields(rest, roff, b.toks[:0])
+			if perr != nil {
+				return perr
+			}
+			rc, perr := parseRuleTokens(b.toks, syn, off+len(trim))
+			if perr != nil {
+				return perr
+			}
+			if rc.op == 'N' && !syn.listStyle {
+				return errAt(rc.opOff, "-N is not valid in iptables-restore input; declare chains with ':NAME - [0:0]'")
+			}
+			if perr = apply(cur, &rc); perr != nil {
+				return perr
+			}
+			if rc.rule.Target.Kind == TargetJump {
+				jumps = append(jumps, jumpRef{rc.rule.Target.Chain, rc.opOff})
+			}
+		default:
+			return errAt(off, "unexpected line "+strconv.Quote(truncate(trim, 40)))
+		}
+	}
+	if syn.listStyle {
+		return finish(base + len(text))
+	}
+	if open {
+		return errAt(base+len(text), "missing COMMIT at end of input")
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func validCounters(s string) bool {
+	if len(s) < 5 || s[0] != '[' || s[len(s)-1] != ']' {
+		return false
+	}
+	a, c, ok := strings.Cut(s[1:len(s)-1], ":")
+	if !ok {
+		return false
+	}
+	_, e1 := strconv.ParseUint(a, 10, 64)
+	_, e2 := strconv.ParseUint(c, 10, 64)
+	return e1 == nil && e2 == nil
+}
+
+// runScript reads an OSM shell script (the string given to `sh -c`).
+func (b *builder) runScript(script string, base, depth int) *posError {
+	l := shLexer{s: script, base: base}
+	if err := l.lexScript(); err != nil {
+		return err
+	}
+	for ci, c := range l.cmds {
+		words := l.words[c.first:c.last]
+		if len(words) == 0 {
+			if c.sep == sepAnd {
+				return errAt(c.sepOff, "syntax error: no command before "+quote("&&"))
+			}
+			continue
+		}
+		if c.sep == sepAnd {
+			if ci+1 >= len(l.cmds) || (l.cmds[ci+1].first == l.cmds[ci+1].last && l.cmds[ci+1].sep == sepEnd) {
+				return errAt(c.sepOff, "syntax error: no command after "+quote("&&"))
+			}
+		}
+		prog := path.Base(words[0].s)
+		if c.bodyDelim != "" && prog != "iptables-restore" && prog != "ip6tables-restore" {
+			return errAt(c.heredocOff, "a here-document is only understood for iptables-restore")
+		}
+		switch prog {
+		case "iptables", "ip6tables":
+			fam := IPv4
+			if prog == "ip6tables" {
+				fam = IPv6
+			}
+			b.sawV0 = true
+			rc, err := parseRuleTokens(words[1:], ruleSyntax{shell: true}, words[len(words)-1].off+len(words[len(words)-1].s))
+			if err != nil {
+				return err
+			}
+			if rc.table != "nat" {
+				return errAt(words[0].off, "only nat table rules are understood; add -t nat")
+			}
+			rs := b.ruleset(fam)
+			if err := apply(rs, &rc); err != nil {
+				return err
+			}
+			if t := rc.rule.Target; t.Kind == TargetJump && (IsBuiltinChain(t.Chain) || rs.Chain(t.Chain) == nil) {
+				return errAt(rc.opOff, "unknown chain or unsupported target "+strconv.Quote(t.Chain))
+			}
+		case "iptables-restore", "ip6tables-restore":
+			fam := IPv4
+			if prog == "ip6tables-restore" {
+				fam = IPv6
+			}
+			for _, w := range words[1:] {
+				switch w.s {
+				case "--noflush", "-n", "-w", "--wait":
+				default:
+					return errAt(w.off, "unsupported iptables-restore option "+strconv.Quote(w.s))
+				}
+			}
+			if !c.hasBody {
+				return errAt(words[0].off, "iptables-restore without a here-document")
+			}
+			b.sawV1 = true
+			if b.sets[famIndex(fam)] != nil {
+				return errAt(words[0].off, "rules for "+fam.String()+" given twice")
+			}
+			if err := b.parseRestore(c.body, c.bodyOff, fam, ruleSyntax{podIPVar: c.bodyExpand}); err != nil {
+				return err
+			}
+		case "sh", "bash", "dash", "ash":
+			if depth > 0 {
+				return errAt(words[0].off, "nested shells are not supported")
+			}
+			if len(words) != 3 || words[1].s != "-c" {
+				return errAt(words[0].off, "expected "+prog+" -c SCRIPT")
+			}
+			w := words[2]
+			inner := w.off
+			if q := base + 0; inner-q >= 0 && inner-base < len(script) && (script[inner-base] == '"' || script[inner-base] == '\'') {
+				inner++
+			}
+			if err := b.runScript(w.s, inner, depth+1); err != nil {
+				return err
+			}
+		default:
+			return errAt(words[0].off, "unsupported command "+strconv.Quote(words[0].s))
+		}
+	}
+	return nil
+}
+
+// parseInitArgs reads meshkeeper-init's argv (starting at "apply"). args are the container
+// strings; errors are positioned inside the failing string, whose index is returned.
+func (b *builder) parseInitArgs(args []string, p *Parsed) (int, *posError) {
+	if len(args) == 0 || args[0] != InitVerbApply {
+		return 0, errAt(0, "expected the "+strconv.Quote(InitVerbApply)+" verb")
+	}
+	seen := [2]bool{}
+	for i := 1; i < len(args); i++ {
+		name, val, hasVal := strings.Cut(args[i], "=")
+		vi := i
+		if !hasVal {
+			if i+1 >= len(args) {
+				return i, errAt(0, "flag "+args[i]+" needs a value")
+			}
+			i++
+			vi, val = i, args[i]
+		}
+		switch name {
+		case InitFlagIPv4Rules, InitFlagIPv6Rules:
+			fam := IPv4
+			if name == InitFlagIPv6Rules {
+				fam = IPv6
+			}
+			if seen[famIndex(fam)] {
+				return i, errAt(0, "flag "+name+" given twice")
+			}
+			seen[famIndex(fam)] = true
+			if err := b.parseRestore(val, 0, fam, ruleSyntax{}); err != nil {
+				return vi, err
+			}
+			if b.sets[famIndex(fam)] == nil {
+				return vi, errAt(0, "no *nat table in "+name)
+			}
+		case InitFlagPodIPEnv:
+			if val == "" {
+				return vi, errAt(0, "empty "+name)
+			}
+			p.PodIPEnv = val
+		default:
+			return i, errAt(0, "unknown flag "+strconv.Quote(args[i]))
+		}
+	}
+	return 0, nil
+}
+
+// lineCol converts an offset into 1-based line and column.
+func lineCol(s string, off int) (int, int) {
+	off = min(max(off, 0), len(s))
+	line := 1 + strings.Count(s[:off], "\n")
+	col := off - strings.LastIndexByte(s[:off], '\n')
+	return line, col
+}
+
+func toParseError(root string, e *posError) *ParseError {
+	l, c := lineCol(root, e.off)
+	return &ParseError{Line: l, Column: c, Msg: e.msg}
+}
+
+func (b *builder) result(f Format, p *Parsed) *Parsed {
+	p.Format = f
+	p.IPv4, p.IPv6 = b.sets[0], b.sets[1]
+	for _, rs := range b.sets {
+		if rs != nil && rs.Family == 0 {
+			rs.Family = IPv4
+		}
+	}
+	return p
+}
+
+// kind of input, decided from its first meaningful line.
+type inputKind uint8
+
+const (
+	kindShell inputKind = iota
+	kindRestore
+	kindList
+	kindStructured
+)
+
+func sniff(s string) inputKind {
+	for i := 0; i < len(s); {
+		line, next := lineAt(s, i)
+		i = next
+		t := strings.TrimSpace(line)
+		if t == "" || t == "---" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		switch {
+		case t[0] == '{':
+			return kindStructured
+		case t[0] == '[':
+			if len(t) > 1 && t[1] >= '0' && t[1] <= '9' {
+				return kindRestore
+			}
+			return kindStructured
+		case t[0] == '*' || t[0] == ':' || t == "COMMIT":
+			return kindRestore
+		case strings.HasPrefix(t, "-P ") || strings.HasPrefix(t, "-N ") || strings.HasPrefix(t, "-A "):
+			return kindList
+		case t == "-" || strings.HasPrefix(t, "- "):
+			return kindStructured
+		}
+		if k := strings.IndexByte(t, ':'); k > 0 && (k == len(t)-1 || t[k+1] == ' ') && !strings.ContainsAny(t[:k], " \t\"'") {
+			return kindStructured
+		}
+		return kindShell
+	}
+	return kindShell
+}
+
+// Parse reads redirection rules from any supported input: a pod (or workload, or list) as YAML
+// or JSON, a single container, the container's args, an OSM init script (v0.x `iptables ... &&`
+// chains or v1.x `iptables-restore` here-documents, with or without `/bin/sh -c`), or
+// iptables-save / `iptables -t nat -S` output.
+func Parse(data []byte) (*Parsed, error) {
+	s := string(data)
+	s = strings.TrimPrefix(s, "\ufeff")
+	var b builder
+	p := &Parsed{}
+	switch sniff(s) {
+	case kindStructured:
+		return parseStructured(data, s)
+	case kindRestore:
+		if err := b.parseRestore(s, 0, 0, ruleSyntax{}); err != nil {
+			return nil, toParseError(s, err)
+		}
+		if b.sets[0] == nil && b.sets[1] == nil {
+			return nil, &ParseError{Line: 1, Column: 1, Msg: "no *nat table found"}
+		}
+		return b.result(FormatIPTablesSave, p), nil
+	case kindList:
+		if err := b.parseRestore(s, 0, 0, ruleSyntax{listStyle: true}); err != nil {
+			return nil, toParseError(s, err)
+		}
+		return b.result(FormatIPTablesSave, p), nil
+	}
+	if err := b.runScript(s, 0, 0); err != nil {
+		return nil, toParseError(s, err)
+	}
+	return b.scriptResult(p, s)
+}
+
+func (b *builder) scriptResult(p *Parsed, root string) (*Parsed, error) {
+	switch {
+	case b.sawV1:
+		return b.result(FormatOSMv1, p), nil
+	case b.sawV0:
+		return b.result(FormatOSMv0, p), nil
+	}
+	return nil, toParseError(root, errAt(0, "no iptables commands found"))
+}
+
+// ParseContainer reads the rules of an init container (ours or OSM's). It runs for every pod
+// the drift controller looks at, so it works on the container's strings directly. Error
+// positions are relative to the failing argument string, which the message names.
+func ParseContainer(c corev1.Container) (*Parsed, error) {
+	p, _, _, err := parseContainer(&c)
+	return p, err
+}
+
+// parseContainer also returns the string an error is positioned in, for callers that can map
+// it back to a file.
+func parseContainer(c *corev1.Container) (*Parsed, string, string, error) {
+	var buf [8]string
+	argv := append(buf[:0], c.Command...)
+	argv = append(argv, c.Args...)
+	p := &Parsed{Container: c.Name}
+	var b builder
+	if len(argv) == 0 {
+		return nil, "", "", &ParseError{Line: 1, Column: 1, Msg: "container " + strconv.Quote(c.Name) + " has no command or args"}
+	}
+	where := func(i int) string {
+		if i < len(c.Command) {
+			return "command[" + strconv.Itoa(i) + "]"
+		}
+		return "args[" + strconv.Itoa(i-len(c.Command)) + "]"
+	}
+	start := -1
+	switch {
+	case path.Base(argv[0]) == "meshkeeper-init":
+		start = 1
+	case argv[0] == InitVerbApply:
+		start = 0
+	}
+	if start >= 0 {
+		idx, err := b.parseInitArgs(argv[start:], p)
+		if err != nil {
+			i := start + idx
+			pe := toParseError(argv[i], err)
+			pe.Msg = where(i) + ": " + pe.Msg
+			return nil, argv[i], where(i), pe
+		}
+		if b.sets[0] == nil {
+			return nil, "", "", &ParseError{Line: 1, Column: 1, Msg: "missing " + InitFlagIPv4Rules}
+		}
+		return b.result(FormatMeshkeeper, p), "", "", nil
+	}
+	switch path.Base(argv[0]) {
+	case "sh", "bash", "dash", "ash":
+		if len(argv) != 3 || argv[1] != "-c" {
+			return nil, "", "", &ParseError{Line: 1, Column: 1, Msg: "expected " + argv[0] + " -c SCRIPT in container " + strconv.Quote(c.Name)}
+		}
+		if err := b.runScript(argv[2], 0, 1); err != nil {
+			pe := toParseError(argv[2], err)
+			pe.Msg = where(2) + ": " + pe.Msg
+			return nil, argv[2], where(2), pe
+		}
+		res, err := b.scriptResult(p, argv[2])
+		return res, argv[2], where(2), err
+	}
+	return nil, "", "", &ParseError{Line: 1, Column: 1, Msg: "container " + strconv.Quote(c.Name) + " does not run meshkeeper-init or an OSM init script"}
+}
+
+type specProbe struct {
+	InitContainers []corev1.Container `json:"initContainers"`
+	Containers     []corev1.Container `json:"containers"`
+	Template       *struct {
+		Spec *specProbe `json:"spec"`
+	} `json:"template"`
+	JobTemplate *struct {
+		Spec *specProbe `json:"spec"`
+	} `json:"jobTemplate"`
+}
+
+type objProbe struct {
+	Spec  *specProbe `json:"spec"`
+	Items []objProbe `json:"items"`
+	// A bare container.
+	Name    string   `json:"name"`
+	Command []string `json:"command"`
+	Args    []string `json:"args"`
+	// A bare pod spec.
+	InitContainers []corev1.Container `json:"initContainers"`
+}
+
+func (s *specProbe) candidates(out []corev1.Container) []corev1.Container {
+	if s == nil {
+		return out
+	}
+	out = append(out, s.InitContainers...)
+	out = append(out, s.Containers...)
+	if s.Template != nil {
+		out = s.Template.Spec.candidates(out)
+	}
+	if s.JobTemplate != nil {
+		out = s.JobTemplate.Spec.candidates(out)
+	}
+	return out
+}
+
+func (o *objProbe) candidates(out []corev1.Container) []corev1.Container {
+	out = o.Spec.candidates(out)
+	out = append(out, o.InitContainers...)
+	for i := range o.Items {
+		out = o.Items[i].candidates(out)
+	}
+	if len(o.Command) > 0 || len(o.Args) > 0 {
+		out = append(out, corev1.Container{Name: o.Name, Command: o.Command, Args: o.Args})
+	}
+	return out
+}
+
+// pickContainer prefers our container, then OSM's, then anything shaped like either.
+func pickContainer(cs []corev1.Container) *corev1.Container {
+	for _, name := range [...]string{InitContainerName, OSMInitContainerName} {
+		for i := range cs {
+			if cs[i].Name == name {
+				return &cs[i]
+			}
+		}
+	}
+	for i := range cs {
+		argv := append(append([]string(nil), cs[i].Command...), cs[i].Args...)
+		if len(argv) == 0 {
+			continue
+		}
+		base := path.Base(argv[0])
+		if base == "meshkeeper-init" || argv[0] == InitVerbApply {
+			return &cs[i]
+		}
+		if (base == "sh" || base == "bash") && len(argv) == 3 && argv[1] == "-c" && strings.Contains(argv[2], "iptables") {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+func splitDocs(s string) []string {
+	var docs []string
+	start := 0
+	for i := 0; i < len(s); {
+		line, next := lineAt(s, i)
+		if strings.TrimRight(line, " \r") == "---" {
+			docs = append(docs, s[start:i])
+			start = next
+		}
+		i = next
+	}
+	return append(docs, s[start:])
+}
+
+func parseStructured(data []byte, s string) (*Parsed, error) {
+	trimmed := bytes.TrimSpace(data)
+	var cands []corev1.Container
+	if len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '-') {
+		var args []string
+		if err := yaml.Unmarshal(trimmed, &args); err == nil {
+			cands = append(cands, corev1.Container{Args: args})
+		} else if err := yaml.Unmarshal(trimmed, &cands); err != nil {
+			return nil, structuredError(err)
+		}
+	} else {
+		for _, doc := range splitDocs(s) {
+			if strings.TrimSpace(doc) == "" {
+				continue
+			}
+			var o objProbe
+			if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+				return nil, structuredError(err)
+			}
+			cands = o.candidates(cands)
+		}
+	}
+	c := pickContainer(cands)
+	if c == nil {
+		return nil, &ParseError{Line: 1, Column: 1, Msg: "no " + InitContainerName + " or " + OSMInitContainerName + " init container found"}
+	}
+	p, root, where, err := parseContainer(c)
+	if err == nil {
+		return p, nil
+	}
+	pe, ok := err.(*ParseError)
+	if !ok || root == "" {
+		return nil, err
+	}
+	return nil, mapIntoFile(s, root, where, pe)
+}
+
+// mapIntoFile moves an error positioned in a container string to the file the string came
+// from, by finding the failing line's text in the file. YAML block scalars and plain strings
+// keep lines intact; when the line cannot be found (JSON escapes), the error points at the
+// start of the string and the message keeps the inner position.
+func mapIntoFile(file, root, where string, pe *ParseError) *ParseError {
+	msg := strings.TrimPrefix(pe.Msg, where+": ")
+	lines := strings.Split(root, "\n")
+	if pe.Line-1 < len(lines) {
+		text := lines[pe.Line-1]
+		if len(strings.TrimSpace(text)) >= 4 {
+			if k := strings.Index(file, text); k >= 0 && strings.Index(file[k+1:], text) < 0 {
+				l, c := lineCol(file, k+pe.Column-1)
+				return &ParseError{Line: l, Column: c, Msg: msg}
+			}
+		}
+	}
+	first := lines[0]
+	if len(first) > 24 {
+		first = first[:24]
+	}
+	l, c := 1, 1
+	if k := strings.Index(file, first); k >= 0 && first != "" {
+		l, c = lineCol(file, k)
+	}
+	return &ParseError{Line: l, Column: c, Msg: where + " line " + strconv.Itoa(pe.Line) + " column " + strconv.Itoa(pe.Column) + ": " + msg}
+}
+
+func structuredError(err error) error {
+	msg := err.Error()
+	// sigs.k8s.io/yaml reports "error converting YAML to JSON: yaml: line N: ..."
+	if i := strings.Index(msg, "line "); i >= 0 {
+		rest := msg[i+5:]
+		j := 0
+		for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
+			j++
+		}
+		if n, e := strconv.Atoi(rest[:j]); e == nil {
+			return &ParseError{Line: n, Column: 1, Msg: strings.TrimLeft(rest[j:], ": ")}
+		}
+	}
+	return &ParseError{Line: 1, Column: 1, Msg: msg}
+}
