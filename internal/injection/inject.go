@@ -1,0 +1,223 @@
+package injection
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+)
+
+// Annotations stamped on every injected pod. They record what the init container was rendered
+// from, so drift can be detected by comparing a digest instead of re-parsing the rules of every
+// pod, and so an operator reading a pod can tell which MeshConfig it was admitted against.
+const (
+	// AnnotationExclusionsDigest is redirect.Config.Digest() of the effective configuration.
+	AnnotationExclusionsDigest = "meshkeeper.io/exclusions-digest"
+	// AnnotationMeshConfigGeneration is metadata.generation of the MeshConfig used.
+	AnnotationMeshConfigGeneration = "meshkeeper.io/meshconfig-generation"
+	// AnnotationMeshConfig is the MeshConfig used, as namespace/name.
+	AnnotationMeshConfig = "meshkeeper.io/meshconfig"
+	// AnnotationInjectedBy is the version of the injector that admitted the pod.
+	AnnotationInjectedBy = "meshkeeper.io/injected-by"
+)
+
+// Names and ports of the Envoy sidecar. The ports are OSM's so that dashboards, probes and
+// network policies written for OSM keep matching.
+const (
+	SidecarName = "envoy"
+
+	EnvoyAdminPortName    = "proxy-admin"
+	EnvoyOutboundPortName = "proxy-outbound"
+	EnvoyInboundPortName  = "proxy-inbound"
+	EnvoyMetricsPortName  = "proxy-metrics"
+
+	// EnvoyBootstrapVolume and EnvoyBootstrapPath hold the bootstrap configuration when
+	// Options.BootstrapSecret names one.
+	EnvoyBootstrapVolume = "envoy-bootstrap-config-volume"
+	EnvoyBootstrapDir    = "/etc/envoy"
+	EnvoyBootstrapPath   = EnvoyBootstrapDir + "/bootstrap.yaml"
+
+	// DefaultEnvoyLogLevel is OSM's default when MeshConfig leaves spec.sidecar.logLevel empty.
+	DefaultEnvoyLogLevel = "error"
+)
+
+// Options carry what the webhook knows beyond the pod and the MeshConfig spec.
+type Options struct {
+	// MeshConfig identifies the MeshConfig the spec was read from.
+	MeshConfig types.NamespacedName
+	// MeshConfigGeneration is that object's metadata.generation.
+	MeshConfigGeneration int64
+	// Version is the injector's version, stamped as AnnotationInjectedBy.
+	Version string
+	// DefaultEnvoyImage and DefaultInitImage apply when MeshConfig names no image.
+	DefaultEnvoyImage string
+	DefaultInitImage  string
+	// BootstrapSecret, when set, is mounted into the sidecar as its bootstrap configuration.
+	// When empty, Envoy starts with an inline bootstrap that only serves the admin endpoint on
+	// localhost; listeners then come from the control plane.
+	BootstrapSecret string
+}
+
+// Errors the caller may want to tell apart.
+var (
+	// ErrConflict means the pod already holds a container with one of our names but is not a
+	// complete injection of ours: injecting would produce a duplicate name or half a mesh.
+	ErrConflict = errors.New("pod conflicts with the injected containers")
+)
+
+// Injected reports whether pod already carries both the redirection init container and the
+// sidecar, i.e. whether a new injection would change nothing.
+func Injected(pod *corev1.Pod) bool {
+	return hasContainer(pod.Spec.InitContainers, redirect.InitContainerName) && hasContainer(pod.Spec.Containers, SidecarName)
+}
+
+func hasContainer(cs []corev1.Container, name string) bool {
+	for i := range cs {
+		if cs[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Inject returns a copy of pod with the redirection init container, the Envoy sidecar and the
+// provenance annotations added. The input pod is never modified. A pod that already carries both
+// containers is returned unchanged, so a second admission pass yields an empty patch. Invalid
+// exclusion annotations or MeshConfig values fail the whole injection; nothing is half-added.
+func Inject(pod *corev1.Pod, spec *configv1alpha2.MeshConfigSpec, opts Options) (*corev1.Pod, error) {
+	if pod == nil || spec == nil {
+		return nil, fmt.Errorf("inject: pod and MeshConfig are required")
+	}
+	out := pod.DeepCopy()
+	if Injected(pod) {
+		return out, nil
+	}
+	if hasContainer(pod.Spec.InitContainers, redirect.InitContainerName) || hasContainer(pod.Spec.Containers, redirect.InitContainerName) {
+		return nil, fmt.Errorf("%w: a container named %q already exists", ErrConflict, redirect.InitContainerName)
+	}
+	if hasContainer(pod.Spec.Containers, SidecarName) || hasContainer(pod.Spec.InitContainers, SidecarName) {
+		return nil, fmt.Errorf("%w: a container named %q already exists", ErrConflict, SidecarName)
+	}
+
+	cfg, errs := redirect.Effective(MeshSettings(spec), pod.Annotations)
+	if len(errs) > 0 {
+		return nil, errs.ToAggregate()
+	}
+	plan := redirect.Render(cfg)
+
+	initImage := firstNonEmpty(spec.Sidecar.InitContainerImage, opts.DefaultInitImage)
+	envoyImage := firstNonEmpty(spec.Sidecar.EnvoyImage, opts.DefaultEnvoyImage)
+	var errList field.ErrorList
+	if initImage == "" {
+		errList = append(errList, field.Required(field.NewPath("spec", "sidecar", "initContainerImage"), "no init container image is configured"))
+	}
+	if envoyImage == "" {
+		errList = append(errList, field.Required(field.NewPath("spec", "sidecar", "envoyImage"), "no Envoy image is configured"))
+	}
+	if len(errList) > 0 {
+		return nil, errList.ToAggregate()
+	}
+
+	out.Spec.InitContainers = append(out.Spec.InitContainers, initContainer(plan, initImage, spec.Sidecar.EnablePrivilegedInitContainer))
+	out.Spec.Containers = append(out.Spec.Containers, sidecar(&spec.Sidecar, envoyImage, opts))
+	if opts.BootstrapSecret != "" {
+		out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{
+			Name: EnvoyBootstrapVolume,
+			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: opts.BootstrapSecret,
+			}},
+		})
+	}
+
+	if out.Annotations == nil {
+		out.Annotations = make(map[string]string, 4)
+	}
+	out.Annotations[AnnotationExclusionsDigest] = cfg.Digest()
+	out.Annotations[AnnotationMeshConfigGeneration] = strconv.FormatInt(opts.MeshConfigGeneration, 10)
+	out.Annotations[AnnotationMeshConfig] = opts.MeshConfig.String()
+	out.Annotations[AnnotationInjectedBy] = firstNonEmpty(opts.Version, "unknown")
+	return out, nil
+}
+
+// initContainer wraps the engine's container with the security context the redirection needs
+// and nothing more: iptables needs NET_ADMIN and NET_RAW as root; every other capability is
+// dropped. Privileged mode is an explicit mesh-wide opt-in for nodes whose iptables backend
+// needs it.
+func initContainer(plan redirect.Plan, image string, privileged bool) corev1.Container {
+	c := redirect.InitContainer(plan, image)
+	c.SecurityContext = &corev1.SecurityContext{
+		Capabilities: &corev1.Capabilities{
+			Add:  []corev1.Capability{"NET_ADMIN", "NET_RAW"},
+			Drop: []corev1.Capability{"ALL"},
+		},
+		RunAsUser:    ptr.To[int64](0),
+		RunAsNonRoot: ptr.To(false),
+		Privileged:   ptr.To(privileged),
+	}
+	return c
+}
+
+// inlineBootstrap lets Envoy start and answer on its admin port (bound to localhost only) when
+// no bootstrap Secret is configured.
+const inlineBootstrap = `{"admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":15000}}}}`
+
+func sidecar(sc *configv1alpha2.SidecarSpec, image string, opts Options) corev1.Container {
+	level := firstNonEmpty(sc.LogLevel, DefaultEnvoyLogLevel)
+	args := []string{"--log-level", level}
+	var mounts []corev1.VolumeMount
+	if opts.BootstrapSecret != "" {
+		args = append(args, "--config-path", EnvoyBootstrapPath)
+		mounts = []corev1.VolumeMount{{Name: EnvoyBootstrapVolume, MountPath: EnvoyBootstrapDir, ReadOnly: true}}
+	} else {
+		args = append(args, "--config-yaml", inlineBootstrap)
+	}
+	fieldEnv := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+	}
+	port := func(name string, p uint16) corev1.ContainerPort {
+		return corev1.ContainerPort{Name: name, ContainerPort: int32(p), Protocol: corev1.ProtocolTCP}
+	}
+	return corev1.Container{
+		Name:    SidecarName,
+		Image:   image,
+		Command: []string{"envoy"},
+		Args:    args,
+		Ports: []corev1.ContainerPort{
+			port(EnvoyAdminPortName, redirect.AdminPort),
+			port(EnvoyOutboundPortName, redirect.OutboundListenerPort),
+			port(EnvoyInboundPortName, redirect.InboundListenerPort),
+			port(EnvoyMetricsPortName, redirect.MetricsPort),
+		},
+		Env: []corev1.EnvVar{
+			fieldEnv("POD_NAME", "metadata.name"),
+			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+			fieldEnv("POD_IP", "status.podIP"),
+			fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+		},
+		Resources:    *sc.Resources.DeepCopy(),
+		VolumeMounts: mounts,
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser:                ptr.To(int64(redirect.ProxyUID)),
+			RunAsNonRoot:             ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+	}
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
