@@ -316,12 +316,23 @@ func (b *builder) runScript(script string, base, depth int) *posError {
 		words := l.words[c.first:c.last]
 		if len(words) == 0 {
 			if c.sep == sepAnd {
-				return errAt(c.sepOff, "syntax error: no command before "+quote("&&"))
+				return errAt(c.sepOff, "syntax error near unexpected token "+quote("&&")+": no command before it")
 			}
 			continue
 		}
 		if c.sep == sepAnd {
-			if ci+1 >= len(l.cmds) || (l.cmds[ci+1].first == l.cmds[ci+1].last && l.cmds[ci+1].sep == sepEnd) {
+			// A newline may follow &&; anything else needs a command first.
+			k := ci + 1
+			for k < len(l.cmds) && l.cmds[k].first == l.cmds[k].last && l.cmds[k].sep == sepNewline {
+				k++
+			}
+			if k >= len(l.cmds) || l.cmds[k].first == l.cmds[k].last {
+				if k < len(l.cmds) && l.cmds[k].sep == sepAnd {
+					return errAt(l.cmds[k].sepOff, "syntax error near unexpected token "+quote("&&")+": no command before it")
+				}
+				if k < len(l.cmds) && l.cmds[k].sep == sepSemi {
+					return errAt(l.cmds[k].sepOff, "syntax error near unexpected token "+quote(";"))
+				}
 				return errAt(c.sepOff, "syntax error: no command after "+quote("&&"))
 			}
 		}
@@ -403,6 +414,11 @@ func (b *builder) parseInitArgs(args []string, p *Parsed) (int, *posError) {
 	seen := [2]bool{}
 	for i := 1; i < len(args); i++ {
 		name, val, hasVal := strings.Cut(args[i], "=")
+		switch name {
+		case InitFlagIPv4Rules, InitFlagIPv6Rules, InitFlagPodIPEnv:
+		default:
+			return i, errAt(0, "unknown flag "+strconv.Quote(args[i]))
+		}
 		vi := i
 		if !hasVal {
 			if i+1 >= len(args) {
@@ -432,8 +448,6 @@ func (b *builder) parseInitArgs(args []string, p *Parsed) (int, *posError) {
 				return vi, errAt(0, "empty "+name)
 			}
 			p.PodIPEnv = val
-		default:
-			return i, errAt(0, "unknown flag "+strconv.Quote(args[i]))
 		}
 	}
 	return 0, nil
@@ -537,6 +551,9 @@ func Parse(data []byte) (*Parsed, error) {
 }
 
 func (b *builder) scriptResult(p *Parsed, root string) (*Parsed, error) {
+	if b.usesPodIP() {
+		p.PodIPEnv = PodIPEnvVar
+	}
 	switch {
 	case b.sawV1:
 		return b.result(FormatOSMv1, p), nil
@@ -773,4 +790,21 @@ func structuredError(err error) error {
 		}
 	}
 	return &ParseError{Line: 1, Column: 1, Msg: msg}
+}
+
+// usesPodIP reports whether any DNAT rule waits for the pod IP (OSM's $POD_IP).
+func (b *builder) usesPodIP() bool {
+	for _, rs := range b.sets {
+		if rs == nil {
+			continue
+		}
+		for _, c := range rs.Chains {
+			for _, r := range c.Rules {
+				if r.Target.Kind == TargetDNAT && r.Target.To == PodIPPlaceholder {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

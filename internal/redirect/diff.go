@@ -1,0 +1,170 @@
+package redirect
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Delta is what one category lacks (Missing: expected, not found) and has in excess
+// (Unexpected: found, not expected).
+type Delta[T any] struct {
+	Missing    []T `json:"missing,omitempty"`
+	Unexpected []T `json:"unexpected,omitempty"`
+}
+
+// Empty reports whether the category matches.
+func (d Delta[T]) Empty() bool { return len(d.Missing) == 0 && len(d.Unexpected) == 0 }
+
+// UIDDelta compares the proxy UID.
+type UIDDelta struct {
+	Expected int64 `json:"expected"`
+	Actual   int64 `json:"actual"`
+}
+
+// Empty reports whether the UIDs agree.
+func (d UIDDelta) Empty() bool { return d.Expected == d.Actual }
+
+// Difference is the semantic difference between the exclusions a pod should have and the ones
+// its rules implement.
+type Difference struct {
+	OutboundIPRanges          Delta[netip.Prefix] `json:"outboundIPRangeExclusions"`
+	OutboundIPRangeInclusions Delta[netip.Prefix] `json:"outboundIPRangeInclusions"`
+	OutboundPorts             Delta[uint16]       `json:"outboundPortExclusions"`
+	InboundPorts              Delta[uint16]       `json:"inboundPortExclusions"`
+	Interfaces                Delta[string]       `json:"networkInterfaceExclusions"`
+	ProxyUID                  UIDDelta            `json:"proxyUID"`
+}
+
+// Diff compares two sets of exclusions by meaning: CIDRs are compared canonically and every
+// category as a set, so order, duplicates and spelling never show up as drift.
+func Diff(expected, actual Exclusions) Difference {
+	return Difference{
+		OutboundIPRanges:          deltaOf(expected.OutboundIPRanges, actual.OutboundIPRanges, comparePrefix, canonPrefixes),
+		OutboundIPRangeInclusions: deltaOf(expected.OutboundIPRangeInclusions, actual.OutboundIPRangeInclusions, comparePrefix, canonPrefixes),
+		OutboundPorts:             deltaOf(expected.OutboundPorts, actual.OutboundPorts, cmp.Compare[uint16], canonSorted[uint16]),
+		InboundPorts:              deltaOf(expected.InboundPorts, actual.InboundPorts, cmp.Compare[uint16], canonSorted[uint16]),
+		Interfaces:                deltaOf(expected.Interfaces, actual.Interfaces, strings.Compare, canonSorted[string]),
+		ProxyUID:                  UIDDelta{Expected: expected.ProxyUID, Actual: actual.ProxyUID},
+	}
+}
+
+// canonPrefixes returns s masked, sorted and unique, copying only when s is not already so.
+func canonPrefixes(s []netip.Prefix) []netip.Prefix {
+	ok := true
+	for i, p := range s {
+		if p != p.Masked() || (i > 0 && comparePrefix(s[i-1], p) >= 0) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	out := make([]netip.Prefix, len(s))
+	for i, p := range s {
+		out[i] = p.Masked()
+	}
+	return sortPrefixes(out)
+}
+
+func canonSorted[T cmp.Ordered](s []T) []T {
+	for i := 1; i < len(s); i++ {
+		if s[i-1] >= s[i] {
+			out := slices.Clone(s)
+			slices.Sort(out)
+			return slices.Compact(out)
+		}
+	}
+	return s
+}
+
+func deltaOf[T any](exp, act []T, compare func(a, b T) int, canon func([]T) []T) Delta[T] {
+	exp, act = canon(exp), canon(act)
+	var d Delta[T]
+	i, j := 0, 0
+	for i < len(exp) || j < len(act) {
+		switch {
+		case j >= len(act):
+			d.Missing = append(d.Missing, exp[i])
+			i++
+		case i >= len(exp):
+			d.Unexpected = append(d.Unexpected, act[j])
+			j++
+		default:
+			switch c := compare(exp[i], act[j]); {
+			case c == 0:
+				i++
+				j++
+			case c < 0:
+				d.Missing = append(d.Missing, exp[i])
+				i++
+			default:
+				d.Unexpected = append(d.Unexpected, act[j])
+				j++
+			}
+		}
+	}
+	return d
+}
+
+// Empty reports whether the rules implement exactly the expected exclusions.
+func (d Difference) Empty() bool {
+	return d.OutboundIPRanges.Empty() && d.OutboundIPRangeInclusions.Empty() && d.OutboundPorts.Empty() &&
+		d.InboundPorts.Empty() && d.Interfaces.Empty() && d.ProxyUID.Empty()
+}
+
+func uidText(u int64) string {
+	if u == NoProxyUID {
+		return "none"
+	}
+	return strconv.FormatInt(u, 10)
+}
+
+// String lists every missing and unexpected value, one category per line, or "" when empty.
+func (d Difference) String() string {
+	var b strings.Builder
+	line := func(category string, missing, unexpected []string) {
+		if len(missing) == 0 && len(unexpected) == 0 {
+			return
+		}
+		b.WriteString(category)
+		b.WriteString(":")
+		if len(missing) > 0 {
+			b.WriteString(" missing ")
+			b.WriteString(strings.Join(missing, ", "))
+			if len(unexpected) > 0 {
+				b.WriteString(";")
+			}
+		}
+		if len(unexpected) > 0 {
+			b.WriteString(" unexpected ")
+			b.WriteString(strings.Join(unexpected, ", "))
+		}
+		b.WriteString("\n")
+	}
+	line("outbound IP range exclusions", texts(d.OutboundIPRanges.Missing, netip.Prefix.String), texts(d.OutboundIPRanges.Unexpected, netip.Prefix.String))
+	line("outbound IP range inclusions", texts(d.OutboundIPRangeInclusions.Missing, netip.Prefix.String), texts(d.OutboundIPRangeInclusions.Unexpected, netip.Prefix.String))
+	line("outbound port exclusions", texts(d.OutboundPorts.Missing, portText), texts(d.OutboundPorts.Unexpected, portText))
+	line("inbound port exclusions", texts(d.InboundPorts.Missing, portText), texts(d.InboundPorts.Unexpected, portText))
+	line("network interface exclusions", d.Interfaces.Missing, d.Interfaces.Unexpected)
+	if !d.ProxyUID.Empty() {
+		b.WriteString("proxy UID: expected " + uidText(d.ProxyUID.Expected) + ", found " + uidText(d.ProxyUID.Actual) + "\n")
+	}
+	return b.String()
+}
+
+func portText(p uint16) string { return strconv.Itoa(int(p)) }
+
+func texts[T any](s []T, f func(T) string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = f(v)
+	}
+	return out
+}
