@@ -139,7 +139,7 @@ func (rs *Ruleset) chainFor(name string) *Chain {
 }
 
 // RuleCount is the number of rules across all chains.
-func (rs *Ruleset) RuleCount() int {
+func (rs Ruleset) RuleCount() int {
 	n := 0
 	for _, c := range rs.Chains {
 		n += len(c.Rules)
@@ -238,7 +238,7 @@ func (r *Rule) appendTo(b *strings.Builder) {
 // RestoreInput is the ruleset as iptables-restore input meant for `--noflush`: only the custom
 // chains are declared (which creates or flushes them), built-in chains are appended to, one rule
 // per line in kernel order so the text reads top to bottom the way packets walk it.
-func (rs *Ruleset) RestoreInput() string {
+func (rs Ruleset) RestoreInput() string {
 	var b strings.Builder
 	b.Grow(128 + 80*rs.RuleCount())
 	b.WriteString("*nat\n")
