@@ -1,0 +1,46 @@
+package ingressbackend
+
+import (
+	"context"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/internal/validation"
+	"github.com/meshkeeper/meshkeeper/webhooks"
+)
+
+// Path is where the API server sends IngressBackend admission reviews.
+const Path = "/validate-policy-openservicemesh-io-v1alpha1-ingressbackend"
+
+// +kubebuilder:webhook:path=/validate-policy-openservicemesh-io-v1alpha1-ingressbackend,mutating=false,failurePolicy=fail,sideEffects=None,groups=policy.openservicemesh.io,resources=ingressbackends,verbs=create;update,versions=v1alpha1,name=ingressbackend.meshkeeper.io,admissionReviewVersions=v1,timeoutSeconds=10
+
+// Validator admits IngressBackends.
+type Validator struct{}
+
+var _ admission.Validator[*policyv1alpha1.IngressBackend] = Validator{}
+
+// SetupWithManager registers the webhook on the manager's webhook server.
+func (v Validator) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewWebhookManagedBy(mgr, &policyv1alpha1.IngressBackend{}).WithValidator(v).Complete()
+}
+
+func answer(e *policyv1alpha1.IngressBackend) (admission.Warnings, error) {
+	return webhooks.Answer(policyv1alpha1.GroupVersion.WithKind("IngressBackend").GroupKind(), e.Name, validation.IngressBackend(e))
+}
+
+// ValidateCreate checks a new IngressBackend.
+func (Validator) ValidateCreate(_ context.Context, e *policyv1alpha1.IngressBackend) (admission.Warnings, error) {
+	return answer(e)
+}
+
+// ValidateUpdate checks the new state.
+func (Validator) ValidateUpdate(_ context.Context, _, e *policyv1alpha1.IngressBackend) (admission.Warnings, error) {
+	return answer(e)
+}
+
+// ValidateDelete admits every deletion.
+func (Validator) ValidateDelete(context.Context, *policyv1alpha1.IngressBackend) (admission.Warnings, error) {
+	return nil, nil
+}

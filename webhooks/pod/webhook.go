@@ -1,0 +1,170 @@
+package pod
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/validation"
+)
+
+// Path is where the API server sends pod admission reviews.
+const Path = "/mutate-v1-pod"
+
+// The webhook configuration narrows calls before they reach us, so most pods in a cluster never
+// cost a round trip: only namespaces labelled for a mesh and not ignored (namespaceSelector), never
+// the operator's own pods (objectSelector), never host-network pods or kube-system
+// (matchConditions). The handler re-checks all of it, because selectors can be edited and the
+// mesh name is compared only here. reinvocationPolicy IfNeeded lets a later webhook's changes be
+// seen again; a second pass over an injected pod is a no-op.
+//
+// +kubebuilder:webhook:path=/mutate-v1-pod,mutating=true,failurePolicy=fail,sideEffects=None,groups="",resources=pods,verbs=create,versions=v1,name=inject.meshkeeper.io,admissionReviewVersions=v1,reinvocationPolicy=IfNeeded,timeoutSeconds=10,patch=`{"namespaceSelector":{"matchExpressions":[{"key":"openservicemesh.io/monitored-by","operator":"Exists"},{"key":"openservicemesh.io/ignore","operator":"DoesNotExist"},{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system"]}]},"objectSelector":{"matchExpressions":[{"key":"app.kubernetes.io/part-of","operator":"NotIn","values":["meshkeeper"]}]},"matchConditions":[{"name":"not-host-network","expression":"!has(object.spec.hostNetwork) || !object.spec.hostNetwork"},{"name":"not-kube-system","expression":"request.namespace != 'kube-system'"}]}`
+
+// Injector answers pod admission reviews.
+type Injector struct {
+	// Reader must be cache-backed: admission never waits on a live API call.
+	Reader client.Reader
+	// MeshConfig is the MeshConfig every pod is injected from.
+	MeshConfig types.NamespacedName
+	// Select identifies the mesh and the operator's namespace.
+	Select injection.SelectOptions
+	// Options are passed to injection.Inject; MeshConfig and its generation are filled per request.
+	Options injection.Options
+	// Cluster holds the Service and Pod CIDRs, used to warn about pod annotations that exclude them.
+	Cluster redirect.ClusterRanges
+}
+
+var _ admission.Handler = (*Injector)(nil)
+
+// SetupWithManager registers the handler and starts the informers it reads from together with the
+// manager, so the first admission does not pay for a cache sync.
+func (i *Injector) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if i.Reader == nil {
+		i.Reader = mgr.GetCache()
+	}
+	for _, obj := range []client.Object{&corev1.Namespace{}, &configv1alpha2.MeshConfig{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return fmt.Errorf("pod webhook: informer for %T: %w", obj, err)
+		}
+	}
+	mgr.GetWebhookServer().Register(Path, &webhook.Admission{Handler: i})
+	return nil
+}
+
+// Handle injects the sidecar into a pod being created, or lets it through unchanged.
+func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if err := ctx.Err(); err != nil {
+		return admission.Errored(http.StatusServiceUnavailable, err)
+	}
+	log := logf.FromContext(ctx)
+
+	pod := &corev1.Pod{}
+	if err := decode(req, pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if injection.Injected(pod) {
+		return admission.Allowed("already injected")
+	}
+
+	ns := &corev1.Namespace{}
+	if err := i.Reader.Get(ctx, types.NamespacedName{Name: req.Namespace}, ns); err != nil {
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading namespace %s: %w", req.Namespace, err))
+	}
+	decision, err := injection.Select(ns, pod, i.Select)
+	if err != nil {
+		return admission.Denied(err.Error())
+	}
+	if !decision.Inject {
+		return admission.Allowed(decision.Reason)
+	}
+
+	mc := &configv1alpha2.MeshConfig{}
+	if err := i.Reader.Get(ctx, i.MeshConfig, mc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("MeshConfig %s not found: the sidecar cannot be injected", i.MeshConfig))
+		}
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading MeshConfig %s: %w", i.MeshConfig, err))
+	}
+	opts := i.Options
+	opts.MeshConfig = i.MeshConfig
+	opts.MeshConfigGeneration = mc.Generation
+	injected, err := injection.Inject(pod, &mc.Spec, opts)
+	if err != nil {
+		return admission.Denied(err.Error())
+	}
+	if err := ctx.Err(); err != nil {
+		return admission.Errored(http.StatusServiceUnavailable, err)
+	}
+	raw, err := json.Marshal(injected)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	log.V(1).Info("injecting sidecar", "namespace", req.Namespace, "pod", podName(req, pod), "reason", decision.Reason)
+	return admission.PatchResponseFromRaw(req.Object.Raw, raw).WithWarnings(i.warnings(pod)...)
+}
+
+// decode reads the pod with a plain JSON unmarshal: the webhook is registered for core/v1 pods
+// only, which the API server always sends as JSON, so the scheme's generic decoder would add cost
+// on the hottest path without adding a check.
+func decode(req admission.Request, pod *corev1.Pod) error {
+	if len(req.Object.Raw) == 0 {
+		return fmt.Errorf("the admission request carries no pod")
+	}
+	if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
+		return fmt.Errorf("decoding pod: %w", err)
+	}
+	return nil
+}
+
+// warnings flags pod annotations that take cluster-internal traffic out of the mesh. Only the
+// pod's own annotations are considered: warnings about MeshConfig belong to its own webhook.
+func (i *Injector) warnings(pod *corev1.Pod) []string {
+	var own map[string]string
+	for _, k := range []string{redirect.AnnotationOutboundIPRangeExclusionList, redirect.AnnotationOutboundIPRangeInclusionList} {
+		if v, ok := pod.Annotations[k]; ok {
+			if own == nil {
+				own = map[string]string{}
+			}
+			own[k] = v
+		}
+	}
+	if own == nil {
+		return nil
+	}
+	cfg, errs := redirect.Effective(redirect.MeshSettings{}, own)
+	if len(errs) > 0 {
+		return nil
+	}
+	var out []string
+	for _, w := range redirect.Warnings(cfg, i.Cluster) {
+		where := "metadata.annotations[" + redirect.AnnotationOutboundIPRangeExclusionList + "]"
+		if w.Field == "outboundIPRangeInclusionList" {
+			where = "metadata.annotations[" + redirect.AnnotationOutboundIPRangeInclusionList + "]"
+		}
+		out = append(out, validation.FormatWarning(where, w))
+	}
+	return out
+}
+
+func podName(req admission.Request, pod *corev1.Pod) string {
+	if pod.Name != "" {
+		return pod.Name
+	}
+	if req.Name != "" {
+		return req.Name
+	}
+	return pod.GenerateName + "*"
+}
