@@ -52,19 +52,27 @@ func TestMeshConfig(t *testing.T) {
 	}{
 		{"defaults", nil, expect{}},
 		{"empty spec", func(s *configv1alpha2.MeshConfigSpec) { *s = configv1alpha2.MeshConfigSpec{} }, expect{}},
-		{"IPv6 exclusion", func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundIPRangeExclusionList = []string{"fd00:ec2::254/128"} }, expect{}},
+		{"IPv6 exclusion", func(s *configv1alpha2.MeshConfigSpec) {
+			s.Traffic.OutboundIPRangeExclusionList = []string{"fd00:ec2::254/128"}
+		}, expect{}},
 		{"more than 15 ports render in chunks", func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundPortExclusionList = ports(40) }, expect{}},
 
-		{"out-of-range octet", func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundIPRangeExclusionList = []string{"999.1.1.1/32"} },
+		{"out-of-range octet", func(s *configv1alpha2.MeshConfigSpec) {
+			s.Traffic.OutboundIPRangeExclusionList = []string{"999.1.1.1/32"}
+		},
 			expect{errs: []string{"spec.traffic.outboundIPRangeExclusionList[0]", "999.1.1.1/32"}}},
 		{"shell in a CIDR", func(s *configv1alpha2.MeshConfigSpec) {
 			s.Traffic.OutboundIPRangeInclusionList = []string{"$(curl evil)10.0.0.0/8"}
 		}, expect{errs: []string{"spec.traffic.outboundIPRangeInclusionList[0]"}}},
-		{"shell in an interface", func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.NetworkInterfaceExclusionList = []string{"eth0;reboot"} },
+		{"shell in an interface", func(s *configv1alpha2.MeshConfigSpec) {
+			s.Traffic.NetworkInterfaceExclusionList = []string{"eth0;reboot"}
+		},
 			expect{errs: []string{"spec.traffic.networkInterfaceExclusionList[0]", "eth0;reboot"}}},
 		{"port 0", func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.InboundPortExclusionList = []int32{0} },
 			expect{errs: []string{"spec.traffic.inboundPortExclusionList[0]"}}},
-		{"too many ports", func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundPortExclusionList = ports(redirect.MaxPorts + 1) },
+		{"too many ports", func(s *configv1alpha2.MeshConfigSpec) {
+			s.Traffic.OutboundPortExclusionList = ports(redirect.MaxPorts + 1)
+		},
 			expect{errs: []string{"spec.traffic.outboundPortExclusionList", "Too many"}}},
 		{"TLS range inverted", func(s *configv1alpha2.MeshConfigSpec) {
 			s.Sidecar.TLSMinProtocolVersion, s.Sidecar.TLSMaxProtocolVersion = configv1alpha2.TLSVersion13, configv1alpha2.TLSVersion12
@@ -94,9 +102,13 @@ func TestMeshConfig(t *testing.T) {
 			expect{warns: []string{"spec.traffic.outboundIPRangeExclusionList", redirect.WarnCaptureDisabled}}},
 		{"exclusion of ::/0 warns", func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundIPRangeExclusionList = []string{"::/0"} },
 			expect{warns: []string{redirect.WarnCaptureDisabled}}},
-		{"exclusion covering the Service CIDR warns", func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundIPRangeExclusionList = []string{"10.0.0.0/8"} },
+		{"exclusion covering the Service CIDR warns", func(s *configv1alpha2.MeshConfigSpec) {
+			s.Traffic.OutboundIPRangeExclusionList = []string{"10.0.0.0/8"}
+		},
 			expect{warns: []string{redirect.WarnExclusionOverlapsServiceCIDR, redirect.WarnExclusionOverlapsPodCIDR, "10.96.0.0/12"}}},
-		{"inclusion list warns", func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundIPRangeInclusionList = []string{"10.96.0.0/12"} },
+		{"inclusion list warns", func(s *configv1alpha2.MeshConfigSpec) {
+			s.Traffic.OutboundIPRangeInclusionList = []string{"10.96.0.0/12"}
+		},
 			expect{warns: []string{"spec.traffic.outboundIPRangeInclusionList", redirect.WarnInclusionListBypass}}},
 	}
 	for _, tt := range tests {
