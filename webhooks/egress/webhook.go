@@ -14,7 +14,7 @@ import (
 // Path is where the API server sends Egress admission reviews.
 const Path = "/validate-policy-openservicemesh-io-v1alpha1-egress"
 
-// +kubebuilder:webhook:path=/validate-policy-openservicemesh-io-v1alpha1-egress,mutating=false,failurePolicy=fail,sideEffects=None,groups=policy.openservicemesh.io,resources=egresses,verbs=create;update,versions=v1alpha1,name=egress.meshkeeper.io,admissionReviewVersions=v1,timeoutSeconds=10
+// +kubebuilder:webhook:path=/validate-policy-openservicemesh-io-v1alpha1-egress,mutating=false,failurePolicy=fail,sideEffects=None,groups=policy.openservicemesh.io,resources=egresses,verbs=create;update,versions=v1alpha1,name=egress.meshkeeper.io,admissionReviewVersions=v1,timeoutSeconds=5
 
 // Validator admits Egress policies.
 type Validator struct{}

@@ -14,7 +14,7 @@ import (
 // Path is where the API server sends IngressBackend admission reviews.
 const Path = "/validate-policy-openservicemesh-io-v1alpha1-ingressbackend"
 
-// +kubebuilder:webhook:path=/validate-policy-openservicemesh-io-v1alpha1-ingressbackend,mutating=false,failurePolicy=fail,sideEffects=None,groups=policy.openservicemesh.io,resources=ingressbackends,verbs=create;update,versions=v1alpha1,name=ingressbackend.meshkeeper.io,admissionReviewVersions=v1,timeoutSeconds=10
+// +kubebuilder:webhook:path=/validate-policy-openservicemesh-io-v1alpha1-ingressbackend,mutating=false,failurePolicy=fail,sideEffects=None,groups=policy.openservicemesh.io,resources=ingressbackends,verbs=create;update,versions=v1alpha1,name=ingressbackend.meshkeeper.io,admissionReviewVersions=v1,timeoutSeconds=5
 
 // Validator admits IngressBackends.
 type Validator struct{}

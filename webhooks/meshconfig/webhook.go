@@ -20,7 +20,7 @@ const Path = "/validate-config-openservicemesh-io-v1alpha2-meshconfig"
 // matchPolicy Equivalent (the default) makes the API server convert v1alpha1 requests to
 // v1alpha2 before calling us, so one handler covers both served versions.
 //
-// +kubebuilder:webhook:path=/validate-config-openservicemesh-io-v1alpha2-meshconfig,mutating=false,failurePolicy=fail,sideEffects=None,groups=config.openservicemesh.io,resources=meshconfigs,verbs=create;update,versions=v1alpha2,name=meshconfig.meshkeeper.io,admissionReviewVersions=v1,matchPolicy=Equivalent,timeoutSeconds=10
+// +kubebuilder:webhook:path=/validate-config-openservicemesh-io-v1alpha2-meshconfig,mutating=false,failurePolicy=fail,sideEffects=None,groups=config.openservicemesh.io,resources=meshconfigs,verbs=create;update,versions=v1alpha2,name=meshconfig.meshkeeper.io,admissionReviewVersions=v1,matchPolicy=Equivalent,timeoutSeconds=5
 
 // Validator admits MeshConfigs.
 type Validator struct {
