@@ -59,7 +59,8 @@ const (
 	// so a False here is fixed by restarting the pod. Polarity: normal.
 	//   True:    InSync.
 	//   False:   Drifted, RulesUnreadable.
-	//   Unknown: NotMeshed, InitContainerPending, SidecarNotReady.
+	//   Unknown: NotMeshed, InitContainerPending, SidecarNotReady, InvalidSpec (the MeshConfig or
+	//            the pod's annotations are invalid, so the desired exclusions are unknown).
 	PodExclusionsInSync = "meshkeeper.io/ExclusionsInSync"
 )
 
@@ -181,7 +182,7 @@ var Vocabulary = []TypeInfo{
 	{Type: PodExclusionsInSync, Polarity: PositivePolarity, Pod: true,
 		True:    []string{InSync},
 		False:   []string{Drifted, RulesUnreadable},
-		Unknown: []string{NotMeshed, InitContainerPending, SidecarNotReady}},
+		Unknown: []string{NotMeshed, InitContainerPending, SidecarNotReady, InvalidSpec}},
 }
 
 // Lookup returns the documentation of a condition type.

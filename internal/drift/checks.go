@@ -1,0 +1,157 @@
+package drift
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+)
+
+// Check judges one aspect of a pod. failed means the aspect is broken; a reason that the
+// vocabulary lists as Unknown for the check's condition type means "cannot tell yet".
+type Check func(Input) (reason, message string, failed bool)
+
+// HasSidecar reports whether the pod carries the proxy container.
+func HasSidecar(pod *corev1.Pod) bool {
+	return findContainer(pod.Spec.Containers, injection.SidecarName) != nil
+}
+
+// RedirectionInitContainer returns the init container that installs the rules: ours, or OSM's
+// for pods admitted before the migration.
+func RedirectionInitContainer(pod *corev1.Pod) *corev1.Container {
+	if c := findContainer(pod.Spec.InitContainers, redirect.InitContainerName); c != nil {
+		return c
+	}
+	return findContainer(pod.Spec.InitContainers, redirect.OSMInitContainerName)
+}
+
+func findContainer(cs []corev1.Container, name string) *corev1.Container {
+	for i := range cs {
+		if cs[i].Name == name {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+func initStatus(pod *corev1.Pod, name string) *corev1.ContainerStatus {
+	for i := range pod.Status.InitContainerStatuses {
+		if pod.Status.InitContainerStatuses[i].Name == name {
+			return &pod.Status.InitContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
+// CheckSidecarInjected compares the pod's containers with what the injector would decide for it
+// today. A pod without the sidecar that should have one was created before its namespace joined
+// the mesh or while the injector was unavailable; only a new pod fixes that.
+func CheckSidecarInjected(in Input) (reason, message string, failed bool) {
+	pod := in.Pod
+	if HasSidecar(pod) {
+		return conditions.Injected, fmt.Sprintf("pod carries the %s sidecar", injection.SidecarName), false
+	}
+	ns := &corev1.Namespace{ObjectMeta: in.Namespace}
+	decision, err := injection.Select(ns, pod, in.Selection)
+	switch {
+	case err != nil:
+		return conditions.InjectionDisabled, fmt.Sprintf("pod has no sidecar and its injection setting is invalid: %v", err), true
+	case decision.Inject:
+		return conditions.SidecarMissing, fmt.Sprintf("pod has no %s sidecar although %s, so its traffic bypasses the mesh; restart it to have it injected: %s",
+			injection.SidecarName, decision.Reason, Action(pod)), true
+	case pod.Spec.HostNetwork:
+		return conditions.HostNetwork, "pod uses the host network and is never injected", true
+	case !inMesh(in):
+		return conditions.NotMeshed, "pod is not meshed: " + decision.Reason, true
+	default:
+		return conditions.InjectionDisabled, "pod is not meshed: " + decision.Reason, true
+	}
+}
+
+// inMesh reports whether the namespace belongs to our mesh at all, to tell "not in the mesh"
+// apart from "in the mesh, injection turned off".
+func inMesh(in Input) bool {
+	if in.Namespace.Name == injection.NamespaceKubeSystem {
+		return false
+	}
+	if _, ignored := in.Namespace.Labels[injection.LabelIgnore]; ignored {
+		return false
+	}
+	mesh, ok := in.Namespace.Labels[injection.LabelMonitoredBy]
+	return ok && (in.Selection.MeshName == "" || mesh == in.Selection.MeshName)
+}
+
+// waitingBeforeFirstRun lists the waiting reasons the kubelet uses before a container has had a
+// chance to run; any other waiting reason (image pull errors, config errors, back-off) means the
+// pod is stuck.
+var waitingBeforeFirstRun = map[string]bool{"": true, "PodInitializing": true, "ContainerCreating": true}
+
+// CheckRedirectionApplied reads the init container's status the way `kubectl describe pod` shows
+// it: terminated with exit code 0 means the rules are in place.
+func CheckRedirectionApplied(in Input) (reason, message string, failed bool) {
+	pod := in.Pod
+	c := RedirectionInitContainer(pod)
+	if c == nil {
+		return conditions.InitContainerMissing, fmt.Sprintf("pod has a sidecar but neither a %s nor an %s init container, so nothing redirects its traffic to the sidecar; restart it: %s",
+			redirect.InitContainerName, redirect.OSMInitContainerName, Action(pod)), true
+	}
+	st := initStatus(pod, c.Name)
+	if st == nil {
+		return conditions.InitContainerPending, fmt.Sprintf("init container %s has not started yet", c.Name), false
+	}
+	switch {
+	case st.State.Terminated != nil && st.State.Terminated.ExitCode == 0:
+		return conditions.Applied, fmt.Sprintf("init container %s exited with code 0", c.Name), false
+	case st.State.Terminated != nil:
+		return conditions.InitContainerFailed, fmt.Sprintf("init container %s %s; inspect it with: kubectl logs %s -n %s -c %s",
+			c.Name, describeTermination(st.State.Terminated), pod.Name, pod.Namespace, c.Name), true
+	case st.State.Running != nil:
+		return conditions.InitContainerPending, fmt.Sprintf("init container %s is running", c.Name), false
+	}
+	var waitReason, waitMsg string
+	if st.State.Waiting != nil {
+		waitReason, waitMsg = st.State.Waiting.Reason, st.State.Waiting.Message
+	}
+	last := st.LastTerminationState.Terminated
+	if last == nil && st.RestartCount == 0 && waitingBeforeFirstRun[waitReason] {
+		return conditions.InitContainerPending, fmt.Sprintf("init container %s has not run yet", c.Name), false
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "init container %s is waiting", c.Name)
+	if waitReason != "" {
+		fmt.Fprintf(&b, " (%s", waitReason)
+		if waitMsg != "" {
+			fmt.Fprintf(&b, ": %s", waitMsg)
+		}
+		b.WriteString(")")
+	}
+	if last != nil {
+		fmt.Fprintf(&b, " after it %s", describeTermination(last))
+	}
+	if st.RestartCount > 0 {
+		fmt.Fprintf(&b, ", %d restarts", st.RestartCount)
+	}
+	fmt.Fprintf(&b, "; inspect it with: kubectl describe pod %s -n %s", pod.Name, pod.Namespace)
+	return conditions.InitContainerFailed, b.String(), true
+}
+
+func describeTermination(t *corev1.ContainerStateTerminated) string {
+	s := fmt.Sprintf("exited with code %d", t.ExitCode)
+	if t.Reason != "" {
+		s += " (" + t.Reason + ")"
+	}
+	if t.Signal != 0 {
+		s += fmt.Sprintf(" on signal %d", t.Signal)
+	}
+	if msg := strings.TrimSpace(t.Message); msg != "" {
+		if len(msg) > 200 {
+			msg = msg[:200] + "..."
+		}
+		s += ": " + msg
+	}
+	return s
+}

@@ -1,0 +1,135 @@
+package drift
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+)
+
+func TestWorkloadAndAction(t *testing.T) {
+	tests := []struct {
+		name     string
+		pod      *corev1.Pod
+		want     Workload
+		restart  bool
+		contains string
+	}{
+		{"replicaset of a deployment", makePod("bookbuyer-7d9f8c-x").deployment("bookbuyer").obj(),
+			Workload{KindDeployment, "bookbuyer", "bookbuyer"}, true, "kubectl rollout restart deployment/bookbuyer -n bookbuyer"},
+		{"replicaset whose name does not end in the hash", makePod("p").label("pod-template-hash", "abc").owner("apps/v1", "ReplicaSet", "standalone").obj(),
+			Workload{KindReplicaSet, "standalone", "bookbuyer"}, false, "delete the pod so its ReplicaSet standalone recreates it: kubectl delete pod p -n bookbuyer"},
+		{"statefulset", makePod("db-0").owner("apps/v1", "StatefulSet", "db").obj(),
+			Workload{KindStatefulSet, "db", "bookbuyer"}, true, "kubectl rollout restart statefulset/db -n bookbuyer"},
+		{"daemonset", makePod("agent-x").owner("apps/v1", "DaemonSet", "agent").obj(),
+			Workload{KindDaemonSet, "agent", "bookbuyer"}, true, "kubectl rollout restart daemonset/agent -n bookbuyer"},
+		{"job", makePod("migrate-x").owner("batch/v1", "Job", "migrate").obj(),
+			Workload{"Job", "migrate", "bookbuyer"}, false, "kubectl delete pod migrate-x -n bookbuyer"},
+		{"bare pod", makePod("debug").obj(),
+			Workload{"", "", "bookbuyer"}, false, "delete and recreate the pod from its manifest: kubectl delete pod debug -n bookbuyer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := WorkloadOf(tt.pod)
+			if got != tt.want {
+				t.Errorf("WorkloadOf = %+v, want %+v", got, tt.want)
+			}
+			if got.Restartable() != tt.restart {
+				t.Errorf("Restartable = %v, want %v", got.Restartable(), tt.restart)
+			}
+			if a := Action(tt.pod); !strings.Contains(a, tt.contains) {
+				t.Errorf("Action = %q, want it to contain %q", a, tt.contains)
+			}
+		})
+	}
+}
+
+func TestCheckSidecarInjected(t *testing.T) {
+	plainNS := metav1.ObjectMeta{Name: "bookbuyer"}
+	otherMesh := meshedNamespace("bookbuyer")
+	otherMesh.Labels[injection.LabelMonitoredBy] = "other"
+	noInjection := meshedNamespace("bookbuyer")
+	delete(noInjection.Annotations, injection.AnnotationSidecarInjection)
+	tests := []struct {
+		name     string
+		pod      *corev1.Pod
+		ns       metav1.ObjectMeta
+		reason   string
+		failed   bool
+		contains string
+	}{
+		{"sidecar present", makePod("p").sidecar().obj(), meshedNamespace("bookbuyer"), conditions.Injected, false, "carries the envoy sidecar"},
+		{"sidecar present in a namespace that left the mesh", makePod("p").sidecar().obj(), plainNS, conditions.Injected, false, ""},
+		{"injected namespace, no sidecar", makePod("bookbuyer-7d9f8c-x").deployment("bookbuyer").obj(), meshedNamespace("bookbuyer"),
+			conditions.SidecarMissing, true, "restart it to have it injected: kubectl rollout restart deployment/bookbuyer -n bookbuyer"},
+		{"pod annotation enables injection", makePod("p").annotate(injection.AnnotationSidecarInjection, "yes").obj(), noInjection,
+			conditions.SidecarMissing, true, "kubectl delete pod p -n bookbuyer"},
+		{"pod annotation disables injection", makePod("p").annotate(injection.AnnotationSidecarInjection, "disabled").obj(), meshedNamespace("bookbuyer"),
+			conditions.InjectionDisabled, true, "pod annotation disables injection"},
+		{"namespace without injection annotation", makePod("p").obj(), noInjection, conditions.InjectionDisabled, true, "neither the pod nor namespace"},
+		{"host network", makePod("p").hostNetwork().obj(), meshedNamespace("bookbuyer"), conditions.HostNetwork, true, "host network"},
+		{"namespace not monitored", makePod("p").obj(), plainNS, conditions.NotMeshed, true, "not labelled"},
+		{"namespace of another mesh", makePod("p").obj(), otherMesh, conditions.NotMeshed, true, "not labelled"},
+		{"invalid injection annotation", makePod("p").annotate(injection.AnnotationSidecarInjection, "sure").obj(), meshedNamespace("bookbuyer"),
+			conditions.InjectionDisabled, true, "invalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := Gather(tt.pod, tt.ns, meshConfig(1), testSelection, testNow)
+			reason, msg, failed := CheckSidecarInjected(in)
+			if reason != tt.reason || failed != tt.failed {
+				t.Fatalf("got (%s, failed=%v) %q, want (%s, failed=%v)", reason, failed, msg, tt.reason, tt.failed)
+			}
+			if !strings.Contains(msg, tt.contains) {
+				t.Errorf("message %q does not contain %q", msg, tt.contains)
+			}
+		})
+	}
+}
+
+func TestCheckRedirectionApplied(t *testing.T) {
+	seed := fixture(t, "seed001-basic.sh")
+	osm := func() *podBuilder { return makePod("test-58d4f8ff58-wtz4f").ns("test").sidecar().osmInit(seed) }
+	terminated := func(code int32, reason string) corev1.ContainerState {
+		return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason}}
+	}
+	waiting := func(reason string) corev1.ContainerState {
+		return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason}}
+	}
+	tests := []struct {
+		name     string
+		pod      *corev1.Pod
+		reason   string
+		failed   bool
+		contains []string
+	}{
+		{"seed 001: terminated, Completed, exit code 0", osm().initDone().obj(), conditions.Applied, false, []string{"osm-init exited with code 0"}},
+		{"no status yet", osm().obj(), conditions.InitContainerPending, false, []string{"has not started"}},
+		{"waiting to start", osm().initState(waiting("PodInitializing")).obj(), conditions.InitContainerPending, false, []string{"has not run yet"}},
+		{"running", osm().initState(corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}).obj(), conditions.InitContainerPending, false, []string{"is running"}},
+		{"exit 1", osm().initState(terminated(1, "Error")).obj(), conditions.InitContainerFailed, true,
+			[]string{"osm-init exited with code 1 (Error)", "kubectl logs test-58d4f8ff58-wtz4f -n test -c osm-init"}},
+		{"crash loop after exit 2", osm().initStatus(corev1.ContainerStatus{State: waiting("CrashLoopBackOff"), RestartCount: 4,
+			LastTerminationState: terminated(2, "Error")}).obj(), conditions.InitContainerFailed, true,
+			[]string{"waiting (CrashLoopBackOff)", "after it exited with code 2 (Error)", "4 restarts"}},
+		{"image cannot be pulled", osm().initState(waiting("ImagePullBackOff")).obj(), conditions.InitContainerFailed, true, []string{"ImagePullBackOff"}},
+		{"sidecar but no init container", makePod("p").sidecar().obj(), conditions.InitContainerMissing, true, []string{"neither a meshkeeper-init nor an osm-init"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reason, msg, failed := CheckRedirectionApplied(gather(tt.pod, meshConfig(1)))
+			if reason != tt.reason || failed != tt.failed {
+				t.Fatalf("got (%s, failed=%v) %q, want (%s, failed=%v)", reason, failed, msg, tt.reason, tt.failed)
+			}
+			for _, c := range tt.contains {
+				if !strings.Contains(msg, c) {
+					t.Errorf("message %q does not contain %q", msg, c)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,239 @@
+package drift
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+)
+
+type verdict struct {
+	Type   corev1.PodConditionType
+	Status corev1.ConditionStatus
+	Reason string
+}
+
+func verdicts(cs []corev1.PodCondition) []verdict {
+	out := make([]verdict, len(cs))
+	for i, c := range cs {
+		out[i] = verdict{c.Type, c.Status, c.Reason}
+	}
+	return out
+}
+
+func TestEvaluateChain(t *testing.T) {
+	seed := fixture(t, "seed001-basic.sh")
+	osm := func() *podBuilder {
+		return makePod("bookbuyer-7d9f8c-x").deployment("bookbuyer").sidecar().osmInit(seed)
+	}
+	const (
+		T = corev1.ConditionTrue
+		F = corev1.ConditionFalse
+		U = corev1.ConditionUnknown
+	)
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		mc   int64
+		cidr []string
+		want []verdict
+	}{
+		{"healthy OSM pod", osm().initDone().obj(), 1, nil, []verdict{
+			{conditions.PodSidecarInjected, T, conditions.Injected},
+			{conditions.PodRedirectionApplied, T, conditions.Applied},
+			{conditions.PodExclusionsInSync, T, conditions.InSync}}},
+		{"drifted OSM pod", osm().initDone().obj(), 2, []string{"1.1.1.1/32"}, []verdict{
+			{conditions.PodSidecarInjected, T, conditions.Injected},
+			{conditions.PodRedirectionApplied, T, conditions.Applied},
+			{conditions.PodExclusionsInSync, F, conditions.Drifted}}},
+		{"sidecar missing stops the chain", makePod("p").obj(), 1, nil, []verdict{
+			{conditions.PodSidecarInjected, F, conditions.SidecarMissing}}},
+		{"pending init container leaves exclusions unknown", osm().obj(), 2, []string{"1.1.1.1/32"}, []verdict{
+			{conditions.PodSidecarInjected, T, conditions.Injected},
+			{conditions.PodRedirectionApplied, U, conditions.InitContainerPending},
+			{conditions.PodExclusionsInSync, U, conditions.InitContainerPending}}},
+		{"failed init container does not hide drift", osm().initState(corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}).obj(), 2, []string{"1.1.1.1/32"}, []verdict{
+			{conditions.PodSidecarInjected, T, conditions.Injected},
+			{conditions.PodRedirectionApplied, F, conditions.InitContainerFailed},
+			{conditions.PodExclusionsInSync, F, conditions.Drifted}}},
+		{"invalid MeshConfig", osm().initDone().obj(), 3, []string{"999.1.1.1/32"}, []verdict{
+			{conditions.PodSidecarInjected, T, conditions.Injected},
+			{conditions.PodRedirectionApplied, T, conditions.Applied},
+			{conditions.PodExclusionsInSync, U, conditions.InvalidSpec}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Evaluate(gather(tt.pod, meshConfig(tt.mc, ipExclusions(tt.cidr...))))
+			gv := verdicts(got)
+			if len(gv) != len(tt.want) {
+				t.Fatalf("got %v, want %v", gv, tt.want)
+			}
+			for i := range gv {
+				if gv[i] != tt.want[i] {
+					t.Errorf("condition %d: got %v, want %v", i, gv[i], tt.want[i])
+				}
+			}
+			for _, c := range got {
+				if !conditions.Allowed(string(c.Type), string(c.Status), c.Reason) {
+					t.Errorf("%s=%s reason %s is not in the condition vocabulary", c.Type, c.Status, c.Reason)
+				}
+				if c.Message == "" || !c.LastTransitionTime.Time.Equal(testNow) {
+					t.Errorf("%s: message %q, lastTransitionTime %v", c.Type, c.Message, c.LastTransitionTime)
+				}
+			}
+		})
+	}
+}
+
+func TestRelevant(t *testing.T) {
+	plain := makePod("p").obj()
+	in := Gather(plain, metav1.ObjectMeta{Name: "bookbuyer"}, meshConfig(1), testSelection, testNow)
+	if Relevant(in, Evaluate(in)) {
+		t.Error("a pod outside the mesh without our conditions must be left alone")
+	}
+	labelled := makePod("p").condition(corev1.PodCondition{Type: conditions.PodSidecarInjected, Status: corev1.ConditionFalse, Reason: conditions.SidecarMissing}).obj()
+	in = Gather(labelled, metav1.ObjectMeta{Name: "bookbuyer"}, meshConfig(1), testSelection, testNow)
+	if !Relevant(in, Evaluate(in)) {
+		t.Error("a pod that carries our conditions must keep them truthful after its namespace left the mesh")
+	}
+	in = gather(makePod("p").obj(), meshConfig(1))
+	if !Relevant(in, Evaluate(in)) {
+		t.Error("a pod missing its sidecar is relevant")
+	}
+}
+
+func TestSetPodConditions(t *testing.T) {
+	t0 := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	t1 := metav1.NewTime(testNow)
+	kubelet := []corev1.PodCondition{
+		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: t0},
+		{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ContainersNotReady", LastTransitionTime: t0},
+	}
+	inSync := corev1.PodCondition{Type: conditions.PodExclusionsInSync, Status: corev1.ConditionTrue, Reason: conditions.InSync, Message: "ok", LastTransitionTime: t0}
+	existing := append(append([]corev1.PodCondition{}, kubelet...), inSync)
+
+	t.Run("same verdict is no change", func(t *testing.T) {
+		c := inSync
+		c.LastTransitionTime = t1
+		got, changed := SetPodConditions(existing, c)
+		if changed || !got[2].LastTransitionTime.Equal(&t0) {
+			t.Fatalf("changed=%v, lastTransitionTime=%v", changed, got[2].LastTransitionTime)
+		}
+	})
+	t.Run("new message, same status keeps lastTransitionTime", func(t *testing.T) {
+		c := inSync
+		c.Message, c.LastTransitionTime = "still ok", t1
+		got, changed := SetPodConditions(existing, c)
+		if !changed || got[2].Message != "still ok" || !got[2].LastTransitionTime.Equal(&t0) {
+			t.Fatalf("changed=%v, got %+v", changed, got[2])
+		}
+	})
+	t.Run("status change moves lastTransitionTime", func(t *testing.T) {
+		c := corev1.PodCondition{Type: conditions.PodExclusionsInSync, Status: corev1.ConditionFalse, Reason: conditions.Drifted, Message: "x", LastTransitionTime: t1}
+		got, changed := SetPodConditions(existing, c)
+		if !changed || got[2].Status != corev1.ConditionFalse || !got[2].LastTransitionTime.Equal(&t1) {
+			t.Fatalf("changed=%v, got %+v", changed, got[2])
+		}
+	})
+	t.Run("new type is appended", func(t *testing.T) {
+		c := corev1.PodCondition{Type: conditions.PodSidecarInjected, Status: corev1.ConditionTrue, Reason: conditions.Injected, LastTransitionTime: t1}
+		got, changed := SetPodConditions(existing, c)
+		if !changed || len(got) != 4 || got[3].Type != conditions.PodSidecarInjected {
+			t.Fatalf("changed=%v, got %+v", changed, got)
+		}
+	})
+	t.Run("kubelet types are never touched", func(t *testing.T) {
+		got, changed := SetPodConditions(existing,
+			corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, Reason: "Forged"},
+			corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse})
+		if changed || got[0] != kubelet[0] || got[1] != kubelet[1] {
+			t.Fatalf("changed=%v, got %+v", changed, got)
+		}
+	})
+	t.Run("input is not modified", func(t *testing.T) {
+		before := existing[2]
+		SetPodConditions(existing, corev1.PodCondition{Type: conditions.PodExclusionsInSync, Status: corev1.ConditionFalse, Reason: conditions.Drifted})
+		if existing[2] != before {
+			t.Fatal("existing slice was modified")
+		}
+	})
+}
+
+func TestTransitions(t *testing.T) {
+	c := func(ty corev1.PodConditionType, s corev1.ConditionStatus, reason string) corev1.PodCondition {
+		return corev1.PodCondition{Type: ty, Status: s, Reason: reason, Message: reason + " message"}
+	}
+	inSync := c(conditions.PodExclusionsInSync, corev1.ConditionTrue, conditions.InSync)
+	drifted := c(conditions.PodExclusionsInSync, corev1.ConditionFalse, conditions.Drifted)
+	failed := c(conditions.PodRedirectionApplied, corev1.ConditionFalse, conditions.InitContainerFailed)
+	missing := c(conditions.PodSidecarInjected, corev1.ConditionFalse, conditions.SidecarMissing)
+	tests := []struct {
+		name          string
+		before, after []corev1.PodCondition
+		want          []string
+	}{
+		{"first verdict in sync is silent", nil, []corev1.PodCondition{inSync}, nil},
+		{"steady drift is silent", []corev1.PodCondition{drifted}, []corev1.PodCondition{drifted}, nil},
+		{"in sync to drifted", []corev1.PodCondition{inSync}, []corev1.PodCondition{drifted}, []string{"Warning/Drifted"}},
+		{"first verdict drifted", nil, []corev1.PodCondition{drifted}, []string{"Warning/Drifted"}},
+		{"back in sync", []corev1.PodCondition{drifted}, []corev1.PodCondition{inSync}, []string{"Normal/InSync"}},
+		{"init container failed", nil, []corev1.PodCondition{failed}, []string{"Warning/InitContainerFailed"}},
+		{"sidecar missing", nil, []corev1.PodCondition{missing}, []string{"Warning/SidecarMissing"}},
+		{"several at once, in type order", nil, []corev1.PodCondition{drifted, failed}, []string{"Warning/InitContainerFailed", "Warning/Drifted"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, e := range Transitions(tt.before, tt.after) {
+				got = append(got, e.Type+"/"+e.Reason)
+				if e.Message == "" {
+					t.Error("event without a message")
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("got %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestSummary(t *testing.T) {
+	seed := fixture(t, "seed001-basic.sh")
+	mc := meshConfig(2, ipExclusions("1.1.1.1/32"))
+	inSyncMC := meshConfig(1)
+	var s Summary
+	pods := []struct {
+		pod  *corev1.Pod
+		sync bool
+	}{
+		{makePod("a").sidecar().osmInit(seed).initDone().obj(), true},  // in sync under inSyncMC
+		{makePod("c").sidecar().osmInit(seed).initDone().obj(), false}, // drifted under mc
+		{makePod("b").sidecar().osmInit(seed).initDone().obj(), false}, // drifted under mc
+		{makePod("d").obj(), false},                                    // sidecar missing: failed
+		{makePod("e").sidecar().osmInit(seed).initState(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}).obj(), true}, // failed
+		{makePod("f").annotate("openservicemesh.io/sidecar-injection", "disabled").obj(), false},                                                       // not meshed
+	}
+	for _, p := range pods {
+		m := mc
+		if p.sync {
+			m = inSyncMC
+		}
+		in := gather(p.pod, m)
+		s.Add(p.pod, Evaluate(in))
+	}
+	s.Cap(1)
+	want := Summary{Meshed: 5, InSync: 1, Drifted: 2, Failed: 2, DriftedPods: []string{"bookbuyer/b"}}
+	if s.Meshed != want.Meshed || s.InSync != want.InSync || s.Drifted != want.Drifted || s.Failed != want.Failed ||
+		len(s.DriftedPods) != 1 || s.DriftedPods[0] != want.DriftedPods[0] {
+		t.Fatalf("got %+v, want %+v", s, want)
+	}
+}

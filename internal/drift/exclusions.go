@@ -1,0 +1,193 @@
+package drift
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+)
+
+// CheckExclusionsInSync compares the exclusions rendered into the pod with the ones the current
+// MeshConfig and the pod's annotations ask for. Pods we injected carry a digest of what they
+// were rendered from; when it equals today's digest nothing is parsed. Otherwise (an older
+// injection, or a pod injected by OSM) the init container is parsed and compared by meaning.
+func CheckExclusionsInSync(in Input) (reason, message string, failed bool) {
+	if len(in.ExpectedErrs) > 0 {
+		return conditions.InvalidSpec, fmt.Sprintf("cannot tell which exclusions the pod should have: %s or the pod's annotations are invalid: %v",
+			in.Mesh, in.ExpectedErrs.ToAggregate()), false
+	}
+	if in.Pod.Annotations[injection.AnnotationExclusionsDigest] == in.Expected.Digest() {
+		return conditions.InSync, inSyncMessage(in), false
+	}
+	c := RedirectionInitContainer(in.Pod)
+	if c == nil {
+		return conditions.RulesUnreadable, fmt.Sprintf("pod has no %s or %s init container to read rules from",
+			redirect.InitContainerName, redirect.OSMInitContainerName), true
+	}
+	parsed, err := redirect.ParseContainer(*c)
+	if err != nil {
+		return conditions.RulesUnreadable, fmt.Sprintf("cannot read the rules of init container %s: %v; the pod's redirection is unknown, restart it to have it rendered again: %s",
+			c.Name, err, Action(in.Pod)), true
+	}
+	diff := redirect.Diff(in.Expected.Exclusions(), parsed.Exclusions())
+	problems := describeDiff(in, diff, c.Name)
+	if want, got := in.Expected.LocalProxyMode == redirect.LocalProxyModePodIP, hasDNAT(parsed); want != got {
+		problems = append(problems, proxyModeProblem(in, want, c.Name))
+	}
+	if len(problems) == 0 {
+		return conditions.InSync, inSyncMessage(in), false
+	}
+	return conditions.Drifted, strings.Join(problems, "; ") + "; restart the pod: " + Action(in.Pod), true
+}
+
+// inSyncMessage deliberately omits the MeshConfig generation: a MeshConfig change that does not
+// touch exclusions must not rewrite the condition of every pod.
+func inSyncMessage(in Input) string {
+	return fmt.Sprintf("redirection rules match %s and the pod's annotations", in.Mesh)
+}
+
+func hasDNAT(p *redirect.Parsed) bool {
+	for _, rs := range [...]*redirect.Ruleset{p.IPv4, p.IPv6} {
+		if rs == nil {
+			continue
+		}
+		for _, ch := range rs.Chains {
+			for _, r := range ch.Rules {
+				if r.Target.Kind == redirect.TargetDNAT {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func proxyModeProblem(in Input, wantPodIP bool, container string) string {
+	if wantPodIP {
+		return fmt.Sprintf("local proxy mode PodIP from %s is not in the %s rules (they send proxy traffic to localhost)", in.Mesh.WithGeneration(), container)
+	}
+	return fmt.Sprintf("the %s rules rewrite proxy traffic to the pod IP, but %s asks for local proxy mode Localhost", container, in.Mesh.WithGeneration())
+}
+
+// describeDiff turns a Difference into one sentence per value, each naming where the value was
+// asked for, so a person knows whether to look at the MeshConfig or at the workload.
+func describeDiff(in Input, d redirect.Difference, container string) []string {
+	var out []string
+	rules := "the " + container + " rules"
+	missing := func(what, value, source string) {
+		out = append(out, fmt.Sprintf("%s %s from %s is not in %s", what, value, source, rules))
+	}
+	unexpected := func(what, value string) {
+		out = append(out, fmt.Sprintf("%s %s is in %s but neither %s nor the pod's annotations ask for it%s",
+			what, value, rules, in.Mesh.WithGeneration(), admittedWith(in)))
+	}
+	prefixes := func(what string, delta redirect.Delta[netip.Prefix], mesh []string, annotation string) {
+		for _, p := range delta.Missing {
+			spelled, src := prefixSource(in, p, mesh, annotation)
+			missing(what, spelled, src)
+		}
+		for _, p := range delta.Unexpected {
+			unexpected(what, p.String())
+		}
+	}
+	ports := func(what string, delta redirect.Delta[uint16], mesh []int, annotation string) {
+		for _, p := range delta.Missing {
+			missing(what, strconv.Itoa(int(p)), portSource(in, p, mesh, annotation))
+		}
+		for _, p := range delta.Unexpected {
+			unexpected(what, strconv.Itoa(int(p)))
+		}
+	}
+	s := in.Settings
+	prefixes("outbound IP range", d.OutboundIPRanges, s.OutboundIPRangeExclusionList, redirect.AnnotationOutboundIPRangeExclusionList)
+	prefixes("outbound IP range inclusion", d.OutboundIPRangeInclusions, s.OutboundIPRangeInclusionList, redirect.AnnotationOutboundIPRangeInclusionList)
+	ports("outbound port", d.OutboundPorts, s.OutboundPortExclusionList, redirect.AnnotationOutboundPortExclusionList)
+	ports("inbound port", d.InboundPorts, s.InboundPortExclusionList, redirect.AnnotationInboundPortExclusionList)
+	for _, name := range d.Interfaces.Missing {
+		missing("network interface", name, in.Mesh.WithGeneration())
+	}
+	for _, name := range d.Interfaces.Unexpected {
+		unexpected("network interface", name)
+	}
+	if !d.ProxyUID.Empty() {
+		out = append(out, fmt.Sprintf("%s let traffic of UID %s bypass the proxy, but the proxy runs as UID %d",
+			rules, uidText(d.ProxyUID.Actual), d.ProxyUID.Expected))
+	}
+	return out
+}
+
+func uidText(u int64) string {
+	if u == redirect.NoProxyUID {
+		return "(none)"
+	}
+	return strconv.FormatInt(u, 10)
+}
+
+// admittedWith adds what the pod was rendered from, when the injector recorded it.
+func admittedWith(in Input) string {
+	gen := in.Pod.Annotations[injection.AnnotationMeshConfigGeneration]
+	if gen == "" {
+		return ""
+	}
+	return " (the pod was rendered from generation " + gen + ")"
+}
+
+// prefixSource finds who asks for p and how they spelled it (2.2.2.2/24 rather than the
+// canonical 2.2.2.0/24, so the value can be found with grep).
+func prefixSource(in Input, p netip.Prefix, mesh []string, annotation string) (spelled, source string) {
+	spelled = p.String()
+	var sources []string
+	for _, raw := range mesh {
+		if q, err := redirect.ParsePrefix(strings.TrimSpace(raw)); err == nil && q == p {
+			spelled = strings.TrimSpace(raw)
+			sources = append(sources, in.Mesh.WithGeneration())
+			break
+		}
+	}
+	for _, raw := range splitList(in.Pod.Annotations[annotation]) {
+		if q, err := redirect.ParsePrefix(raw); err == nil && q == p {
+			if len(sources) == 0 {
+				spelled = raw
+			}
+			sources = append(sources, "pod annotation "+annotation)
+			break
+		}
+	}
+	return spelled, joinSources(sources)
+}
+
+func portSource(in Input, p uint16, mesh []int, annotation string) string {
+	var sources []string
+	if slices.Contains(mesh, int(p)) {
+		sources = append(sources, in.Mesh.WithGeneration())
+	}
+	for _, raw := range splitList(in.Pod.Annotations[annotation]) {
+		if n, err := strconv.Atoi(raw); err == nil && n == int(p) {
+			sources = append(sources, "pod annotation "+annotation)
+			break
+		}
+	}
+	return joinSources(sources)
+}
+
+func joinSources(s []string) string {
+	if len(s) == 0 {
+		return "the effective configuration"
+	}
+	return strings.Join(s, " and ")
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,67 @@
+package drift
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+)
+
+// MeshRef names the MeshConfig a pod is judged against; messages quote it so a person can find
+// the value that changed.
+type MeshRef struct {
+	Namespace  string
+	Name       string
+	Generation int64
+}
+
+// String is how messages refer to the MeshConfig.
+func (m MeshRef) String() string {
+	return fmt.Sprintf("MeshConfig %s/%s", m.Namespace, m.Name)
+}
+
+// WithGeneration is String plus the generation, for messages about a specific change.
+func (m MeshRef) WithGeneration() string {
+	return fmt.Sprintf("MeshConfig %s/%s (generation %d)", m.Namespace, m.Name, m.Generation)
+}
+
+// Input is everything the checks may look at. It is built once per evaluation by Gather and
+// never modified by a check.
+type Input struct {
+	Pod       *corev1.Pod
+	Namespace metav1.ObjectMeta
+	Mesh      MeshRef
+	// Settings are the MeshConfig's raw redirection inputs, kept to tell a person whether a
+	// value came from the MeshConfig or from the pod's annotations.
+	Settings redirect.MeshSettings
+	// Selection identifies our mesh, to decide whether the pod should carry a sidecar.
+	Selection injection.SelectOptions
+	// Expected is what the pod's rules should say today; ExpectedErrs is non-empty when the
+	// MeshConfig or the pod's annotations are invalid, in which case Expected is meaningless.
+	Expected     redirect.Config
+	ExpectedErrs field.ErrorList
+	Now          time.Time
+}
+
+// Gather builds the Input from objects already read. It computes the expected configuration
+// once so that every check and the digest fast path share it.
+func Gather(pod *corev1.Pod, ns metav1.ObjectMeta, mc *configv1alpha2.MeshConfig, sel injection.SelectOptions, now time.Time) Input {
+	settings := injection.MeshSettings(&mc.Spec)
+	expected, errs := redirect.Effective(settings, pod.Annotations)
+	return Input{
+		Pod:          pod,
+		Namespace:    ns,
+		Mesh:         MeshRef{Namespace: mc.Namespace, Name: mc.Name, Generation: mc.Generation},
+		Settings:     settings,
+		Selection:    sel,
+		Expected:     expected,
+		ExpectedErrs: errs,
+		Now:          now,
+	}
+}
