@@ -1,0 +1,106 @@
+package conditions
+
+// Finding codes (Finding.Code). They are stable: alerts, dashboards and tests match on them, so a
+// code is never renamed or reused for a different meaning. Each code's doc says which object it is
+// reported on and what the person reading it should do.
+const (
+	// FindingMeshConfigNotFound (Egress, IngressBackend): the MeshConfig the policy is judged
+	// against does not exist, so nothing about the policy can be decided yet.
+	FindingMeshConfigNotFound = "MeshConfigNotFound"
+	// FindingEgressPolicyDisabled (Egress): featureFlags.enableEgressPolicy is false, so the
+	// policy is not programmed; traffic it allows is denied while traffic.enableEgress is false.
+	FindingEgressPolicyDisabled = "EgressPolicyDisabled"
+	// FindingEgressMoot (Egress): traffic.enableEgress is true, so every external destination is
+	// already reachable and the policy restricts nothing.
+	FindingEgressMoot = "EgressMoot"
+	// FindingDestinationShadowed (Egress): a destination of the policy is excluded from
+	// interception (an outbound IP range or port exclusion), so its traffic never reaches the
+	// sidecar and the policy never applies to it.
+	FindingDestinationShadowed = "DestinationShadowed"
+	// FindingPortOpenToAnyDestination (Egress): a tcp port without ipAddresses, or an http port,
+	// matches every destination outside the mesh on that port.
+	FindingPortOpenToAnyDestination = "PortOpenToAnyDestination"
+	// FindingSourceServiceAccountNotFound (Egress): a source ServiceAccount does not exist.
+	FindingSourceServiceAccountNotFound = "SourceServiceAccountNotFound"
+	// FindingPortCollision (Egress): a mesh Service exposes a port the policy allows to an
+	// external destination; the sidecar's listener for that Service takes the connection and the
+	// external destination is never reached.
+	FindingPortCollision = "PortCollision"
+
+	// FindingIngressBackendPolicyDisabled (IngressBackend): featureFlags.enableIngressBackendPolicy
+	// is false, so the policy is not programmed.
+	FindingIngressBackendPolicyDisabled = "IngressBackendPolicyDisabled"
+	// FindingBackendServiceNotFound (IngressBackend): a backend Service does not exist.
+	FindingBackendServiceNotFound = "BackendServiceNotFound"
+	// FindingBackendTargetPortMismatch (IngressBackend): a backend port equals no targetPort of
+	// its Service, so the backend never matches (OSM matches targetPort, not port).
+	FindingBackendTargetPortMismatch = "BackendTargetPortMismatch"
+	// FindingBackendPortNotIntercepted (IngressBackend): a backend port is in
+	// inboundPortExclusionList, so ingress traffic bypasses the sidecar and the policy is not
+	// enforced.
+	FindingBackendPortNotIntercepted = "BackendPortNotIntercepted"
+	// FindingSourceServiceNotFound (IngressBackend): a source of kind Service does not exist.
+	FindingSourceServiceNotFound = "SourceServiceNotFound"
+	// FindingBackendClaimedTwice (IngressBackend): another IngressBackend claims the same backend
+	// Service and port; which one applies is undefined.
+	FindingBackendClaimedTwice = "BackendClaimedTwice"
+
+	// FindingExclusionCoversServiceCIDR (MeshConfig): an outbound IP range exclusion covers (part
+	// of) the Service CIDR, so traffic to those mesh Services bypasses the sidecar.
+	FindingExclusionCoversServiceCIDR = "ExclusionCoversServiceCIDR"
+	// FindingExclusionCoversPodCIDR (MeshConfig): an outbound IP range exclusion covers (part of)
+	// the Pod CIDR, so pod-to-pod traffic bypasses the sidecar.
+	FindingExclusionCoversPodCIDR = "ExclusionCoversPodCIDR"
+	// FindingExclusionCoversEverything (MeshConfig): an outbound IP range exclusion is 0.0.0.0/0
+	// or ::/0, which turns outbound interception off entirely.
+	FindingExclusionCoversEverything = "ExclusionCoversEverything"
+	// FindingInclusionMissesServices (MeshConfig): outboundIPRangeInclusionList leaves the
+	// ClusterIPs of some mesh Services outside interception.
+	FindingInclusionMissesServices = "InclusionMissesServices"
+	// FindingExcludedPortIsServicePort (MeshConfig): an excluded outbound port is also the port
+	// of a mesh Service, so traffic to that Service bypasses the sidecar.
+	FindingExcludedPortIsServicePort = "ExcludedPortIsServicePort"
+	// FindingClusterRangesUnknown (MeshConfig): the Service and Pod CIDRs could not be
+	// determined, so exclusions cannot be checked against them.
+	FindingClusterRangesUnknown = "ClusterRangesUnknown"
+)
+
+// Reasons used by the policy kinds on top of the ones in types.go.
+const (
+	// Bypassed: traffic the object governs bypasses the sidecar, so the object is not enforced.
+	Bypassed = "Bypassed"
+)
+
+// The policy controllers report a few outcomes that need a person (a backend port that is no
+// targetPort, a policy the feature flag switched off, traffic bypassing the sidecar). kstatus only
+// calls an object Failed when Stalled is True, so these reasons are added to Ready (False) and
+// Stalled (True) here, next to the codes that produce them.
+func init() {
+	extend := func(typ string, status string, reasons ...string) {
+		for i := range Vocabulary {
+			if Vocabulary[i].Type != typ {
+				continue
+			}
+			list := &Vocabulary[i].True
+			if status == "False" {
+				list = &Vocabulary[i].False
+			}
+			for _, r := range reasons {
+				if !hasReason(*list, r) {
+					*list = append(*list, r)
+				}
+			}
+		}
+	}
+	extend(Ready, "False", TargetPortMismatch, Bypassed)
+	extend(Stalled, "True", FeatureDisabled, TargetPortMismatch, Bypassed)
+}
+
+func hasReason(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

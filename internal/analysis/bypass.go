@@ -1,0 +1,141 @@
+package analysis
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+)
+
+// BypassKind says why outbound traffic leaves a pod without passing through its sidecar.
+type BypassKind string
+
+const (
+	// BypassLoopback: traffic to the loopback address is never redirected.
+	BypassLoopback BypassKind = "Loopback"
+	// BypassIPRangeExclusion: the destination is in an outbound IP range exclusion.
+	BypassIPRangeExclusion BypassKind = "OutboundIPRangeExclusion"
+	// BypassPortExclusion: the destination port is in the outbound port exclusion list.
+	BypassPortExclusion BypassKind = "OutboundPortExclusion"
+	// BypassNotIncluded: an inclusion list is set and the destination is outside all of it.
+	BypassNotIncluded BypassKind = "OutsideInclusionList"
+)
+
+// Bypass is one reason traffic skips the sidecar, with the setting responsible.
+type Bypass struct {
+	Kind BypassKind
+	// Prefix is the excluded range (BypassIPRangeExclusion, BypassLoopback).
+	Prefix netip.Prefix
+	// Port is the excluded port (BypassPortExclusion).
+	Port uint16
+	// Partial is true when only part of the destination range is affected.
+	Partial bool
+}
+
+func (b Bypass) String() string {
+	part := ""
+	if b.Partial {
+		part = "partly "
+	}
+	switch b.Kind {
+	case BypassLoopback:
+		return fmt.Sprintf("loopback address %s is never redirected", b.Prefix)
+	case BypassIPRangeExclusion:
+		return fmt.Sprintf("%sinside outbound IP range exclusion %s", part, b.Prefix)
+	case BypassPortExclusion:
+		return fmt.Sprintf("port %d is in the outbound port exclusion list", b.Port)
+	case BypassNotIncluded:
+		return fmt.Sprintf("%soutside the outbound IP range inclusion list", part)
+	}
+	return string(b.Kind)
+}
+
+var (
+	loopback4 = netip.MustParsePrefix("127.0.0.1/32")
+	loopback6 = netip.MustParsePrefix("::1/128")
+)
+
+// BypassOf says whether a connection to dst from a pod with configuration cfg skips the sidecar,
+// checking in the order the rendered outbound chain does: loopback, excluded ranges, excluded
+// ports, then the inclusion list. Interface exclusions depend on routing and are not judged.
+func BypassOf(cfg redirect.Config, dst netip.AddrPort) (Bypass, bool) {
+	ip := dst.Addr().Unmap()
+	for _, lo := range []netip.Prefix{loopback4, loopback6} {
+		if lo.Contains(ip) {
+			return Bypass{Kind: BypassLoopback, Prefix: lo}, true
+		}
+	}
+	for _, p := range cfg.OutboundIPRangeExclusions {
+		if p.Contains(ip) {
+			return Bypass{Kind: BypassIPRangeExclusion, Prefix: p}, true
+		}
+	}
+	if slices.Contains(cfg.OutboundPortExclusions, dst.Port()) {
+		return Bypass{Kind: BypassPortExclusion, Port: dst.Port()}, true
+	}
+	if included, applies := inclusionCovers(cfg, ip); applies && !included {
+		return Bypass{Kind: BypassNotIncluded}, true
+	}
+	return Bypass{}, false
+}
+
+// inclusionCovers reports whether ip is inside the inclusion list of its family; applies is
+// false when that family has no inclusions (everything is then intercepted).
+func inclusionCovers(cfg redirect.Config, ip netip.Addr) (included, applies bool) {
+	for _, p := range cfg.OutboundIPRangeInclusions {
+		if p.Addr().Is4() != ip.Is4() {
+			continue
+		}
+		applies = true
+		if p.Contains(ip) {
+			return true, true
+		}
+	}
+	return false, applies
+}
+
+// prefixBypass judges a whole destination range on port: the first setting that sends all of it
+// past the sidecar, or, failing that, every setting that sends part of it past.
+func prefixBypass(cfg redirect.Config, dst netip.Prefix, port uint16) (full *Bypass, partial []Bypass) {
+	if slices.Contains(cfg.OutboundPortExclusions, port) {
+		return &Bypass{Kind: BypassPortExclusion, Port: port}, nil
+	}
+	for _, lo := range []netip.Prefix{loopback4, loopback6} {
+		if covers(lo, dst) {
+			return &Bypass{Kind: BypassLoopback, Prefix: lo}, nil
+		}
+	}
+	for _, p := range cfg.OutboundIPRangeExclusions {
+		switch {
+		case covers(p, dst):
+			return &Bypass{Kind: BypassIPRangeExclusion, Prefix: p}, nil
+		case p.Overlaps(dst):
+			partial = append(partial, Bypass{Kind: BypassIPRangeExclusion, Prefix: p, Partial: true})
+		}
+	}
+	applies, inside, overlaps := false, false, false
+	for _, p := range cfg.OutboundIPRangeInclusions {
+		if p.Addr().Is4() != dst.Addr().Is4() {
+			continue
+		}
+		applies = true
+		if covers(p, dst) {
+			inside = true
+		} else if p.Overlaps(dst) {
+			overlaps = true
+		}
+	}
+	switch {
+	case applies && !inside && !overlaps:
+		return &Bypass{Kind: BypassNotIncluded}, nil
+	case applies && !inside:
+		partial = append(partial, Bypass{Kind: BypassNotIncluded, Partial: true})
+	}
+	return nil, partial
+}
+
+// covers reports whether outer contains every address of inner.
+func covers(outer, inner netip.Prefix) bool {
+	return outer.Addr().Is4() == inner.Addr().Is4() && outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr())
+}

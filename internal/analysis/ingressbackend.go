@@ -1,0 +1,187 @@
+package analysis
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+)
+
+// IngressBackendInput is everything AnalyzeIngressBackend looks at, gathered by the caller.
+type IngressBackendInput struct {
+	IngressBackend *policyv1alpha1.IngressBackend
+	Mesh           Mesh
+	// Services holds the backend and source Services that exist (others are ignored).
+	Services []corev1.Service
+	// Others are the other IngressBackends of the namespace, to find backends claimed twice.
+	Others []policyv1alpha1.IngressBackend
+}
+
+// BackendKey identifies what an IngressBackend claims: a Service and a target port.
+func BackendKey(namespace, service string, port int32) string {
+	return fmt.Sprintf("%s/%s:%d", namespace, service, port)
+}
+
+// AnalyzeIngressBackend checks one IngressBackend: its backend Services exist and have a
+// targetPort equal to the backend port (OSM matches targetPort, never port), the port is
+// intercepted at all, source Services exist, and no other IngressBackend claims the same
+// backend.
+func AnalyzeIngressBackend(in IngressBackendInput) []Finding {
+	ib := in.IngressBackend
+	self := Object("IngressBackend", ib.Namespace, ib.Name)
+	if !in.Mesh.Found {
+		return []Finding{meshNotFound(in.Mesh, self)}
+	}
+	var out []Finding
+	if !in.Mesh.IngressBackendPolicy {
+		out = append(out, Finding{Code: conditions.FindingIngressBackendPolicyDisabled, Severity: conditions.SeverityError,
+			Message: fmt.Sprintf("%s has featureFlags.enableIngressBackendPolicy: false, so IngressBackend %s/%s is not programmed and ingress traffic to its backends is not authorised; set the flag to true",
+				in.Mesh, ib.Namespace, ib.Name),
+			Objects: objects(self, in.Mesh.object()), Condition: conditions.Accepted, Reason: conditions.FeatureDisabled, Stalls: true})
+	}
+	find := func(ns, name string) *corev1.Service {
+		for i := range in.Services {
+			if s := &in.Services[i]; s.Namespace == ns && s.Name == name && s.DeletionTimestamp == nil {
+				return s
+			}
+		}
+		return nil
+	}
+	for _, b := range ib.Spec.Backends {
+		svcObj := Object("Service", ib.Namespace, b.Name)
+		svc := find(ib.Namespace, b.Name)
+		if svc == nil {
+			out = append(out, Finding{Code: conditions.FindingBackendServiceNotFound, Severity: conditions.SeverityWarning,
+				Message: fmt.Sprintf("backend Service %s/%s does not exist, so backend %s port %d receives no ingress traffic; create the Service or fix spec.backends", ib.Namespace, b.Name, b.Name, b.Port.Number),
+				Objects: objects(self, svcObj), Condition: conditions.ResolvedRefs, Reason: conditions.RefNotFound})
+		} else if f, bad := targetPortMismatch(svc, b, self); bad {
+			out = append(out, f)
+		}
+		if in.Mesh.Found && len(in.Mesh.ConfigErrs) == 0 && slices.Contains(in.Mesh.Config.InboundPortExclusions, uint16(b.Port.Number)) {
+			out = append(out, Finding{Code: conditions.FindingBackendPortNotIntercepted, Severity: conditions.SeverityError,
+				Message: fmt.Sprintf("backend %s port %d is in %s's traffic.inboundPortExclusionList, so traffic to it bypasses the sidecar and this policy is not enforced: any client reaches the backend unauthenticated; remove %d from the list",
+					b.Name, b.Port.Number, in.Mesh, b.Port.Number),
+				Objects: objects(self, svcObj, in.Mesh.object()), Condition: conditions.Ready, Reason: conditions.Bypassed, Stalls: true})
+		}
+		out = append(out, claimedTwice(ib, b, in.Others, self)...)
+	}
+	for _, s := range ib.Spec.Sources {
+		if s.Kind != policyv1alpha1.KindService {
+			continue
+		}
+		if find(s.Namespace, s.Name) == nil {
+			out = append(out, Finding{Code: conditions.FindingSourceServiceNotFound, Severity: conditions.SeverityWarning,
+				Message: fmt.Sprintf("source Service %s/%s does not exist, so no client is authorised through it; create it or fix spec.sources", s.Namespace, s.Name),
+				Objects: objects(self, Object("Service", s.Namespace, s.Name)), Condition: conditions.ResolvedRefs, Reason: conditions.RefNotFound})
+		}
+	}
+	Sort(out)
+	return out
+}
+
+// targetPortMismatch applies OSM's rule: a backend matches only when its port number is a
+// targetPort of the Service. A named targetPort resolves per pod and cannot be judged here, so it
+// is given the benefit of the doubt.
+func targetPortMismatch(svc *corev1.Service, b policyv1alpha1.BackendSpec, self string) (Finding, bool) {
+	var targets []string
+	suggestion := ""
+	for _, p := range svc.Spec.Ports {
+		tp := p.TargetPort
+		switch {
+		case tp.StrVal != "" && tp.IntValue() == 0:
+			return Finding{}, false
+		case tp.IntValue() == 0:
+			tp.IntVal = p.Port // an unset targetPort defaults to the port
+		}
+		if int32(tp.IntValue()) == b.Port.Number {
+			return Finding{}, false
+		}
+		targets = append(targets, fmt.Sprintf("%d->%d", p.Port, tp.IntValue()))
+		if p.Port == b.Port.Number {
+			suggestion = fmt.Sprintf("; %d is the Service port, whose targetPort is %d: set port.number to %d", p.Port, tp.IntValue(), tp.IntValue())
+		}
+	}
+	if suggestion == "" && len(targets) == 1 {
+		_, tp, _ := strings.Cut(targets[0], "->")
+		suggestion = fmt.Sprintf("; set port.number to %s", tp)
+	}
+	return Finding{Code: conditions.FindingBackendTargetPortMismatch, Severity: conditions.SeverityError,
+		Message: fmt.Sprintf("backend %s port %d matches no targetPort of Service %s/%s (ports %s), and IngressBackend backends are matched on targetPort, so this backend receives nothing%s",
+			b.Name, b.Port.Number, svc.Namespace, svc.Name, strings.Join(targets, ", "), suggestion),
+		Objects: objects(self, Object("Service", svc.Namespace, svc.Name)), Condition: conditions.ResolvedRefs, Reason: conditions.TargetPortMismatch, Stalls: true}, true
+}
+
+// claimedTwice reports another IngressBackend claiming the same Service and port. The oldest
+// claim wins (then the name, for a stable order), as Gateway API resolves conflicts: the winner
+// gets a warning, the others lose Accepted.
+func claimedTwice(ib *policyv1alpha1.IngressBackend, b policyv1alpha1.BackendSpec, others []policyv1alpha1.IngressBackend, self string) []Finding {
+	var out []Finding
+	for i := range others {
+		o := &others[i]
+		if o.Namespace != ib.Namespace || o.Name == ib.Name || o.DeletionTimestamp != nil {
+			continue
+		}
+		if !slices.ContainsFunc(o.Spec.Backends, func(ob policyv1alpha1.BackendSpec) bool {
+			return ob.Name == b.Name && ob.Port.Number == b.Port.Number
+		}) {
+			continue
+		}
+		other := Object("IngressBackend", o.Namespace, o.Name)
+		if olderThan(o, ib) {
+			out = append(out, Finding{Code: conditions.FindingBackendClaimedTwice, Severity: conditions.SeverityError,
+				Message: fmt.Sprintf("IngressBackend %s/%s already claims backend %s port %d and was created first, so it wins and this one is not applied to that backend; merge the two or remove the backend from one of them",
+					o.Namespace, o.Name, b.Name, b.Port.Number),
+				Objects: objects(self, other, Object("Service", ib.Namespace, b.Name)), Condition: conditions.Accepted, Reason: conditions.Conflict, Stalls: true})
+		} else {
+			out = append(out, Finding{Code: conditions.FindingBackendClaimedTwice, Severity: conditions.SeverityWarning,
+				Message: fmt.Sprintf("IngressBackend %s/%s also claims backend %s port %d; this one was created first and stays in effect, the other is not applied; merge the two or remove the backend from one of them",
+					o.Namespace, o.Name, b.Name, b.Port.Number),
+				Objects: objects(self, other, Object("Service", ib.Namespace, b.Name))})
+		}
+	}
+	return out
+}
+
+func olderThan(a, b *policyv1alpha1.IngressBackend) bool {
+	ta, tb := a.CreationTimestamp, b.CreationTimestamp
+	if !ta.Equal(&tb) {
+		return ta.Before(&tb)
+	}
+	return a.Name < b.Name
+}
+
+// Claims lists the backend keys (BackendKey) an IngressBackend claims, for field indexes.
+func Claims(ib *policyv1alpha1.IngressBackend) []string {
+	var out []string
+	for _, b := range ib.Spec.Backends {
+		k := BackendKey(ib.Namespace, b.Name, b.Port.Number)
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// ReferencedServices lists the Services an IngressBackend refers to, as "namespace/name".
+func ReferencedServices(ib *policyv1alpha1.IngressBackend) []string {
+	var out []string
+	add := func(ns, name string) {
+		if k := (types.NamespacedName{Namespace: ns, Name: name}).String(); !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	for _, b := range ib.Spec.Backends {
+		add(ib.Namespace, b.Name)
+	}
+	for _, s := range ib.Spec.Sources {
+		if s.Kind == policyv1alpha1.KindService {
+			add(s.Namespace, s.Name)
+		}
+	}
+	return out
+}
