@@ -112,8 +112,8 @@ func TestAnalyzeEgress(t *testing.T) {
 		want:     []string{conditions.FindingDestinationShadowed},
 		contains: map[string][]string{conditions.FindingDestinationShadowed: {"partly bypasses", "partly inside outbound IP range exclusion 10.1.2.0/24"}},
 	}, {
-		name: "outside the inclusion list",
-		in: EgressInput{Egress: seed003Egress().obj(), Mesh: makeMesh().includeIPs("10.96.0.0/12").mesh(), Monitored: monitored, ServiceAccounts: sa},
+		name:     "outside the inclusion list",
+		in:       EgressInput{Egress: seed003Egress().obj(), Mesh: makeMesh().includeIPs("10.96.0.0/12").mesh(), Monitored: monitored, ServiceAccounts: sa},
 		want:     []string{conditions.FindingDestinationShadowed},
 		contains: map[string][]string{conditions.FindingDestinationShadowed: {"outside the outbound IP range inclusion list"}},
 	}, {
