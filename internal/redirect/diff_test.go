@@ -36,7 +36,7 @@ func TestDiffByMeaning(t *testing.T) {
 	pfx := netip.MustParsePrefix
 	exp := Exclusions{
 		OutboundIPRanges: []netip.Prefix{pfx("2.2.2.0/24"), pfx("1.1.1.1/32")}, // unsorted
-		OutboundPorts:    []uint16{8080, 6379, 8080},                            // unsorted, duplicated
+		OutboundPorts:    []uint16{8080, 6379, 8080},                           // unsorted, duplicated
 		ProxyUID:         1500,
 	}
 	act := Exclusions{
