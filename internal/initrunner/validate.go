@@ -277,13 +277,13 @@ func checkRule(fam Family, declared map[string]bool, toks []string) error {
 			if proto == "" {
 				err = fmt.Errorf("%s needs -p tcp or -p udp before it", t)
 			} else {
-				_, err = checkPortList(v, false)
+				err = checkPortList(v, false)
 			}
 		case "--dports", "--sports":
 			if !matches["multiport"] || proto == "" {
 				err = fmt.Errorf("%s needs -p tcp/udp and -m multiport before it", t)
 			} else {
-				_, err = checkPortList(v, true)
+				err = checkPortList(v, true)
 			}
 		case "--uid-owner", "--gid-owner":
 			if !matches["owner"] {
@@ -298,7 +298,7 @@ func checkRule(fam Family, declared map[string]bool, toks []string) error {
 			if target != "REDIRECT" {
 				err = fmt.Errorf("%s is only valid after -j REDIRECT", t)
 			} else {
-				_, err = checkPortList(v, false)
+				err = checkPortList(v, false)
 			}
 		case "--to-destination":
 			if target != "DNAT" {
@@ -401,7 +401,7 @@ func checkDNATDestination(fam Family, v string) error {
 		return err
 	}
 	if port != "" || strings.HasSuffix(v, ":") {
-		if _, err := checkPortList(port, false); err != nil {
+		if err := checkPortList(port, false); err != nil {
 			return fmt.Errorf("DNAT destination %q: %v", clip(v), err)
 		}
 	}
@@ -409,8 +409,8 @@ func checkDNATDestination(fam Family, v string) error {
 }
 
 // checkPortList accepts a port or lo:hi range, or with list=true a comma list of them within
-// the multiport limit. It returns the number of multiport entries used.
-func checkPortList(v string, list bool) (int, error) {
+// the multiport limit.
+func checkPortList(v string, list bool) error {
 	parts := []string{v}
 	if list {
 		parts = strings.Split(v, ",")
@@ -420,24 +420,24 @@ func checkPortList(v string, list bool) (int, error) {
 		lo, hi, isRange := strings.Cut(p, ":")
 		a, err := parsePort(lo)
 		if err != nil {
-			return 0, fmt.Errorf("port %q: %v", clip(p), err)
+			return fmt.Errorf("port %q: %v", clip(p), err)
 		}
 		entries++
 		if isRange {
 			b, err := parsePort(hi)
 			if err != nil {
-				return 0, fmt.Errorf("port range %q: %v", clip(p), err)
+				return fmt.Errorf("port range %q: %v", clip(p), err)
 			}
 			if b < a {
-				return 0, fmt.Errorf("port range %q is reversed", clip(p))
+				return fmt.Errorf("port range %q is reversed", clip(p))
 			}
 			entries++
 		}
 	}
 	if list && entries > maxMultiportEntries {
-		return 0, fmt.Errorf("port list %q has %d entries, more than the %d one multiport match can hold", clip(v), entries, maxMultiportEntries)
+		return fmt.Errorf("port list %q has %d entries, more than the %d one multiport match can hold", clip(v), entries, maxMultiportEntries)
 	}
-	return entries, nil
+	return nil
 }
 
 func parsePort(s string) (int, error) {

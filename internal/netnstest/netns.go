@@ -116,6 +116,10 @@ func (n *NS) RunAs(uid, gid int, argv ...string) (string, error) {
 	return n.Run(append([]string{"setpriv", "--reuid=" + strconv.Itoa(uid), "--regid=" + strconv.Itoa(gid), "--clear-groups", "--"}, argv...)...)
 }
 
+// errThreadTainted tells Do that fn left per-thread state it could not undo, so the thread must
+// not be handed back to the Go scheduler.
+var errThreadTainted = errors.New("thread credentials could not be restored")
+
 // Do runs fn on an OS thread switched into the namespace. Sockets created by fn stay in the
 // namespace after Do returns. fn must not start goroutines that expect to be in the namespace.
 // If the thread cannot be switched back it is never unlocked, so the runtime discards it.
@@ -143,8 +147,8 @@ func (n *NS) Do(fn func() error) error {
 			return
 		}
 		ferr := fn()
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("leave namespace %s: %w", n.Name, err))
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil || errors.Is(ferr, errThreadTainted) {
+			errc <- errors.Join(ferr, err)
 			return // thread stays locked and dies with this goroutine
 		}
 		runtime.UnlockOSThread()
@@ -259,16 +263,22 @@ func (n *NS) Dial(address string, opts ...DialOption) (string, error) {
 		o(&cfg)
 	}
 	var conn net.Conn
-	err := n.Do(func() error {
+	err := n.Do(func() (err error) {
 		if cfg.uid >= 0 {
+			// setfsuid reports the previous value and cannot fail visibly; asking with an
+			// invalid id (-1) reads the current one without changing it.
 			prev, _ := unix.SetfsuidRetUid(cfg.uid)
-			defer unix.SetfsuidRetUid(prev)
+			defer func() {
+				_, _ = unix.SetfsuidRetUid(prev)
+				if now, _ := unix.SetfsuidRetUid(-1); now != prev {
+					err = errors.Join(err, errThreadTainted)
+				}
+			}()
 			if now, _ := unix.SetfsuidRetUid(-1); now != cfg.uid {
 				return fmt.Errorf("could not switch the filesystem UID to %d (still %d)", cfg.uid, now)
 			}
 		}
 		d := net.Dialer{Timeout: DialTimeout}
-		var err error
 		conn, err = d.Dial("tcp", address)
 		return err
 	})
