@@ -1,4 +1,4 @@
-// Package webhooks holds what the admission handlers share: the RBAC the admission side needs
-// and the conversion of pure validation results into admission answers. Each kind has its own
+// Package webhooks wires the admission side together: it registers the pod injector and the
+// three validators on the manager and declares the RBAC they need. Each kind has its own
 // sub-package with a thin handler over internal/validation or internal/injection.
 package webhooks

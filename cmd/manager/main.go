@@ -31,10 +31,7 @@ import (
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
-	"github.com/meshkeeper/meshkeeper/webhooks/egress"
-	"github.com/meshkeeper/meshkeeper/webhooks/ingressbackend"
-	"github.com/meshkeeper/meshkeeper/webhooks/meshconfig"
-	"github.com/meshkeeper/meshkeeper/webhooks/pod"
+	"github.com/meshkeeper/meshkeeper/webhooks"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -311,28 +308,16 @@ func setupWebhooks(ctx context.Context, mgr ctrl.Manager, o *Options) error {
 	if err != nil {
 		return err
 	}
-	inj := &pod.Injector{
-		MeshConfig: o.MeshConfig,
-		Select:     injection.SelectOptions{MeshName: o.MeshName, OperatorNamespace: o.OperatorNamespace},
-		Options: injection.Options{
+	return webhooks.Setup(ctx, mgr, webhooks.Config{
+		MeshName:          o.MeshName,
+		OperatorNamespace: o.OperatorNamespace,
+		MeshConfig:        o.MeshConfig,
+		Cluster:           ranges,
+		Injection: injection.Options{
 			Version:           version,
 			DefaultEnvoyImage: o.EnvoyImage,
 			DefaultInitImage:  o.InitImage,
 			BootstrapSecret:   o.EnvoyBootstrapSecret,
 		},
-		Cluster: ranges,
-	}
-	if err := inj.SetupWithManager(ctx, mgr); err != nil {
-		return err
-	}
-	if err := (&meshconfig.Validator{Cluster: ranges, Served: o.MeshConfig}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("meshconfig webhook: %w", err)
-	}
-	if err := (egress.Validator{}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("egress webhook: %w", err)
-	}
-	if err := (ingressbackend.Validator{}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("ingressbackend webhook: %w", err)
-	}
-	return nil
+	})
 }

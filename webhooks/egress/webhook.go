@@ -8,7 +8,7 @@ import (
 
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/validation"
-	"github.com/meshkeeper/meshkeeper/webhooks"
+	"github.com/meshkeeper/meshkeeper/webhooks/internal/admit"
 )
 
 // Path is where the API server sends Egress admission reviews.
@@ -27,7 +27,7 @@ func (v Validator) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func answer(e *policyv1alpha1.Egress) (admission.Warnings, error) {
-	return webhooks.Answer(policyv1alpha1.GroupVersion.WithKind("Egress").GroupKind(), e.Name, validation.Egress(e))
+	return admit.Answer(policyv1alpha1.GroupVersion.WithKind("Egress").GroupKind(), e.Name, validation.Egress(e))
 }
 
 // ValidateCreate checks a new Egress.

@@ -8,7 +8,7 @@ import (
 
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/validation"
-	"github.com/meshkeeper/meshkeeper/webhooks"
+	"github.com/meshkeeper/meshkeeper/webhooks/internal/admit"
 )
 
 // Path is where the API server sends IngressBackend admission reviews.
@@ -27,7 +27,7 @@ func (v Validator) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func answer(e *policyv1alpha1.IngressBackend) (admission.Warnings, error) {
-	return webhooks.Answer(policyv1alpha1.GroupVersion.WithKind("IngressBackend").GroupKind(), e.Name, validation.IngressBackend(e))
+	return admit.Answer(policyv1alpha1.GroupVersion.WithKind("IngressBackend").GroupKind(), e.Name, validation.IngressBackend(e))
 }
 
 // ValidateCreate checks a new IngressBackend.

@@ -11,7 +11,7 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 	"github.com/meshkeeper/meshkeeper/internal/validation"
-	"github.com/meshkeeper/meshkeeper/webhooks"
+	"github.com/meshkeeper/meshkeeper/webhooks/internal/admit"
 )
 
 // Path is where the API server sends MeshConfig admission reviews (controller-runtime's naming).
@@ -42,7 +42,7 @@ func (v *Validator) validate(mc *configv1alpha2.MeshConfig) (admission.Warnings,
 	if v.Served.Name != "" && (mc.Name != v.Served.Name || mc.Namespace != v.Served.Namespace) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("meshkeeper acts on MeshConfig %s only; %s/%s has no effect", v.Served, mc.Namespace, mc.Name))
 	}
-	return webhooks.Answer(configv1alpha2.GroupVersion.WithKind("MeshConfig").GroupKind(), mc.Name, r)
+	return admit.Answer(configv1alpha2.GroupVersion.WithKind("MeshConfig").GroupKind(), mc.Name, r)
 }
 
 // ValidateCreate checks a new MeshConfig.

@@ -1,4 +1,4 @@
-package webhooks
+package admit
 
 import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -7,15 +7,6 @@ import (
 
 	"github.com/meshkeeper/meshkeeper/internal/validation"
 )
-
-// The admission side reads MeshConfigs and Namespaces through the manager's cache and keeps its
-// own serving certificate and CA bundles current.
-//
-// +kubebuilder:rbac:groups=config.openservicemesh.io,resources=meshconfigs,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;update;patch,namespace=meshkeeper-system
 
 // Answer turns a validation result into what controller-runtime's typed validators return: an
 // Invalid status error carrying every field error (so kubectl prints them all, each with its
