@@ -45,23 +45,35 @@ const (
 	// Service and port; which one applies is undefined.
 	FindingBackendClaimedTwice = "BackendClaimedTwice"
 
-	// FindingExclusionCoversServiceCIDR (MeshConfig): an outbound IP range exclusion covers (part
-	// of) the Service CIDR, so traffic to those mesh Services bypasses the sidecar.
-	FindingExclusionCoversServiceCIDR = "ExclusionCoversServiceCIDR"
-	// FindingExclusionCoversPodCIDR (MeshConfig): an outbound IP range exclusion covers (part of)
-	// the Pod CIDR, so pod-to-pod traffic bypasses the sidecar.
-	FindingExclusionCoversPodCIDR = "ExclusionCoversPodCIDR"
-	// FindingExclusionCoversEverything (MeshConfig): an outbound IP range exclusion is 0.0.0.0/0
-	// or ::/0, which turns outbound interception off entirely.
-	FindingExclusionCoversEverything = "ExclusionCoversEverything"
-	// FindingInclusionMissesServices (MeshConfig): outboundIPRangeInclusionList leaves the
-	// ClusterIPs of some mesh Services outside interception.
+	// MeshConfig findings. The first five are the redirection engine's warning codes
+	// (internal/redirect Warn*), reported under the same names.
+
+	// FindingCaptureDisabled (MeshConfig): an outbound IP range exclusion is 0.0.0.0/0 or ::/0,
+	// which turns outbound interception off for that family.
+	FindingCaptureDisabled = "CaptureDisabled"
+	// FindingExclusionOverlapsServiceCIDR (MeshConfig): an outbound IP range exclusion overlaps the
+	// Service CIDR, so traffic to mesh Services in it bypasses the sidecar.
+	FindingExclusionOverlapsServiceCIDR = "ExclusionOverlapsServiceCIDR"
+	// FindingExclusionOverlapsPodCIDR (MeshConfig): an outbound IP range exclusion overlaps the Pod
+	// CIDR, so traffic to meshed pods bypasses the sidecar.
+	FindingExclusionOverlapsPodCIDR = "ExclusionOverlapsPodCIDR"
+	// FindingInclusionListBypass (MeshConfig): an inclusion list is set, so every destination
+	// outside it bypasses the sidecar.
+	FindingInclusionListBypass = "InclusionListBypass"
+	// FindingInclusionMissesServiceCIDR (MeshConfig): the inclusion list leaves (part of) the
+	// Service CIDR out.
+	FindingInclusionMissesServiceCIDR = "InclusionMissesServiceCIDR"
+	// FindingInclusionMissesServices (MeshConfig): the inclusion list leaves the ClusterIPs of
+	// these mesh Services out, so traffic to them bypasses the sidecar.
 	FindingInclusionMissesServices = "InclusionMissesServices"
+	// FindingExclusionCoversServices (MeshConfig): an outbound IP range exclusion contains the
+	// ClusterIPs of these mesh Services (found even when the Service CIDR is unknown).
+	FindingExclusionCoversServices = "ExclusionCoversServices"
 	// FindingExcludedPortIsServicePort (MeshConfig): an excluded outbound port is also the port
-	// of a mesh Service, so traffic to that Service bypasses the sidecar.
+	// of mesh Services, so traffic to them on that port bypasses the sidecar.
 	FindingExcludedPortIsServicePort = "ExcludedPortIsServicePort"
 	// FindingClusterRangesUnknown (MeshConfig): the Service and Pod CIDRs could not be
-	// determined, so exclusions cannot be checked against them.
+	// determined, so exclusions were checked against Service ClusterIPs only.
 	FindingClusterRangesUnknown = "ClusterRangesUnknown"
 )
 

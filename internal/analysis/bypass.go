@@ -20,6 +20,9 @@ const (
 	BypassPortExclusion BypassKind = "OutboundPortExclusion"
 	// BypassNotIncluded: an inclusion list is set and the destination is outside all of it.
 	BypassNotIncluded BypassKind = "OutsideInclusionList"
+	// BypassRules: the pod's rules do not redirect the connection for a reason the configuration
+	// does not explain (rules that drifted from it, for example); the rule walk says which.
+	BypassRules BypassKind = "Rules"
 )
 
 // Bypass is one reason traffic skips the sidecar, with the setting responsible.
@@ -47,6 +50,8 @@ func (b Bypass) String() string {
 		return fmt.Sprintf("port %d is in the outbound port exclusion list", b.Port)
 	case BypassNotIncluded:
 		return fmt.Sprintf("%soutside the outbound IP range inclusion list", part)
+	case BypassRules:
+		return "the pod's rules do not redirect it"
 	}
 	return string(b.Kind)
 }
@@ -80,14 +85,12 @@ func BypassOf(cfg redirect.Config, dst netip.AddrPort) (Bypass, bool) {
 	return Bypass{}, false
 }
 
-// inclusionCovers reports whether ip is inside the inclusion list of its family; applies is
-// false when that family has no inclusions (everything is then intercepted).
+// inclusionCovers reports whether ip is inside the inclusion list; applies is false when the
+// list is empty (everything is then intercepted). As in the rendered rules, a non-empty list
+// applies to both families: an IPv6-only list sends all IPv4 traffic around the sidecar.
 func inclusionCovers(cfg redirect.Config, ip netip.Addr) (included, applies bool) {
+	applies = len(cfg.OutboundIPRangeInclusions) > 0
 	for _, p := range cfg.OutboundIPRangeInclusions {
-		if p.Addr().Is4() != ip.Is4() {
-			continue
-		}
-		applies = true
 		if p.Contains(ip) {
 			return true, true
 		}
@@ -114,12 +117,8 @@ func prefixBypass(cfg redirect.Config, dst netip.Prefix, port uint16) (full *Byp
 			partial = append(partial, Bypass{Kind: BypassIPRangeExclusion, Prefix: p, Partial: true})
 		}
 	}
-	applies, inside, overlaps := false, false, false
+	applies, inside, overlaps := len(cfg.OutboundIPRangeInclusions) > 0, false, false
 	for _, p := range cfg.OutboundIPRangeInclusions {
-		if p.Addr().Is4() != dst.Addr().Is4() {
-			continue
-		}
-		applies = true
 		if covers(p, dst) {
 			inside = true
 		} else if p.Overlaps(dst) {

@@ -18,6 +18,10 @@ type TraceInput struct {
 	// Config is the pod's effective redirection configuration (redirect.Effective of the
 	// MeshConfig settings and the pod's annotations).
 	Config redirect.Config
+	// Rules, when set, are the rules actually found in the pod (parsed from its init container
+	// or from iptables-save); otherwise the rules Config renders to are used. The bypass decision
+	// is always taken by walking rules, so it is the kernel's answer, not a re-derivation.
+	Rules *redirect.Plan
 	// ServiceAccount is the pod's service account; it selects the Egress policies that apply.
 	ServiceAccount types.NamespacedName
 	// Mesh supplies enableEgress and the egress feature flag.
@@ -68,6 +72,8 @@ type Route struct {
 	Outcome     Outcome
 	// Bypass is set when Outcome is OutcomeBypassed.
 	Bypass *Bypass
+	// Rules is the walk through the nat table that decided between sidecar and bypass.
+	Rules redirect.Verdict
 	// Listener is the mesh Service listener that takes the connection, if any.
 	Listener *Listener
 	// Egress lists the Egress ports that match the destination. With a Listener set they are
@@ -116,7 +122,21 @@ func (r Route) String() string {
 // egress, lets it out, and anything else is denied.
 func Trace(in TraceInput, dst netip.AddrPort) Route {
 	r := Route{Destination: dst}
-	if b, ok := BypassOf(in.Config, dst); ok {
+	plan := in.Rules
+	if plan == nil {
+		p := redirect.Render(in.Config)
+		plan = &p
+	}
+	rs := &plan.IPv4
+	if dst.Addr().Unmap().Is6() {
+		rs = &plan.IPv6
+	}
+	r.Rules = redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, Dst: netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())})
+	if r.Rules.Kind != redirect.VerdictRedirect {
+		b, ok := BypassOf(in.Config, dst)
+		if !ok {
+			b = Bypass{Kind: BypassRules}
+		}
 		r.Outcome, r.Bypass = OutcomeBypassed, &b
 		return r
 	}

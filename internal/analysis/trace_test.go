@@ -52,7 +52,7 @@ func TestTrace(t *testing.T) {
 		{"pod annotation exclusion", base(makeMesh(), map[string]string{redirect.AnnotationOutboundIPRangeExclusionList: "10.0.0.6/32"}), "10.0.0.6:7000", OutcomeBypassed, false, nil},
 		{"outside inclusion list", base(makeMesh().includeIPs("10.96.0.0/12"), nil), "10.0.0.6:7000", OutcomeBypassed, false, []string{"outside the outbound IP range inclusion list"}},
 		{"inside inclusion list", base(makeMesh().includeIPs("10.96.0.0/12"), nil), "10.96.0.20:80", OutcomeMeshService, false, nil},
-		{"inclusion list of another family does not apply", base(makeMesh().includeIPs("fd00::/8"), nil), "10.0.0.6:7003", OutcomeEgressPolicy, false, nil},
+		{"an IPv6-only inclusion list bypasses all IPv4 traffic, as the rendered rules do", base(makeMesh().includeIPs("fd00::/8"), nil), "10.0.0.6:7003", OutcomeBypassed, false, []string{"outside the outbound IP range inclusion list"}},
 		{"loopback", base(makeMesh(), nil), "127.0.0.1:7000", OutcomeBypassed, false, []string{"loopback"}},
 	}
 	for _, tt := range tests {
@@ -82,5 +82,53 @@ func TestBypassOfMatchesRenderedRules(t *testing.T) {
 	}
 	if _, ok := BypassOf(cfg, netip.MustParseAddrPort("192.0.2.1:7001")); ok {
 		t.Fatal("7001 should be intercepted")
+	}
+}
+
+func TestTraceUsesActualRules(t *testing.T) {
+	// A pod admitted before 10.0.0.0/24 was excluded still redirects it: the rules decide.
+	old, _ := redirect.Effective(redirect.MeshSettings{}, nil)
+	plan := redirect.Render(old)
+	cur, _ := redirect.Effective(redirect.MeshSettings{OutboundIPRangeExclusionList: []string{"10.0.0.0/24"}}, nil)
+	in := TraceInput{Config: cur, Rules: &plan, ServiceAccount: types.NamespacedName{Namespace: "shop", Name: "frontend"},
+		Mesh: makeMesh().mesh(), Egresses: []policyv1alpha1.Egress{*seed003Egress().obj()}}
+	r := Trace(in, netip.MustParseAddrPort("10.0.0.6:7001"))
+	if r.Outcome != OutcomeEgressPolicy || r.Rules.Kind != redirect.VerdictRedirect {
+		t.Fatalf("got %s (%s)", r, r.Rules)
+	}
+	in.Rules = nil
+	if r := Trace(in, netip.MustParseAddrPort("10.0.0.6:7001")); r.Outcome != OutcomeBypassed || len(r.Rules.Trace) == 0 {
+		t.Fatalf("got %s (%s)", r, r.Rules)
+	}
+}
+
+// BypassOf names the setting responsible for a bypass; it must never disagree with the rule walk.
+func TestBypassOfAgreesWithRuleWalk(t *testing.T) {
+	settings := []redirect.MeshSettings{
+		{},
+		{OutboundIPRangeExclusionList: []string{"10.0.0.0/8", "192.0.2.128/25"}, OutboundPortExclusionList: []int{7000, 5432}},
+		{OutboundIPRangeInclusionList: []string{"10.96.0.0/12", "192.0.2.0/24"}, OutboundPortExclusionList: []int{443}},
+		{OutboundIPRangeInclusionList: []string{"fd00::/8"}},
+		{OutboundIPRangeExclusionList: []string{"0.0.0.0/0"}},
+	}
+	dsts := []string{"10.0.0.6:7000", "10.96.1.1:80", "192.0.2.1:443", "192.0.2.200:7001", "198.51.100.9:5432", "127.0.0.1:80", "[fd00::1]:80", "[2001:db8::1]:7000"}
+	for _, s := range settings {
+		cfg, errs := redirect.Effective(s, nil)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		plan := redirect.Render(cfg)
+		for _, d := range dsts {
+			dst := netip.MustParseAddrPort(d)
+			rs := &plan.IPv4
+			if dst.Addr().Is6() {
+				rs = &plan.IPv6
+			}
+			walk := redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, Dst: dst})
+			_, bypass := BypassOf(cfg, dst)
+			if bypass != (walk.Kind != redirect.VerdictRedirect) {
+				t.Errorf("%+v %s: BypassOf=%v, rules say %s", s, d, bypass, walk)
+			}
+		}
 	}
 }
