@@ -49,11 +49,23 @@ type Parsed struct {
 
 // builder applies parsed commands the way the kernel would.
 type builder struct {
-	sets   [2]*Ruleset
-	toks   []tok
-	sawV0  bool
-	sawV1  bool
-	lexers int
+	sets  [2]*Ruleset
+	toks  []tok
+	jumps []jumpRef
+	ports []uint16 // arena for destination port lists
+	sawV0 bool
+	sawV1 bool
+	// hint is the text being parsed, used to size chains once.
+	hint string
+}
+
+type jumpRef struct {
+	chain string
+	off   int
+}
+
+func newBuilder() builder {
+	return builder{toks: make([]tok, 0, 24)}
 }
 
 func famIndex(f Family) int {
@@ -73,24 +85,24 @@ func (b *builder) ruleset(f Family) *Ruleset {
 
 // apply executes one command on a ruleset. declared says custom chains must already exist
 // (true for iptables and for iptables-restore).
-func apply(rs *Ruleset, rc *ruleCmd) *posError {
+func (b *builder) apply(rs *Ruleset, rc *ruleCmd) *posError {
 	switch rc.op {
 	case 'P':
 		if !IsBuiltinChain(rc.chain) {
 			return errAt(rc.opOff, "-P needs a built-in chain, got "+strconv.Quote(rc.chain))
 		}
-		rs.chainFor(rc.chain)
+		rs.chainFor(rc.chain, countChainRules(b.hint, rc.chain))
 		return nil
 	case 'N':
 		if IsBuiltinChain(rc.chain) || rs.Chain(rc.chain) != nil {
 			return errAt(rc.opOff, "chain "+rc.chain+" already exists")
 		}
-		rs.chainFor(rc.chain)
+		rs.chainFor(rc.chain, countChainRules(b.hint, rc.chain))
 		return nil
 	}
 	var c *Chain
 	if IsBuiltinChain(rc.chain) {
-		c = rs.chainFor(rc.chain)
+		c = rs.chainFor(rc.chain, countChainRules(b.hint, rc.chain))
 	} else if c = rs.Chain(rc.chain); c == nil {
 		return errAt(rc.opOff, "chain "+rc.chain+" does not exist (declare it first)")
 	}
@@ -139,42 +151,8 @@ func (b *builder) parseRestore(text string, base int, family Family, syn ruleSyn
 	var cur *Ruleset
 	var tableOff int
 	open, nat := false, false
-	type jumpRef struct {
-		chain string
-		off   int
-	}
-	var jumps []jumpRef
-	finish := func(off int) *posError {
-		if !nat || cur == nil {
-			return nil
-		}
-		for _, j := range jumps {
-			if IsBuiltinChain(j.chain) || cur.Chain(j.chain) == nil {
-				return errAt(j.off, "unknown chain or unsupported target "+strconv.Quote(j.chain))
-			}
-		}
-		f := family
-		if f == 0 {
-			f = cur.Family
-		}
-		if f == 0 {
-			f = IPv4
-			if b.sets[0] != nil {
-				f = IPv6
-			}
-		}
-		if cur.Family != 0 && cur.Family != f {
-			return errAt(tableOff, cur.Family.String()+" rules given as "+f.String()+" rules")
-		}
-		cur.Family = f
-		if b.sets[famIndex(f)] != nil {
-			return errAt(tableOff, "a second nat table for "+f.String())
-		}
-		b.sets[famIndex(f)] = cur
-		cur = nil
-		jumps = jumps[:0]
-		return nil
-	}
+	b.jumps = b.jumps[:0]
+	b.hint = text
 	if syn.listStyle {
 		open, nat = true, true
 		cur = &Ruleset{Family: family}
@@ -204,15 +182,16 @@ func (b *builder) parseRestore(text string, base int, family Family, syn ruleSyn
 			}
 			open, nat, tableOff = true, name == "nat", off
 			if nat {
-				cur = &Ruleset{Family: family, Chains: make([]Chain, 0, 6)}
+				cur = &Ruleset{Family: family, Chains: make([]Chain, 0, 8)}
 			}
 		case trim == "COMMIT":
 			if !open || syn.listStyle {
 				return errAt(off, "COMMIT without a table")
 			}
-			if err := finish(off); err != nil {
+			if err := b.finishTable(cur, family, tableOff); err != nil {
 				return err
 			}
+			cur = nil
 			open, nat = false, false
 		case trim[0] == ':':
 			if !open || syn.listStyle {
@@ -239,7 +218,7 @@ func (b *builder) parseRestore(text string, base int, family Family, syn ruleSyn
 			} else if policy.s != "-" {
 				return errAt(policy.off, "a custom chain's policy must be '-', got "+strconv.Quote(policy.s))
 			}
-			cur.chainFor(name.s)
+			cur.chainFor(name.s, countChainRules(text, name.s))
 		case trim[0] == '-' || trim[0] == '[':
 			if !open {
 				return errAt(off, "rule outside a table (missing *nat)")
@@ -260,29 +239,61 @@ func (b *builder) parseRestore(text string, base int, family Family, syn ruleSyn
 			if perr != nil {
 				return perr
 			}
-			rc, perr := parseRuleTokens(b.toks, syn, off+len(trim))
+			rc, perr := parseRuleTokens(b.toks, syn, off+len(trim), &b.ports)
 			if perr != nil {
 				return perr
 			}
 			if rc.op == 'N' && !syn.listStyle {
 				return errAt(rc.opOff, "-N is not valid in iptables-restore input; declare chains with ':NAME - [0:0]'")
 			}
-			if perr = apply(cur, &rc); perr != nil {
+			if perr = b.apply(cur, &rc); perr != nil {
 				return perr
 			}
 			if rc.rule.Target.Kind == TargetJump {
-				jumps = append(jumps, jumpRef{rc.rule.Target.Chain, rc.opOff})
+				b.jumps = append(b.jumps, jumpRef{rc.rule.Target.Chain, rc.opOff})
 			}
 		default:
 			return errAt(off, "unexpected line "+strconv.Quote(truncate(trim, 40)))
 		}
 	}
 	if syn.listStyle {
-		return finish(base + len(text))
+		return b.finishTable(cur, family, base)
 	}
 	if open {
 		return errAt(base+len(text), "missing COMMIT at end of input")
 	}
+	return nil
+}
+
+// finishTable checks a committed nat table and files it under its family.
+func (b *builder) finishTable(cur *Ruleset, family Family, tableOff int) *posError {
+	if cur == nil {
+		return nil
+	}
+	for _, j := range b.jumps {
+		if IsBuiltinChain(j.chain) || cur.Chain(j.chain) == nil {
+			return errAt(j.off, "unknown chain or unsupported target "+strconv.Quote(j.chain))
+		}
+	}
+	b.jumps = b.jumps[:0]
+	f := family
+	if f == 0 {
+		f = cur.Family
+	}
+	if f == 0 {
+		f = IPv4
+		if b.sets[0] != nil {
+			f = IPv6
+		}
+	}
+	if cur.Family != 0 && cur.Family != f {
+		return errAt(tableOff, cur.Family.String()+" rules given as "+f.String()+" rules")
+	}
+	cur.Family = f
+	if b.sets[famIndex(f)] != nil {
+		return errAt(tableOff, "a second nat table for "+f.String())
+	}
+	b.sets[famIndex(f)] = cur
 	return nil
 }
 
@@ -309,6 +320,7 @@ func validCounters(s string) bool {
 // runScript reads an OSM shell script (the string given to `sh -c`).
 func (b *builder) runScript(script string, base, depth int) *posError {
 	l := shLexer{s: script, base: base}
+	b.hint = script
 	if err := l.lexScript(); err != nil {
 		return err
 	}
@@ -347,7 +359,7 @@ func (b *builder) runScript(script string, base, depth int) *posError {
 				fam = IPv6
 			}
 			b.sawV0 = true
-			rc, err := parseRuleTokens(words[1:], ruleSyntax{shell: true}, words[len(words)-1].off+len(words[len(words)-1].s))
+			rc, err := parseRuleTokens(words[1:], ruleSyntax{shell: true}, words[len(words)-1].off+len(words[len(words)-1].s), &b.ports)
 			if err != nil {
 				return err
 			}
@@ -355,7 +367,7 @@ func (b *builder) runScript(script string, base, depth int) *posError {
 				return errAt(words[0].off, "only nat table rules are understood; add -t nat")
 			}
 			rs := b.ruleset(fam)
-			if err := apply(rs, &rc); err != nil {
+			if err := b.apply(rs, &rc); err != nil {
 				return err
 			}
 			if t := rc.rule.Target; t.Kind == TargetJump && (IsBuiltinChain(t.Chain) || rs.Chain(t.Chain) == nil) {
@@ -525,7 +537,7 @@ func sniff(s string) inputKind {
 func Parse(data []byte) (*Parsed, error) {
 	s := string(data)
 	s = strings.TrimPrefix(s, "\ufeff")
-	var b builder
+	b := newBuilder()
 	p := &Parsed{}
 	switch sniff(s) {
 	case kindStructured:
@@ -578,7 +590,7 @@ func parseContainer(c *corev1.Container) (*Parsed, string, string, error) {
 	argv := append(buf[:0], c.Command...)
 	argv = append(argv, c.Args...)
 	p := &Parsed{Container: c.Name}
-	var b builder
+	b := newBuilder()
 	if len(argv) == 0 {
 		return nil, "", "", &ParseError{Line: 1, Column: 1, Msg: "container " + strconv.Quote(c.Name) + " has no command or args"}
 	}

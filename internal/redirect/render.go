@@ -80,40 +80,42 @@ func renderFamily(c Config, f Family) Ruleset {
 		return Rule{Chain: chain, Protocol: protoTCP, Target: Target{Kind: TargetJump, Chain: to}}
 	}
 	ret := Target{Kind: TargetReturn}
-	ports := func(chain string, list []uint16) []Rule {
-		var out []Rule
+	ports := func(dst []Rule, chain string, list []uint16) []Rule {
 		for start := 0; start < len(list); start += maxMultiportEntries {
 			end := min(start+maxMultiportEntries, len(list))
-			out = append(out, Rule{Chain: chain, Protocol: protoTCP, DPorts: list[start:end:end], Multiport: true, Target: ret})
+			dst = append(dst, Rule{Chain: chain, Protocol: protoTCP, DPorts: list[start:end:end], Multiport: true, Target: ret})
 		}
-		return out
+		return dst
 	}
+	chunks := func(n int) int { return (n + maxMultiportEntries - 1) / maxMultiportEntries }
+	nIfaces := len(c.NetworkInterfaceExclusions)
 
 	// Inbound: exclusions first, then the sidecar's own ports, then everything else to the proxy.
 	pre := Chain{Name: ChainPrerouting, Rules: []Rule{tcpJump(ChainPrerouting, ChainInbound)}}
-	in := Chain{Name: ChainInbound}
-	for _, iface := range c.NetworkInterfaceExclusions {
-		in.Rules = append(in.Rules, Rule{Chain: ChainInbound, InIface: iface, Target: ret})
-	}
-	in.Rules = append(in.Rules, ports(ChainInbound, c.InboundPortExclusions)...)
-	fixed := make([]uint16, 0, 5)
+	fixed := make([]uint16, 0, 2+len(c.ProbePorts))
 	fixed = append(fixed, c.MetricsPort)
 	fixed = append(fixed, c.ProbePorts...)
 	fixed = append(fixed, c.HealthcheckPort)
-	for _, port := range fixed {
-		in.Rules = append(in.Rules, Rule{Chain: ChainInbound, Protocol: protoTCP, DPorts: []uint16{port}, Target: ret})
+	in := Chain{Name: ChainInbound, Rules: make([]Rule, 0, nIfaces+chunks(len(c.InboundPortExclusions))+len(fixed)+1)}
+	for _, iface := range c.NetworkInterfaceExclusions {
+		in.Rules = append(in.Rules, Rule{Chain: ChainInbound, InIface: iface, Target: ret})
+	}
+	in.Rules = ports(in.Rules, ChainInbound, c.InboundPortExclusions)
+	for i := range fixed {
+		in.Rules = append(in.Rules, Rule{Chain: ChainInbound, Protocol: protoTCP, DPorts: fixed[i : i+1 : i+1], Target: ret})
 	}
 	in.Rules = append(in.Rules, tcpJump(ChainInbound, ChainInRedirect))
 	inRedir := Chain{Name: ChainInRedirect, Rules: []Rule{{Chain: ChainInRedirect, Protocol: protoTCP, Target: Target{Kind: TargetRedirect, Port: c.InboundListenerPort}}}}
 
 	// Outbound, in the order osm-behavior section 3 documents for v1.2.
-	out := Chain{Name: ChainOutput}
+	out := Chain{Name: ChainOutput, Rules: make([]Rule, 0, 2)}
 	if c.LocalProxyMode == LocalProxyModePodIP {
 		out.Rules = append(out.Rules, Rule{Chain: ChainOutput, Protocol: protoTCP, Dst: lo, OutIface: "lo",
 			HasUID: true, UID: c.ProxyUID, Target: Target{Kind: TargetDNAT, To: PodIPPlaceholder}})
 	}
 	out.Rules = append(out.Rules, tcpJump(ChainOutput, ChainOutbound))
-	ob := Chain{Name: ChainOutbound}
+	ob := Chain{Name: ChainOutbound, Rules: make([]Rule, 0, 5+nIfaces+len(c.OutboundIPRangeExclusions)+
+		chunks(len(c.OutboundPortExclusions))+len(c.OutboundIPRangeInclusions))}
 	ob.Rules = append(ob.Rules,
 		Rule{Chain: ChainOutbound, OutIface: "lo", Dst: lo, NegDst: true, HasUID: true, UID: c.ProxyUID, Target: Target{Kind: TargetJump, Chain: ChainInRedirect}},
 		Rule{Chain: ChainOutbound, OutIface: "lo", HasUID: true, UID: c.ProxyUID, NegUID: true, Target: ret},
@@ -128,7 +130,7 @@ func renderFamily(c Config, f Family) Ruleset {
 			ob.Rules = append(ob.Rules, Rule{Chain: ChainOutbound, Dst: cidr, Target: ret})
 		}
 	}
-	ob.Rules = append(ob.Rules, ports(ChainOutbound, c.OutboundPortExclusions)...)
+	ob.Rules = ports(ob.Rules, ChainOutbound, c.OutboundPortExclusions)
 	if len(c.OutboundIPRangeInclusions) > 0 {
 		for _, cidr := range c.OutboundIPRangeInclusions {
 			if familyOf(cidr) == f {

@@ -129,13 +129,37 @@ func (rs *Ruleset) Chain(name string) *Chain {
 	return nil
 }
 
-// chainFor returns the named chain, creating it at the end if needed.
-func (rs *Ruleset) chainFor(name string) *Chain {
+// chainFor returns the named chain, creating it at the end if needed with room for capHint
+// rules.
+func (rs *Ruleset) chainFor(name string, capHint int) *Chain {
 	if c := rs.Chain(name); c != nil {
 		return c
 	}
-	rs.Chains = append(rs.Chains, Chain{Name: name})
+	var rules []Rule
+	if capHint > 0 {
+		rules = make([]Rule, 0, capHint)
+	}
+	rs.Chains = append(rs.Chains, Chain{Name: name, Rules: rules})
 	return &rs.Chains[len(rs.Chains)-1]
+}
+
+// countChainRules estimates how many rules text adds to chain name (occurrences of
+// "-A name " or "-I name "), so a chain's rules are allocated once.
+func countChainRules(text, name string) int {
+	n := 0
+	for i := 0; ; {
+		j := strings.Index(text[i:], name)
+		if j < 0 {
+			return n
+		}
+		k := i + j
+		end := k + len(name)
+		if k >= 3 && text[k-1] == ' ' && text[k-3] == '-' && (text[k-2] == 'A' || text[k-2] == 'I') &&
+			end < len(text) && (text[end] == ' ' || text[end] == '\t') {
+			n++
+		}
+		i = end
+	}
 }
 
 // RuleCount is the number of rules across all chains.

@@ -88,7 +88,7 @@ func validIfaceArg(s string) bool {
 
 // parseRuleTokens reads one iptables command line (without the program name). Unknown options
 // are errors: a rule we do not fully understand cannot be compared by meaning.
-func parseRuleTokens(toks []tok, syn ruleSyntax, endOff int) (ruleCmd, *posError) {
+func parseRuleTokens(toks []tok, syn ruleSyntax, endOff int, arena *[]uint16) (ruleCmd, *posError) {
 	var rc ruleCmd
 	rc.addrOf = -1
 	r := &rc.rule
@@ -242,7 +242,8 @@ func parseRuleTokens(toks []tok, syn ruleSyntax, endOff int) (ruleCmd, *posError
 			if len(r.DPorts) > 0 {
 				return rc, errAt(t.off, "destination ports given twice")
 			}
-			r.DPorts = []uint16{p}
+			r.DPorts = portSlice(arena, 1)
+			r.DPorts[0] = p
 			r.NegDPorts = neg
 		case "--dports", "--destination-ports":
 			negatable = true
@@ -262,7 +263,7 @@ func parseRuleTokens(toks []tok, syn ruleSyntax, endOff int) (ruleCmd, *posError
 			if n > maxMultiportEntries {
 				return rc, errAt(v.off, "multiport accepts at most 15 ports, got "+strconv.Itoa(n))
 			}
-			r.DPorts = make([]uint16, 0, n)
+			r.DPorts = portSlice(arena, n)[:0]
 			rest, off := v.s, v.off
 			for {
 				elem, tail, more := strings.Cut(rest, ",")
@@ -394,4 +395,17 @@ func parseDNATDest(s string, podIPVar bool) (string, bool) {
 		return ap.String(), true
 	}
 	return "", false
+}
+
+// portSlice hands out n ports from a shared arena so a parse allocates port lists in a few
+// chunks instead of once per rule. Slices are capped so appends never overlap.
+func portSlice(arena *[]uint16, n int) []uint16 {
+	if cap(*arena)-len(*arena) < n {
+		*arena = make([]uint16, 0, max(64, n))
+	}
+	a := *arena
+	start := len(a)
+	a = a[:start+n]
+	*arena = a
+	return a[start : start+n : start+n]
 }
