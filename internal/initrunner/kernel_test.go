@@ -187,7 +187,13 @@ func natTable(t *testing.T, ns *netnstest.NS, save string) string {
 
 func runInit(t *testing.T, ns *netnstest.NS, args ...string) string {
 	t.Helper()
+	return runInitEnv(t, ns, nil, args...)
+}
+
+func runInitEnv(t *testing.T, ns *netnstest.NS, env []string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns.Name, initBinary(t)}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -469,5 +475,45 @@ func TestOSMRulesParseMatchesKernel(t *testing.T) {
 	slices.SortStableFunc(probes, func(a, b probe) int { return strings.Compare(string(a.dir), string(b.dir)) })
 	for _, p := range probes {
 		l.check(t, parsed, p)
+	}
+}
+
+// TestInitPodIPMode: in PodIP local proxy mode the proxy's connections to localhost reach the
+// application on the pod address, the address comes from the environment, and a second run does
+// not stack a second DNAT rule.
+func TestInitPodIPMode(t *testing.T) {
+	netnstest.Require(t, tools...)
+	settings := labSettings
+	settings.LocalProxyMode = string(redirect.LocalProxyModePodIP)
+	plan := renderPlan(t, settings, nil)
+	args := append(redirect.InitArgs(plan), "--backend", "nft")
+	if !slices.Contains(args, redirect.PodIPEnvVar) {
+		t.Fatalf("InitArgs for PodIP mode lack --pod-ip-env: %q", args)
+	}
+	l := newLab(t, nil, []int{8080})
+	app := l.pod.Listen("pod:8080", "tcp", ":8080")
+	env := []string{redirect.PodIPEnvVar + "=192.0.2.1"}
+	runInitEnv(t, l.pod, env, args...)
+	first := natTable(t, l.pod, "iptables-nft-save")
+	runInitEnv(t, l.pod, env, args...)
+	if again := natTable(t, l.pod, "iptables-nft-save"); again != first {
+		t.Errorf("nat table changed on the second run:\nfirst:\n%s\nsecond:\n%s", first, again)
+	}
+	if n := strings.Count(first, "-j DNAT --to-destination 192.0.2.1"); n != 1 {
+		t.Errorf("%d DNAT rules to the pod IP, want 1:\n%s", n, first)
+	}
+	if v6 := natTable(t, l.pod, "ip6tables-nft-save"); strings.Contains(v6, "DNAT") || !strings.Contains(v6, "OSM_PROXY_OUTBOUND") {
+		t.Errorf("IPv6 table of an IPv4-only pod IP should hold the rules without the DNAT:\n%s", v6)
+	}
+
+	parsed, err := redirect.Parse([]byte(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.check(t, nil, asProxy(out("127.0.0.1:8080", "pod:8080")))
+	l.check(t, parsed, out("192.0.2.2:8080", "pod:15001"))
+	acc := app.Accepted()
+	if len(acc) != 1 || acc[0].Local != "192.0.2.1:8080" {
+		t.Errorf("the application saw %+v, want one connection to 192.0.2.1:8080", acc)
 	}
 }
