@@ -1,0 +1,137 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/internal/drift"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+)
+
+// +kubebuilder:rbac:groups=config.openservicemesh.io,resources=meshconfigs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=config.openservicemesh.io,resources=meshconfigs/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// summaryDelay coalesces the burst of pod events a MeshConfig change causes into one recount.
+const summaryDelay = time.Second
+
+// MeshConfigReconciler validates every MeshConfig with the redirection engine and reports, on the
+// one the operator serves, how many meshed pods are in sync with it.
+type MeshConfigReconciler struct {
+	Client  client.Client
+	Options DriftOptions
+}
+
+// meshConfigOutcome is what a reconcile found, turned into status by setMeshConfigStatus.
+type meshConfigOutcome struct {
+	specErrs field.ErrorList
+	err      error
+	active   bool
+	summary  drift.Summary
+}
+
+// Reconcile validates, counts, and writes status once, in the deferred patch.
+func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ ctrl.Result, err error) {
+	mc := &configv1alpha2.MeshConfig{}
+	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := mc.DeepCopy()
+	var o meshConfigOutcome
+	defer func() {
+		o.err = err
+		setMeshConfigStatus(mc, o, r.Options.now())
+		if !equality.Semantic.DeepEqual(before.Status, mc.Status) {
+			err = errors.Join(err, client.IgnoreNotFound(r.Client.Status().Patch(ctx, mc, client.MergeFrom(before))))
+		}
+	}()
+	if o.specErrs = ValidateMeshConfig(mc); len(o.specErrs) > 0 {
+		return ctrl.Result{}, nil
+	}
+	if o.active = req.NamespacedName == r.Options.MeshConfig; !o.active {
+		return ctrl.Result{}, nil
+	}
+	o.summary, err = r.summarize(ctx, mc)
+	return ctrl.Result{}, err
+}
+
+// ValidateMeshConfig judges the redirection inputs with the same engine the injector uses, so
+// a MeshConfig that slipped past admission (webhook down, an older CRD without schema rules)
+// is reported before the next pod fails to start because of it.
+func ValidateMeshConfig(mc *configv1alpha2.MeshConfig) field.ErrorList {
+	return redirect.ValidateSettings(injection.MeshSettings(&mc.Spec), field.NewPath("spec"))
+}
+
+// summarize evaluates every pod of the monitored namespaces against mc, from the cache.
+func (r *MeshConfigReconciler) summarize(ctx context.Context, mc *configv1alpha2.MeshConfig) (drift.Summary, error) {
+	var s drift.Summary
+	namespaces := &corev1.NamespaceList{}
+	if err := r.Client.List(ctx, namespaces, client.HasLabels{injection.LabelMonitoredBy}); err != nil {
+		return s, err
+	}
+	now := r.Options.now()
+	for i := range namespaces.Items {
+		ns := &namespaces.Items[i]
+		if !monitored(ns, r.Options.Selection.MeshName) {
+			continue
+		}
+		pods := &corev1.PodList{}
+		if err := r.Client.List(ctx, pods, client.InNamespace(ns.Name), client.UnsafeDisableDeepCopy); err != nil {
+			return s, err
+		}
+		for j := range pods.Items {
+			pod := &pods.Items[j]
+			if pod.DeletionTimestamp != nil {
+				continue
+			}
+			s.Add(pod, drift.Evaluate(drift.Gather(pod, ns.ObjectMeta, mc, r.Options.Selection, now)))
+		}
+	}
+	s.Cap(configv1alpha2.MaxDriftedPods)
+	return s, nil
+}
+
+// SetupWithManager registers the controller. Pod and namespace events are coalesced: a rollout
+// of thousands of pods leads to a recount per summaryDelay, not one per pod.
+func (r *MeshConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	recount := r.recountHandler()
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("drift-meshconfig").
+		For(&configv1alpha2.MeshConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Pod{}, recount).
+		Watches(&corev1.Namespace{}, recount).
+		Complete(r)
+}
+
+func (r *MeshConfigReconciler) recountHandler() handler.EventHandler {
+	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		q.AddAfter(reconcile.Request{NamespacedName: r.Options.MeshConfig}, summaryDelay)
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, _ event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q)
+		},
+		UpdateFunc: func(_ context.Context, _ event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q)
+		},
+		DeleteFunc: func(_ context.Context, _ event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q)
+		},
+	}
+}

@@ -1,0 +1,234 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/internal/drift"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+)
+
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods/status,verbs=patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=config.openservicemesh.io,resources=meshconfigs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
+
+// PodReconciler keeps the meshkeeper.io pod conditions of meshed pods truthful and, where a
+// namespace or workload opted in, restarts workloads whose pods drifted.
+type PodReconciler struct {
+	// Client reads from the manager's cache and writes pods/status.
+	Client client.Client
+	// APIReader reads workloads live; they are only needed when a drifted pod opted into
+	// restarts, which does not justify caching every Deployment in the cluster.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Options   DriftOptions
+	restarts  *restartLimiter
+}
+
+// Reconcile is gather, evaluate, remediate, then one status patch when something changed.
+func (r *PodReconciler) Reconcile(ctx context.Context, req reconcile.Request) (result ctrl.Result, err error) {
+	pod := &corev1.Pod{}
+	if err := r.Client.Get(ctx, req.NamespacedName, pod); err != nil || pod.DeletionTimestamp != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	in, ok, err := r.gather(ctx, pod)
+	if err != nil || !ok {
+		return ctrl.Result{}, err
+	}
+	computed := drift.Evaluate(in)
+	if !drift.Relevant(in, computed) {
+		return ctrl.Result{}, nil
+	}
+	before := pod.Status.Conditions
+	updated, changed := drift.SetPodConditions(before, computed...)
+	defer func() {
+		if !changed {
+			return
+		}
+		if perr := r.patchConditions(ctx, pod, updated); perr != nil {
+			err = errors.Join(err, perr)
+			return
+		}
+		for _, ev := range drift.Transitions(before, updated) {
+			r.Recorder.Eventf(pod, nil, ev.Type, ev.Reason, "Evaluate", "%s", ev.Message)
+		}
+	}()
+	return r.remediate(ctx, in, updated)
+}
+
+// gather reads the pod's namespace and the MeshConfig; ok is false when there is nothing to judge.
+func (r *PodReconciler) gather(ctx context.Context, pod *corev1.Pod) (drift.Input, bool, error) {
+	ns := &corev1.Namespace{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Name: pod.Namespace}, ns); err != nil {
+		return drift.Input{}, false, client.IgnoreNotFound(err)
+	}
+	if !monitored(ns, r.Options.Selection.MeshName) && !hasOwnedCondition(pod) {
+		return drift.Input{}, false, nil
+	}
+	mc := &configv1alpha2.MeshConfig{}
+	if err := r.Client.Get(ctx, r.Options.MeshConfig, mc); err != nil {
+		// Without a MeshConfig there is no desired state; its creation re-queues every pod.
+		return drift.Input{}, false, client.IgnoreNotFound(err)
+	}
+	return drift.Gather(pod, ns.ObjectMeta, mc, r.Options.Selection, r.Options.now()), true, nil
+}
+
+// patchConditions sends a strategic-merge patch holding only our conditions. Pod conditions are
+// merged by type on the server, so the kubelet's conditions, which the cache does not even hold,
+// cannot be dropped or rolled back by this write.
+func (r *PodReconciler) patchConditions(ctx context.Context, pod *corev1.Pod, conds []corev1.PodCondition) error {
+	var own []corev1.PodCondition
+	for _, c := range conds {
+		if drift.Owned(c.Type) {
+			own = append(own, c)
+		}
+	}
+	data, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": own}})
+	if err != nil {
+		return err
+	}
+	err = r.Client.Status().Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, data))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("patching conditions of pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+func hasOwnedCondition(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if drift.Owned(c.Type) {
+			return true
+		}
+	}
+	return false
+}
+
+// monitored reports whether a namespace belongs to the mesh (any mesh when meshName is empty).
+func monitored(ns *corev1.Namespace, meshName string) bool {
+	v, ok := ns.Labels[injection.LabelMonitoredBy]
+	return ok && (meshName == "" || v == meshName)
+}
+
+// SetupWithManager registers the controller, its index and its watches.
+func (r *PodReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexPodMeshed, indexPodMeshed); err != nil {
+		return fmt.Errorf("indexing pods: %w", err)
+	}
+	if r.restarts == nil {
+		r.restarts = newRestartLimiter()
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("drift-pod").
+		For(&corev1.Pod{}).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsOfNamespace),
+			builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.meshedPods),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.maxConcurrent()}).
+		Complete(r)
+}
+
+// podsOfNamespace re-evaluates a namespace's pods when it joins or leaves the mesh or changes
+// its injection annotation. The cache lists by namespace through its built-in index.
+func (r *PodReconciler) podsOfNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.InNamespace(o.GetName()), client.UnsafeDisableDeepCopy); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing pods of namespace", "namespace", o.GetName())
+		return nil
+	}
+	return requestsFor(pods.Items)
+}
+
+// meshedPods re-evaluates every meshed pod of a monitored namespace when the MeshConfig changes,
+// through IndexPodMeshed rather than a live list.
+func (r *PodReconciler) meshedPods(ctx context.Context, o client.Object) []reconcile.Request {
+	if client.ObjectKeyFromObject(o) != r.Options.MeshConfig {
+		return nil
+	}
+	namespaces := &corev1.NamespaceList{}
+	if err := r.Client.List(ctx, namespaces, client.HasLabels{injection.LabelMonitoredBy}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing monitored namespaces")
+		return nil
+	}
+	inMesh := make(map[string]bool, len(namespaces.Items))
+	for i := range namespaces.Items {
+		inMesh[namespaces.Items[i].Name] = monitored(&namespaces.Items[i], r.Options.Selection.MeshName)
+	}
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.MatchingFields{IndexPodMeshed: "true"}, client.UnsafeDisableDeepCopy); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing meshed pods")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(pods.Items))
+	for i := range pods.Items {
+		if inMesh[pods.Items[i].Namespace] {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&pods.Items[i])})
+		}
+	}
+	return reqs
+}
+
+func requestsFor(pods []corev1.Pod) []reconcile.Request {
+	reqs := make([]reconcile.Request, len(pods))
+	for i := range pods {
+		reqs[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&pods[i])}
+	}
+	return reqs
+}
+
+// DriftOptions configure both drift controllers.
+type DriftOptions struct {
+	// MeshConfig is the MeshConfig pods are judged against.
+	MeshConfig types.NamespacedName
+	// Selection identifies our mesh (the monitored-by label value).
+	Selection injection.SelectOptions
+	// MaxConcurrentReconciles bounds parallel pod evaluations (default 4).
+	MaxConcurrentReconciles int
+	// AutoRestartMinInterval is the least time between two restarts of one workload (default 10m).
+	AutoRestartMinInterval time.Duration
+	// Clock is injected by tests; nil means time.Now.
+	Clock func() time.Time
+}
+
+func (o DriftOptions) now() time.Time {
+	if o.Clock != nil {
+		return o.Clock()
+	}
+	return time.Now()
+}
+
+func (o DriftOptions) maxConcurrent() int {
+	if o.MaxConcurrentReconciles > 0 {
+		return o.MaxConcurrentReconciles
+	}
+	return 4
+}
+
+func (o DriftOptions) minInterval() time.Duration {
+	if o.AutoRestartMinInterval > 0 {
+		return o.AutoRestartMinInterval
+	}
+	return 10 * time.Minute
+}

@@ -1,0 +1,143 @@
+package controllers
+
+import (
+	"unique"
+
+	corev1 "k8s.io/api/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshkeeper/meshkeeper/internal/drift"
+)
+
+// IndexPodMeshed indexes pods that carry the sidecar or a redirection init container under the
+// value "true", so a MeshConfig change finds every pod it may have made stale without walking
+// the whole pod cache.
+const IndexPodMeshed = "meshkeeper.io/meshed"
+
+// annotationLastApplied is kubectl's copy of the whole manifest, often the largest part of a pod.
+const annotationLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+func indexPodMeshed(o client.Object) []string {
+	pod, ok := o.(*corev1.Pod)
+	if !ok || !(drift.HasSidecar(pod) || drift.RedirectionInitContainer(pod) != nil) {
+		return nil
+	}
+	return []string{"true"}
+}
+
+// CacheOptions trims what the manager keeps of every pod in the cluster. The pod informer is the
+// operator's only large cache and it cannot be narrowed with a label selector: pods that should
+// have been injected but were not carry no meshkeeper label, and those are exactly the ones to
+// report. So instead of caching fewer pods, each pod is cached with only the fields the drift
+// checks read (see TrimPod). Callers merge these options into their own manager options.
+func CacheOptions(opts cache.Options) cache.Options {
+	if opts.ByObject == nil {
+		opts.ByObject = map[client.Object]cache.ByObject{}
+	}
+	opts.ByObject[&corev1.Pod{}] = cache.ByObject{Transform: TrimPod}
+	if opts.DefaultTransform == nil {
+		opts.DefaultTransform = cache.TransformStripManagedFields()
+	}
+	return opts
+}
+
+var _ toolscache.TransformFunc = TrimPod
+
+// TrimPod keeps what drift detection needs: identity, labels, annotations (without kubectl's
+// last-applied copy), owner references, init containers' names, images, commands and arguments,
+// containers' names and images, host networking, and the status of init containers and
+// conditions of our own types. Strings that repeat across the replicas of a workload (the
+// rendered rules, images, label and annotation keys) are interned so that 5,000 replicas share
+// one copy. Anything that is not a pod passes through untouched.
+func TrimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	out := &corev1.Pod{}
+	out.Name = pod.Name
+	out.Namespace = intern(pod.Namespace)
+	out.UID = pod.UID
+	out.ResourceVersion = pod.ResourceVersion
+	out.Generation = pod.Generation
+	out.CreationTimestamp = pod.CreationTimestamp
+	out.DeletionTimestamp = pod.DeletionTimestamp
+	out.Labels = internMap(pod.Labels, "")
+	out.Annotations = internMap(pod.Annotations, annotationLastApplied)
+	out.OwnerReferences = pod.OwnerReferences
+	for i := range out.OwnerReferences {
+		ref := &out.OwnerReferences[i]
+		ref.APIVersion, ref.Kind = intern(ref.APIVersion), intern(ref.Kind)
+	}
+
+	out.Spec.NodeName = pod.Spec.NodeName
+	out.Spec.HostNetwork = pod.Spec.HostNetwork
+	if n := len(pod.Spec.InitContainers); n > 0 {
+		out.Spec.InitContainers = make([]corev1.Container, n)
+		for i, c := range pod.Spec.InitContainers {
+			out.Spec.InitContainers[i] = corev1.Container{Name: intern(c.Name), Image: intern(c.Image),
+				Command: internSlice(c.Command), Args: internSlice(c.Args)}
+		}
+	}
+	if n := len(pod.Spec.Containers); n > 0 {
+		out.Spec.Containers = make([]corev1.Container, n)
+		for i, c := range pod.Spec.Containers {
+			out.Spec.Containers[i] = corev1.Container{Name: intern(c.Name), Image: intern(c.Image)}
+		}
+	}
+
+	out.Status.Phase = pod.Status.Phase
+	for _, c := range pod.Status.Conditions {
+		if drift.Owned(c.Type) {
+			c.Type, c.Reason = corev1.PodConditionType(intern(string(c.Type))), intern(c.Reason)
+			out.Status.Conditions = append(out.Status.Conditions, c)
+		}
+	}
+	if ic := drift.RedirectionInitContainer(pod); ic != nil {
+		for _, st := range pod.Status.InitContainerStatuses {
+			if st.Name == ic.Name {
+				out.Status.InitContainerStatuses = []corev1.ContainerStatus{{
+					Name: intern(st.Name), State: st.State, LastTerminationState: st.LastTerminationState,
+					RestartCount: st.RestartCount, Ready: st.Ready,
+				}}
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// intern returns a canonical copy of s: equal strings share one backing array for as long as any
+// pod refers to them.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
+}
+
+func internSlice(in []string) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = intern(s)
+	}
+	return out
+}
+
+func internMap(in map[string]string, drop string) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		if k != drop {
+			out[intern(k)] = intern(v)
+		}
+	}
+	return out
+}
