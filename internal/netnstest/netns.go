@@ -72,6 +72,15 @@ func New(t testing.TB) *NS {
 		}
 	})
 	n.MustRun("ip", "link", "set", "lo", "up")
+	// Without duplicate address detection, link-local and global IPv6 addresses are usable the
+	// moment a link comes up, so the first connection does not wait for neighbour discovery
+	// retries. Kernels without IPv6 have no such files; that is fine.
+	_ = n.Do(func() error {
+		for _, f := range []string{"all", "default"} {
+			_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/accept_dad", []byte("0\n"), 0o644)
+		}
+		return nil
+	})
 	return n
 }
 
@@ -176,6 +185,25 @@ func Link(t testing.TB, a *NS, aIf string, aAddrs []string, b *NS, bIf string, b
 			side.ns.MustRun(args...)
 		}
 		side.ns.MustRun("ip", "link", "set", side.ifc, "up")
+	}
+	// The kernel finishes bringing a link up asynchronously; packets sent before that are
+	// dropped and the first connection then waits a full retransmission timeout.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, side := range []struct {
+		ns  *NS
+		ifc string
+	}{{a, aIf}, {b, bIf}} {
+		for {
+			link, _ := side.ns.Run("ip", "-o", "link", "show", "dev", side.ifc)
+			tentative, _ := side.ns.Run("ip", "-o", "addr", "show", "dev", side.ifc, "tentative")
+			if strings.Contains(link, "state UP") && strings.TrimSpace(tentative) == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("link %s in %s is not ready after 5s: %s %s", side.ifc, side.ns.Name, link, tentative)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
 
