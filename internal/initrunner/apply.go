@@ -162,7 +162,7 @@ func RestoreInput(rs Ruleset, currentSave string) (string, RestoreStats) {
 		}
 	}
 	for _, c := range cur.order {
-		if strings.HasPrefix(c, ChainPrefix) && !slices.Contains(rs.Chains, c) {
+		if ourChainRE.MatchString(c) && !slices.Contains(rs.Chains, c) {
 			st.StaleChains = append(st.StaleChains, c)
 		}
 	}
@@ -185,8 +185,8 @@ type saveTable struct {
 	rules map[string][]string // chain -> its rule lines, kernel order
 }
 
-// parseSave reads the nat table of iptables-save output. Only chain names, rule positions and
-// jump targets are used, so nothing from it is ever fed back to iptables-restore as text.
+// parseSave reads the nat table of iptables-save output. Only rule positions and the names of
+// chains matching our own naming rule are fed back to iptables-restore; rule text never is.
 func parseSave(text string) saveTable {
 	t := saveTable{rules: map[string][]string{}}
 	inNat := false

@@ -269,3 +269,35 @@ func TestRuleKeyIgnoresSaveNormalisation(t *testing.T) {
 		t.Errorf("negation ignored: %s", c)
 	}
 }
+
+func FuzzRestoreInput(f *testing.F) {
+	f.Add("*nat\n:OSM_PROXY_OLD - [0:0]\n-A OUTPUT -p tcp -j OSM_PROXY_OLD\n-A OUTPUT -j KUBE\nCOMMIT\n")
+	f.Add("*nat\n-A PREROUTING -j OSM_PROXY_INBOUND\n-A PREROUTING\n:OSM_PROXY_X;y - [0:0]\n")
+	rs, err := ValidateRules(IPv4, validV4)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, current string) {
+		got, _ := RestoreInput(rs, current)
+		lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+		if lines[0] != "*nat" || lines[len(lines)-1] != "COMMIT" {
+			t.Fatalf("not one nat transaction:\n%s", got)
+		}
+		for _, l := range lines[1 : len(lines)-1] {
+			toks := strings.Fields(l)
+			switch toks[0] {
+			case "-D":
+				if len(toks) != 3 || !(toks[1] == "PREROUTING" || toks[1] == "INPUT" || toks[1] == "OUTPUT" || toks[1] == "POSTROUTING") {
+					t.Fatalf("unexpected deletion %q", l)
+				}
+			case "-F", "-X":
+				if len(toks) != 2 || !ourChainRE.MatchString(toks[1]) {
+					t.Fatalf("unexpected chain operation %q", l)
+				}
+			}
+		}
+		if !strings.HasSuffix(got, strings.Join(rs.Rules, "\n")+"\nCOMMIT\n") {
+			t.Fatalf("the new rules are not appended last:\n%s", got)
+		}
+	})
+}
