@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -287,7 +289,7 @@ func FuzzRestoreInput(f *testing.F) {
 			toks := strings.Fields(l)
 			switch toks[0] {
 			case "-D":
-				if len(toks) != 3 || !(toks[1] == "PREROUTING" || toks[1] == "INPUT" || toks[1] == "OUTPUT" || toks[1] == "POSTROUTING") {
+				if len(toks) != 3 || !redirect.IsBuiltinChain(toks[1]) {
 					t.Fatalf("unexpected deletion %q", l)
 				}
 			case "-F", "-X":
