@@ -168,7 +168,7 @@ type TrafficSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=43
-	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",messageExpression="'must contain only CIDRs such as 10.0.0.0/8 or fd00::/8, got: ' + self.filter(c, !isCIDR(c)).join(', ')"
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="must be a CIDR such as 10.0.0.0/8 or fd00::/8"
 	OutboundIPRangeExclusionList []string `json:"outboundIPRangeExclusionList,omitempty"`
 
 	// outboundIPRangeInclusionList, when set, limits interception to these destination CIDRs;
@@ -176,7 +176,7 @@ type TrafficSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=43
-	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",messageExpression="'must contain only CIDRs such as 10.0.0.0/8 or fd00::/8, got: ' + self.filter(c, !isCIDR(c)).join(', ')"
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="must be a CIDR such as 10.0.0.0/8 or fd00::/8"
 	OutboundIPRangeInclusionList []string `json:"outboundIPRangeInclusionList,omitempty"`
 
 	// outboundPortExclusionList lists destination ports (1-65535) that bypass the proxy.

@@ -30,7 +30,7 @@ type EgressSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=43
-	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",messageExpression="'must contain only CIDRs such as 203.0.113.0/24 or 2001:db8::/32, got: ' + self.filter(c, !isCIDR(c)).join(', ')"
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="must be a CIDR such as 203.0.113.0/24 or 2001:db8::/32"
 	IPAddresses []string `json:"ipAddresses,omitempty"`
 
 	// ports are the destination ports allowed, each with the protocol spoken on it.
@@ -80,7 +80,7 @@ type PortSpec struct {
 	// any other protocol; meshkeeper rejects them.
 	// +required
 	// +kubebuilder:validation:MaxLength=16
-	// +kubebuilder:validation:XValidation:rule="self.lowerAscii() in ['http', 'https', 'tcp', 'tcp-server-first']",messageExpression="'must be one of http, https, tcp, tcp-server-first, got: ' + self"
+	// +kubebuilder:validation:XValidation:rule="self.lowerAscii() in ['http', 'https', 'tcp', 'tcp-server-first']",message="must be one of http, https, tcp, tcp-server-first (any case)"
 	Protocol string `json:"protocol"`
 }
 

@@ -56,7 +56,7 @@ type BackendPortSpec struct {
 	// protocol is http or https (any case, as in OSM).
 	// +required
 	// +kubebuilder:validation:MaxLength=16
-	// +kubebuilder:validation:XValidation:rule="self.lowerAscii() in ['http', 'https']",messageExpression="'must be http or https, got: ' + self"
+	// +kubebuilder:validation:XValidation:rule="self.lowerAscii() in ['http', 'https']",message="must be http or https (any case)"
 	Protocol string `json:"protocol"`
 }
 
@@ -78,7 +78,7 @@ type TLSSpec struct {
 // in name) or an AuthenticatedPrincipal (a certificate identity in name).
 //
 // +kubebuilder:validation:XValidation:rule="self.kind != 'IPRange' || isCIDR(self.name)",messageExpression="'must be a CIDR such as 10.0.0.0/8 when kind is IPRange, got: ' + self.name",fieldPath=".name"
-// +kubebuilder:validation:XValidation:rule="self.kind != 'Service' || (has(self.__namespace__) && self.__namespace__ != ”)",message="namespace is required when kind is Service",fieldPath=".namespace"
+// +kubebuilder:validation:XValidation:rule="self.kind != 'Service' || (has(self.__namespace__) && size(self.__namespace__) > 0)",message="namespace is required when kind is Service",fieldPath=".namespace"
 type IngressSourceSpec struct {
 	// kind is Service, IPRange or AuthenticatedPrincipal.
 	// +required
