@@ -497,9 +497,13 @@ const (
 	kindRestore
 	kindList
 	kindStructured
+	kindDescribe
 )
 
 func sniff(s string) inputKind {
+	if strings.Contains(s, "\nInit Containers:") {
+		return kindDescribe
+	}
 	for i := 0; i < len(s); {
 		line, next := lineAt(s, i)
 		i = next
@@ -531,7 +535,7 @@ func sniff(s string) inputKind {
 }
 
 // Parse reads redirection rules from any supported input: a pod (or workload, or list) as YAML
-// or JSON, a single container, the container's args, an OSM init script (v0.x `iptables ... &&`
+// or JSON, `kubectl describe pod` output, a single container, the container's args, an OSM init script (v0.x `iptables ... &&`
 // chains or v1.x `iptables-restore` here-documents, with or without `/bin/sh -c`), or
 // iptables-save / `iptables -t nat -S` output.
 func Parse(data []byte) (*Parsed, error) {
@@ -542,6 +546,8 @@ func Parse(data []byte) (*Parsed, error) {
 	switch sniff(s) {
 	case kindStructured:
 		return parseStructured(data, s)
+	case kindDescribe:
+		return parseDescribe(s)
 	case kindRestore:
 		if err := b.parseRestore(s, 0, 0, ruleSyntax{}); err != nil {
 			return nil, toParseError(s, err)

@@ -170,3 +170,31 @@ func TestParseErrors(t *testing.T) {
 		})
 	}
 }
+
+// `kubectl describe pod` prints each argument on its own line, multi-line ones over several.
+func TestParseDescribeMeshkeeper(t *testing.T) {
+	cfg := mustEffective(t, MeshSettings{OutboundIPRangeExclusionList: []string{"1.1.1.1/32", "fd00::/8"}, OutboundPortExclusionList: []int{6379}, LocalProxyMode: "PodIP"}, nil)
+	c := InitContainer(Render(cfg), "img")
+	var b strings.Builder
+	b.WriteString("Name:         web-1\nNamespace:    default\nInit Containers:\n  meshkeeper-init:\n    Image:         img\n    Command:\n")
+	for _, s := range c.Command {
+		b.WriteString("      " + s + "\n")
+	}
+	b.WriteString("    Args:\n")
+	for _, a := range c.Args {
+		for _, l := range strings.Split(strings.TrimSuffix(a, "\n"), "\n") {
+			b.WriteString("      " + l + "\n")
+		}
+	}
+	b.WriteString("    State:          Terminated\nContainers:\n  app:\n    Image: app\n")
+	p, err := Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if p.Format != FormatMeshkeeper || p.PodIPEnv != PodIPEnvVar {
+		t.Errorf("format %s env %q", p.Format, p.PodIPEnv)
+	}
+	if d := Diff(cfg.Exclusions(), p.Exclusions()); !d.Empty() {
+		t.Errorf("describe lost meaning:\n%s", d)
+	}
+}
