@@ -32,6 +32,8 @@ func TestCommandsGolden(t *testing.T) {
 		{"parse-iptables-save-json", "", []string{"rules", "parse", "testdata/iptables-save.txt", "-o", "json"}, 0},
 		{"parse-stdin", "iptables -t nat -N PROXY_OUTPUT && iptables -t nat -A OUTPUT -p tcp -j PROXY_OUTPUT && iptables -t nat -I PROXY_OUTPUT -d 10.0.0.1 -j RETURN\n",
 			[]string{"rules", "parse", "-", "-o", "json"}, 0},
+		{"parse-describe-seed001", "", []string{"rules", "parse", "testdata/describe-seed001-ports.txt"}, 0},
+		{"parse-describe-malformed", "", []string{"rules", "parse", "testdata/describe-seed001-double-and.txt"}, 1},
 		{"parse-malformed", "", []string{"rules", "parse", "testdata/seed001-double-and.txt"}, 1},
 		{"parse-malformed-stdin", "*nat\n-A OUTPUT -p tcp --dport 99999 -j RETURN\nCOMMIT\n", []string{"rules", "parse", "-"}, 1},
 		{"parse-bad-output", "", []string{"rules", "parse", "testdata/seed001-ranges.txt", "-o", "yaml"}, 1},

@@ -175,8 +175,8 @@ func newRulesParseCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Read redirection rules and print the exclusions they implement",
 		Long: `Read the redirection rules of a pod and print the exclusions they implement.
 
-FILE (or - for standard input) may be a pod, workload or list as YAML or JSON, a single
-container, the init container's args, an OSM init script (v0.x iptables chains or v1.x
+FILE (or - for standard input) may be a pod, workload or list as YAML or JSON, kubectl
+describe pod output, a single container, the init container's args, an OSM init script (v0.x iptables chains or v1.x
 iptables-restore here-documents, with or without /bin/sh -c), iptables-save output or
 iptables -t nat -S output.`,
 		Args: cobra.ExactArgs(1),
