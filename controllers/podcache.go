@@ -73,6 +73,7 @@ func TrimPod(obj any) (any, error) {
 	}
 
 	out.Spec.NodeName = pod.Spec.NodeName
+	out.Spec.ServiceAccountName = intern(pod.Spec.ServiceAccountName) // the Egress controller indexes pods by it
 	out.Spec.HostNetwork = pod.Spec.HostNetwork
 	if n := len(pod.Spec.InitContainers); n > 0 {
 		out.Spec.InitContainers = make([]corev1.Container, n)

@@ -1,0 +1,171 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/internal/analysis"
+	"github.com/meshkeeper/meshkeeper/internal/status"
+	"github.com/meshkeeper/meshkeeper/internal/validation"
+)
+
+// +kubebuilder:rbac:groups=policy.openservicemesh.io,resources=ingressbackends,verbs=get;list;watch
+// +kubebuilder:rbac:groups=policy.openservicemesh.io,resources=ingressbackends/status,verbs=patch
+// +kubebuilder:rbac:groups=config.openservicemesh.io,resources=meshconfigs,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+
+// IngressBackendReconciler reports on every IngressBackend whether its Services exist, whether
+// its ports are ones OSM semantics ever match (targetPort) and intercept, and whether another
+// IngressBackend claims the same backend. It keeps OSM's status.currentStatus and status.reason
+// so that tooling written for OSM keeps working.
+type IngressBackendReconciler struct {
+	Client  client.Client
+	Options PolicyOptions
+}
+
+var ingressBackendTypes = []string{conditions.Accepted, conditions.ResolvedRefs}
+
+// Reconcile gathers, analyses, and writes status once, in the deferred patch, only on change.
+func (r *IngressBackendReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ ctrl.Result, err error) {
+	ib := &policyv1alpha1.IngressBackend{}
+	if err := r.Client.Get(ctx, req.NamespacedName, ib); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := status.NewPatcher(ib)
+	outcome := status.Outcome{Generation: ib.Generation, Types: ingressBackendTypes,
+		Summary: fmt.Sprintf("%d backend(s) admit traffic from %d source(s)", len(ib.Spec.Backends), len(ib.Spec.Sources))}
+	var findings []analysis.Finding
+	defer func() {
+		outcome.Err = err
+		if err == nil {
+			ib.Status.Findings = analysis.ToAPI(findings)
+		}
+		if status.Apply(&ib.Status.Conditions, outcome, r.Options.now()) {
+			ib.Status.ObservedGeneration = ib.Generation
+		}
+		setOSMStatus(&ib.Status)
+		err = errors.Join(err, patcher.Patch(ctx, r.Client, ib))
+	}()
+
+	in, err := r.gather(ctx, ib)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	findings = analysis.AnalyzeIngressBackend(in)
+	outcome.Problems = problems(validation.IngressBackend(ib).Errors, findings)
+	return ctrl.Result{}, nil
+}
+
+// setOSMStatus derives OSM's two fields from Ready: "committed" once the policy is in effect,
+// "error" otherwise, with Ready's message as the reason.
+func setOSMStatus(st *policyv1alpha1.IngressBackendStatus) {
+	ready := meta.FindStatusCondition(st.Conditions, conditions.Ready)
+	if ready == nil {
+		return
+	}
+	st.CurrentStatus, st.Reason = policyv1alpha1.CurrentStatusError, truncate(ready.Message, 1024)
+	if ready.Status == "True" {
+		st.CurrentStatus = policyv1alpha1.CurrentStatusCommitted
+	}
+}
+
+// gather reads the MeshConfig, the referenced Services and the IngressBackends claiming the same
+// backends, all from the cache and by key or index.
+func (r *IngressBackendReconciler) gather(ctx context.Context, ib *policyv1alpha1.IngressBackend) (analysis.IngressBackendInput, error) {
+	in := analysis.IngressBackendInput{IngressBackend: ib}
+	var err error
+	if in.Mesh, err = readMesh(ctx, r.Client, r.Options.MeshConfig); err != nil || !in.Mesh.Found {
+		return in, err
+	}
+	for _, ref := range analysis.ReferencedServices(ib) {
+		ns, name, _ := strings.Cut(ref, "/")
+		svc := &corev1.Service{}
+		switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, svc); {
+		case err == nil:
+			in.Services = append(in.Services, *svc)
+		case !apierrors.IsNotFound(err):
+			return in, fmt.Errorf("reading Service %s: %w", ref, err)
+		}
+	}
+	for _, claim := range analysis.Claims(ib) {
+		list := &policyv1alpha1.IngressBackendList{}
+		if err := r.Client.List(ctx, list, client.InNamespace(ib.Namespace), client.MatchingFields{IndexIngressBackendClaim: claim}); err != nil {
+			return in, fmt.Errorf("listing IngressBackends claiming %s: %w", claim, err)
+		}
+		for _, o := range list.Items {
+			if o.Name != ib.Name && !slices.ContainsFunc(in.Others, func(x policyv1alpha1.IngressBackend) bool { return x.Name == o.Name }) {
+				in.Others = append(in.Others, o)
+			}
+		}
+	}
+	return in, nil
+}
+
+// SetupWithManager registers the controller. Services map to the IngressBackends naming them,
+// and an IngressBackend's creation, change or deletion re-evaluates the others claiming one of
+// its backends (old and new claims both, since updates map both objects).
+func (r *IngressBackendReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("ingressbackend").
+		For(&policyv1alpha1.IngressBackend{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&policyv1alpha1.IngressBackend{}, handler.EnqueueRequestsFromMapFunc(r.sharingClaims),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.all),
+			builder.WithPredicates(servedMeshConfig(r.Options.MeshConfig), predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.byService)).
+		Complete(r)
+}
+
+func (r *IngressBackendReconciler) list(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+	list := &policyv1alpha1.IngressBackendList{}
+	if err := r.Client.List(ctx, list, opts...); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "listing IngressBackends")
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+func (r *IngressBackendReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
+	return r.list(ctx)
+}
+
+func (r *IngressBackendReconciler) byService(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.list(ctx, client.MatchingFields{IndexIngressBackendService: client.ObjectKeyFromObject(o).String()})
+}
+
+func (r *IngressBackendReconciler) sharingClaims(ctx context.Context, o client.Object) []reconcile.Request {
+	ib, ok := o.(*policyv1alpha1.IngressBackend)
+	if !ok {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, claim := range analysis.Claims(ib) {
+		for _, req := range r.list(ctx, client.InNamespace(ib.Namespace), client.MatchingFields{IndexIngressBackendClaim: claim}) {
+			if req.Name != ib.Name && !slices.Contains(reqs, req) {
+				reqs = append(reqs, req)
+			}
+		}
+	}
+	return reqs
+}

@@ -1,0 +1,186 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/internal/analysis"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/status"
+)
+
+// Field indexes of the policy controllers. Each turns "this object changed" into "these policies
+// depend on it" with one cache lookup instead of a relist.
+const (
+	// IndexEgressServiceAccount indexes Egresses by source ServiceAccount ("namespace/name").
+	IndexEgressServiceAccount = "meshkeeper.io/egress-serviceaccount"
+	// IndexEgressPort indexes Egresses by destination port.
+	IndexEgressPort = "meshkeeper.io/egress-port"
+	// IndexServicePort indexes Services by the ports their sidecar listeners match.
+	IndexServicePort = "meshkeeper.io/service-port"
+	// IndexPodServiceAccount indexes pods by service account ("namespace/name").
+	IndexPodServiceAccount = "meshkeeper.io/pod-serviceaccount"
+	// IndexIngressBackendService indexes IngressBackends by referenced Service ("namespace/name").
+	IndexIngressBackendService = "meshkeeper.io/ingressbackend-service"
+	// IndexIngressBackendClaim indexes IngressBackends by claimed backend
+	// ("namespace/service:port").
+	IndexIngressBackendClaim = "meshkeeper.io/ingressbackend-claim"
+)
+
+// PolicyOptions configure the Egress and IngressBackend controllers.
+type PolicyOptions struct {
+	// MeshConfig is the MeshConfig policies are judged against.
+	MeshConfig types.NamespacedName
+	// MeshName is the openservicemesh.io/monitored-by value of the mesh's namespaces.
+	MeshName string
+	// Clock is injected by tests; nil means time.Now.
+	Clock func() time.Time
+}
+
+func (o PolicyOptions) now() time.Time {
+	if o.Clock != nil {
+		return o.Clock()
+	}
+	return time.Now()
+}
+
+// SetupPolicy registers the field indexes and the Egress and IngressBackend controllers.
+func SetupPolicy(ctx context.Context, mgr ctrl.Manager, opts PolicyOptions) error {
+	if err := IndexPolicyFields(ctx, mgr); err != nil {
+		return err
+	}
+	if err := (&EgressReconciler{Client: mgr.GetClient(), Options: opts}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("egress controller: %w", err)
+	}
+	if err := (&IngressBackendReconciler{Client: mgr.GetClient(), Options: opts}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("ingressbackend controller: %w", err)
+	}
+	return nil
+}
+
+// IndexPolicyFields registers every index the policy controllers query.
+func IndexPolicyFields(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	for _, i := range []struct {
+		obj   client.Object
+		name  string
+		index client.IndexerFunc
+	}{
+		{&policyv1alpha1.Egress{}, IndexEgressServiceAccount, func(o client.Object) []string {
+			return analysis.EgressServiceAccounts(o.(*policyv1alpha1.Egress))
+		}},
+		{&policyv1alpha1.Egress{}, IndexEgressPort, func(o client.Object) []string {
+			return portKeys(analysis.EgressPorts(o.(*policyv1alpha1.Egress)))
+		}},
+		{&corev1.Service{}, IndexServicePort, func(o client.Object) []string {
+			var ports []int32
+			for _, l := range analysis.Listeners(o.(*corev1.Service)) {
+				ports = append(ports, l.Port)
+			}
+			return portKeys(ports)
+		}},
+		{&corev1.Pod{}, IndexPodServiceAccount, func(o client.Object) []string {
+			return []string{podServiceAccount(o.(*corev1.Pod)).String()}
+		}},
+		{&policyv1alpha1.IngressBackend{}, IndexIngressBackendService, func(o client.Object) []string {
+			return analysis.ReferencedServices(o.(*policyv1alpha1.IngressBackend))
+		}},
+		{&policyv1alpha1.IngressBackend{}, IndexIngressBackendClaim, func(o client.Object) []string {
+			return analysis.Claims(o.(*policyv1alpha1.IngressBackend))
+		}},
+	} {
+		if err := idx.IndexField(ctx, i.obj, i.name, i.index); err != nil {
+			return fmt.Errorf("indexing %T by %s: %w", i.obj, i.name, err)
+		}
+	}
+	return nil
+}
+
+func portKeys(ports []int32) []string {
+	out := make([]string, len(ports))
+	for i, p := range ports {
+		out[i] = strconv.Itoa(int(p))
+	}
+	return out
+}
+
+// podServiceAccount is the pod's service account; an empty name means "default".
+func podServiceAccount(p *corev1.Pod) types.NamespacedName {
+	sa := p.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	return types.NamespacedName{Namespace: p.Namespace, Name: sa}
+}
+
+// readMesh reads the served MeshConfig from the cache; a missing one is not an error.
+func readMesh(ctx context.Context, c client.Reader, key types.NamespacedName) (analysis.Mesh, error) {
+	mc := &configv1alpha2.MeshConfig{}
+	if err := c.Get(ctx, key, mc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return analysis.MeshOf(key, nil), nil
+		}
+		return analysis.Mesh{}, fmt.Errorf("reading MeshConfig %s: %w", key, err)
+	}
+	return analysis.MeshOf(key, mc), nil
+}
+
+// monitoredNamespaces lists the namespaces of the mesh, from the cache.
+func monitoredNamespaces(ctx context.Context, c client.Reader, meshName string) (map[string]bool, error) {
+	list := &corev1.NamespaceList{}
+	if err := c.List(ctx, list, client.HasLabels{injection.LabelMonitoredBy}); err != nil {
+		return nil, fmt.Errorf("listing monitored namespaces: %w", err)
+	}
+	out := make(map[string]bool, len(list.Items))
+	for i := range list.Items {
+		if analysis.Monitored(&list.Items[i], meshName) {
+			out[list.Items[i].Name] = true
+		}
+	}
+	return out, nil
+}
+
+// problems turns findings and spec errors into condition problems. Spec errors come first: an
+// object that slipped past admission (webhook down or bypassed) is InvalidSpec before anything
+// else is said about it.
+func problems(specErrs field.ErrorList, findings []analysis.Finding) []status.Problem {
+	var out []status.Problem
+	if len(specErrs) > 0 {
+		out = append(out, status.Problem{Type: conditions.Accepted, Reason: conditions.InvalidSpec, Stalls: true,
+			Message: "the spec was admitted but cannot be acted on: " + specErrs.ToAggregate().Error()})
+	}
+	for _, f := range findings {
+		if f.Condition == "" {
+			continue
+		}
+		out = append(out, status.Problem{Type: f.Condition, Reason: f.Reason, Message: f.Message,
+			Stalls: f.Stalls, Benign: f.Benign, Pending: f.Reason == conditions.Pending})
+	}
+	return out
+}
+
+// createOrDelete passes only creations and deletions: what the policies read of these objects
+// (existence, a pod's service account) does not change on update.
+var createOrDelete = predicate.Funcs{
+	UpdateFunc:  func(event.UpdateEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+}
+
+// servedMeshConfig passes only the MeshConfig the operator serves.
+func servedMeshConfig(key types.NamespacedName) predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool { return client.ObjectKeyFromObject(o) == key })
+}
