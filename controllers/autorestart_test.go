@@ -1,0 +1,143 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/drift"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func (w *world) deployment(namespace, name string, annotations map[string]string) {
+	w.t.Helper()
+	labels := map[string]string{"app": name}
+	must(w.t, env.Client.Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Annotations: annotations},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example/" + name + ":v1"}}}},
+		},
+	}))
+}
+
+func restartedAt(t testing.TB, namespace, name string) string {
+	t.Helper()
+	d := &appsv1.Deployment{}
+	must(t, env.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, d))
+	return d.Spec.Template.Annotations[AnnotationRestartedAt]
+}
+
+func TestAutoRestartIsOptInAndRateLimited(t *testing.T) {
+	w := newWorld(t, "restart", nil)
+	clock := &fakeClock{t: time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)}
+	h := startManager(t, w.mesh, func(o *DriftOptions) { o.Clock = clock.Now; o.AutoRestartMinInterval = 10 * time.Minute })
+
+	// w.app opts in at namespace level; "manual" does not, except for one workload.
+	ns := &corev1.Namespace{}
+	must(t, env.Client.Get(ctx, client.ObjectKey{Name: w.app}, ns))
+	before := ns.DeepCopy()
+	ns.Annotations[AnnotationAutoRestart] = "true"
+	must(t, env.Client.Patch(ctx, ns, client.MergeFrom(before)))
+	manual := w.app + "-manual"
+	w.namespace(manual, true)
+
+	w.deployment(w.app, "bookbuyer", nil)
+	w.deployment(manual, "bookstore", nil)
+	w.deployment(manual, "bookwarehouse", map[string]string{AnnotationAutoRestart: "true"})
+	buyer := w.create(w.injected(w.appPod("bookbuyer", "a")), initExited(0, "Completed"))
+	store := w.appPod("bookstore", "a")
+	store.Namespace = manual
+	store = w.create(w.injected(store), initExited(0, "Completed"))
+	warehouse := w.appPod("bookwarehouse", "a")
+	warehouse.Namespace = manual
+	w.create(w.injected(warehouse), initExited(0, "Completed"))
+	w.condition(buyer.Name, conditions.PodExclusionsInSync, condTrue, conditions.InSync)
+
+	w.updateMeshConfig(func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundPortExclusionList = []int32{5432} })
+	w.condition(buyer.Name, conditions.PodExclusionsInSync, condFalse, conditions.Drifted)
+	first := clock.Now().UTC().Format(time.RFC3339)
+	eventually(t, 20*time.Second, func() error {
+		if got := restartedAt(t, w.app, "bookbuyer"); got != first {
+			return fmt.Errorf("bookbuyer restartedAt %q, want %q", got, first)
+		}
+		if got := restartedAt(t, manual, "bookwarehouse"); got != first {
+			return fmt.Errorf("bookwarehouse (workload opt-in) restartedAt %q, want %q", got, first)
+		}
+		if h.events.Count(EventReasonAutoRestart) != 2 {
+			return fmt.Errorf("events %v", h.events.Events())
+		}
+		return nil
+	})
+	podDrifted := func(ns, name string) error {
+		p := w.podIn(ns, name)
+		for _, c := range ownConditions(p) {
+			if c.Type == conditions.PodExclusionsInSync && c.Reason == conditions.Drifted {
+				return nil
+			}
+		}
+		return fmt.Errorf("pod %s/%s not drifted yet", ns, name)
+	}
+	eventually(t, 20*time.Second, func() error { return podDrifted(manual, store.Name) })
+	if got := restartedAt(t, manual, "bookstore"); got != "" {
+		t.Errorf("bookstore did not opt in but was restarted at %s", got)
+	}
+
+	// Still drifted five minutes later (the old pod is still there, nothing recreated it in
+	// envtest): a new MeshConfig change re-evaluates it, but the interval has not passed.
+	clock.Advance(5 * time.Minute)
+	w.updateMeshConfig(func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundPortExclusionList = []int32{5432, 5433} })
+	eventually(t, 20*time.Second, func() error {
+		c := drift.Find(w.pod(buyer.Name).Status.Conditions, conditions.PodExclusionsInSync)
+		if c == nil || !strings.Contains(c.Message, "5433") {
+			return fmt.Errorf("not re-evaluated yet")
+		}
+		return nil
+	})
+	consistently(t, 2*time.Second, func() error {
+		if got := restartedAt(t, w.app, "bookbuyer"); got != first {
+			return fmt.Errorf("restarted again within the interval: %s", got)
+		}
+		return nil
+	})
+
+	// Past the interval, the next evaluation restarts again.
+	clock.Advance(6 * time.Minute)
+	second := clock.Now().UTC().Format(time.RFC3339)
+	w.updateMeshConfig(func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundPortExclusionList = []int32{5432} })
+	eventually(t, 20*time.Second, func() error {
+		if got := restartedAt(t, w.app, "bookbuyer"); got != second {
+			return fmt.Errorf("restartedAt %q, want %q", got, second)
+		}
+		return nil
+	})
+	if got := restartedAt(t, manual, "bookstore"); got != "" {
+		t.Errorf("bookstore did not opt in but was restarted at %s", got)
+	}
+}
