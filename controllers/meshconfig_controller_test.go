@@ -10,8 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
-	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/api/conditions"
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 )
 
 // kstatusOf reads the MeshConfig back from the API server, untyped, and computes its kstatus.
@@ -80,7 +80,9 @@ func TestInvalidMeshConfigIsStalled(t *testing.T) {
 	}
 
 	// Fixing the value clears Stalled.
-	w.updateMeshConfig(func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundIPRangeExclusionList = []string{"99.1.1.1/32"} })
+	w.updateMeshConfig(func(s *configv1alpha2.MeshConfigSpec) {
+		s.Traffic.OutboundIPRangeExclusionList = []string{"99.1.1.1/32"}
+	})
 	w.waitKstatus(status.CurrentStatus)
 	if meta.FindStatusCondition(w.meshConfig().Status.Conditions, conditions.Stalled) != nil {
 		t.Error("Stalled must be removed once the spec is valid")
