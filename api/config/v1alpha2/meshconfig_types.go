@@ -440,7 +440,3 @@ type MeshConfigList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []MeshConfig `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&MeshConfig{}, &MeshConfigList{})
-}

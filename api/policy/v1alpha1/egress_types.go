@@ -133,7 +133,3 @@ type EgressList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Egress `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Egress{}, &EgressList{})
-}

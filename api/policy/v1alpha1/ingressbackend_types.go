@@ -163,7 +163,3 @@ type IngressBackendList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []IngressBackend `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&IngressBackend{}, &IngressBackendList{})
-}
