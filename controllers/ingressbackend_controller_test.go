@@ -1,0 +1,145 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+)
+
+func waitIngressBackend(t *testing.T, key client.ObjectKey, check func(*policyv1alpha1.IngressBackend) error) *policyv1alpha1.IngressBackend {
+	t.Helper()
+	ib := &policyv1alpha1.IngressBackend{}
+	eventually(t, 30*time.Second, func() error {
+		if err := env.Client.Get(ctx, key, ib); err != nil {
+			return err
+		}
+		if ib.Status.ObservedGeneration != ib.Generation {
+			return fmt.Errorf("observedGeneration %d, generation %d", ib.Status.ObservedGeneration, ib.Generation)
+		}
+		return check(ib)
+	})
+	checkVocabulary(t, ib.Status.Conditions)
+	return ib
+}
+
+func osmStatus(current string) func(*policyv1alpha1.IngressBackend) error {
+	return func(ib *policyv1alpha1.IngressBackend) error {
+		if ib.Status.CurrentStatus != current {
+			return fmt.Errorf("currentStatus %q (%s), want %q", ib.Status.CurrentStatus, ib.Status.Reason, current)
+		}
+		return nil
+	}
+}
+
+func webBackend(ns, name string, port int32) *policyv1alpha1.IngressBackend {
+	return &policyv1alpha1.IngressBackend{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: policyv1alpha1.IngressBackendSpec{
+			Backends: []policyv1alpha1.BackendSpec{{Name: "web", Port: policyv1alpha1.BackendPortSpec{Number: port, Protocol: "http"}}},
+			Sources:  []policyv1alpha1.IngressSourceSpec{{Kind: "Service", Namespace: ns, Name: "gateway"}},
+		}}
+}
+
+// TestIngressBackendTargetPort: a backend port equal to the Service port instead of its
+// targetPort is inert in OSM. The status says which port would match and OSM's currentStatus
+// reads "error"; correcting the port clears the finding and commits the policy.
+func TestIngressBackendTargetPort(t *testing.T) {
+	w := newWorld(t, "ibport", enableEgressPolicy)
+	web := tcpService(w.app, "web", 80)
+	web.Spec.Ports[0].TargetPort = intstr.FromInt32(8080)
+	must(t, env.Client.Create(ctx, web))
+	must(t, env.Client.Create(ctx, tcpService(w.app, "gateway", 443)))
+	installPolicyCRDs(t)
+	ib := webBackend(w.app, "web", 80)
+	must(t, env.Client.Create(ctx, ib))
+	if got := kstatusOf(t, ib); got != kstatus.InProgressStatus {
+		t.Fatalf("fresh IngressBackend: kstatus %s, want InProgress", got)
+	}
+	startPolicyManager(t, "ibport")
+	key := client.ObjectKeyFromObject(ib)
+
+	start := time.Now()
+	ib = waitIngressBackend(t, key, osmStatus(policyv1alpha1.CurrentStatusError))
+	t.Logf("error reported after %s", time.Since(start).Round(time.Millisecond))
+	f := findingOf(ib.Status.Findings, conditions.FindingBackendTargetPortMismatch)
+	if f == nil {
+		t.Fatalf("findings = %v", ib.Status.Findings)
+	}
+	for _, want := range []string{w.app + "/web", "80->8080", "set port.number to 8080"} {
+		if !strings.Contains(f.Message, want) {
+			t.Errorf("message lacks %q: %s", want, f.Message)
+		}
+	}
+	if !strings.Contains(ib.Status.Reason, "8080") {
+		t.Errorf("OSM reason %q does not say which port would match", ib.Status.Reason)
+	}
+	if got := conditionString(ib.Status.Conditions, conditions.ResolvedRefs); got != "False/TargetPortMismatch" {
+		t.Errorf("ResolvedRefs = %s", got)
+	}
+	if got := kstatusOf(t, ib); got != kstatus.FailedStatus {
+		t.Errorf("mismatched IngressBackend: kstatus %s, want Failed", got)
+	}
+
+	ib.Spec.Backends[0].Port.Number = 8080
+	must(t, env.Client.Update(ctx, ib))
+	ib = waitIngressBackend(t, key, osmStatus(policyv1alpha1.CurrentStatusCommitted))
+	if len(ib.Status.Findings) != 0 {
+		t.Errorf("findings after the fix: %v", ib.Status.Findings)
+	}
+	if got := kstatusOf(t, ib); got != kstatus.CurrentStatus {
+		t.Errorf("fixed IngressBackend: kstatus %s, want Current", got)
+	}
+}
+
+// TestIngressBackendDependencies: a missing source Service heals when it is created (Service
+// watch), and a second IngressBackend claiming the same backend loses Accepted while the first
+// one keeps working; deleting the second clears the warning on the first (claim index).
+func TestIngressBackendDependencies(t *testing.T) {
+	w := newWorld(t, "ibdeps", enableEgressPolicy)
+	web := tcpService(w.app, "web", 80)
+	web.Spec.Ports[0].TargetPort = intstr.FromInt32(8080)
+	must(t, env.Client.Create(ctx, web))
+	startPolicyManager(t, "ibdeps")
+
+	first := webBackend(w.app, "first", 8080)
+	must(t, env.Client.Create(ctx, first))
+	firstKey := client.ObjectKeyFromObject(first)
+	first = waitIngressBackend(t, firstKey, osmStatus(policyv1alpha1.CurrentStatusError))
+	if findingOf(first.Status.Findings, conditions.FindingSourceServiceNotFound) == nil {
+		t.Fatalf("findings = %v", first.Status.Findings)
+	}
+	if got := kstatusOf(t, first); got != kstatus.InProgressStatus {
+		t.Errorf("missing source Service: kstatus %s, want InProgress", got)
+	}
+	must(t, env.Client.Create(ctx, tcpService(w.app, "gateway", 443)))
+	waitIngressBackend(t, firstKey, osmStatus(policyv1alpha1.CurrentStatusCommitted))
+
+	time.Sleep(1100 * time.Millisecond) // creation timestamps have one-second resolution
+	second := webBackend(w.app, "second", 8080)
+	must(t, env.Client.Create(ctx, second))
+	second = waitIngressBackend(t, client.ObjectKeyFromObject(second), osmStatus(policyv1alpha1.CurrentStatusError))
+	if got := conditionString(second.Status.Conditions, conditions.Accepted); got != "False/Conflict" {
+		t.Errorf("second Accepted = %s", got)
+	}
+	first = waitIngressBackend(t, firstKey, func(ib *policyv1alpha1.IngressBackend) error {
+		if findingOf(ib.Status.Findings, conditions.FindingBackendClaimedTwice) == nil {
+			return fmt.Errorf("first has no BackendClaimedTwice warning: %v", ib.Status.Findings)
+		}
+		return osmStatus(policyv1alpha1.CurrentStatusCommitted)(ib)
+	})
+	must(t, env.Client.Delete(ctx, second))
+	waitIngressBackend(t, firstKey, func(ib *policyv1alpha1.IngressBackend) error {
+		if len(ib.Status.Findings) != 0 {
+			return fmt.Errorf("findings remain: %v", ib.Status.Findings)
+		}
+		return nil
+	})
+}
