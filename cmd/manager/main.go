@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -29,6 +30,7 @@ import (
 	configv1alpha1 "github.com/meshkeeper/meshkeeper/api/config/v1alpha1"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/controllers"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 	"github.com/meshkeeper/meshkeeper/webhooks"
@@ -157,13 +159,13 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
-	if err := run(ctrl.SetupSignalHandler(), &o); err != nil {
+	if err := run(ctrl.SetupSignalHandler(), ctrl.GetConfigOrDie(), &o); err != nil {
 		log.Error(err, "manager stopped")
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, o *Options) error {
+func run(ctx context.Context, cfg *rest.Config, o *Options) error {
 	log := ctrl.Log.WithName("setup")
 	if _, err := o.ClusterRanges(); err != nil {
 		return err
@@ -173,7 +175,6 @@ func run(ctx context.Context, o *Options) error {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 	}
 
-	cfg := ctrl.GetConfigOrDie()
 	metricsOpts := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.SecureMetrics, TLSOpts: tlsOpts}
 	if o.SecureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
@@ -265,14 +266,14 @@ func run(ctx context.Context, o *Options) error {
 	}
 }
 
-// cacheOptions keep the informers small: managed fields are dropped from every cached object
-// (for Pods, the largest population, they are often half the object), and MeshConfig is watched
-// only for the one object the operator serves.
+// cacheOptions keep the informers small: managed fields are dropped from every cached object,
+// Pods (the largest population) keep only what the controllers read (controllers.TrimPod), and
+// MeshConfig is watched only for the one object the operator serves.
 func cacheOptions(o *Options) cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}: {Transform: cache.TransformStripManagedFields()},
+			&corev1.Pod{}: {Transform: controllers.TrimPod},
 			&configv1alpha2.MeshConfig{}: {
 				Namespaces: map[string]cache.Config{o.MeshConfig.Namespace: {}},
 				Field:      fields.OneTermEqualSelector("metadata.name", o.MeshConfig.Name),

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshkeeper/meshkeeper/internal/testenv"
+)
+
+func TestFlagsParse(t *testing.T) {
+	var o Options
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	o.bind(fs)
+	if err := fs.Parse([]string{"--service-cidr=10.96.0.0/12", "--service-cidr", "fd00:10:96::/108", "--pod-cidr=10.244.0.0/16,10.245.0.0/16"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := o.ClusterRanges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.ServiceCIDRs) != 2 || len(r.PodCIDRs) != 2 {
+		t.Errorf("ranges = %+v", r)
+	}
+	if o.MeshConfig.String() != "osm-system/osm-mesh-config" || o.MeshName != "osm" {
+		t.Errorf("defaults: meshconfig %s mesh %s", o.MeshConfig, o.MeshName)
+	}
+	o.PodCIDRs = append(o.PodCIDRs, "10.244.0.0")
+	if _, err := o.ClusterRanges(); err == nil {
+		t.Error("a CIDR without prefix length was accepted")
+	}
+}
+
+// TestManagerManagesItsOwnCertificate starts the manager as deployed (cert rotation on) against a
+// real API server, plays the kubelet by copying the Secret into the cert dir, and checks that the
+// Secret is filled, both webhook configurations get the CA bundle, and /readyz turns ready only
+// after that.
+func TestManagerManagesItsOwnCertificate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("envtest")
+	}
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := env.Client
+
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutating, validating := installWebhookConfigs(t, ctx, c, filepath.Join(root, "config", "webhook", "manifests.yaml"))
+	const ns = "meshkeeper-system"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	secretKey := types.NamespacedName{Namespace: ns, Name: "meshkeeper-webhook-server-cert"}
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretKey.Name, Namespace: ns}}); err != nil {
+		t.Fatal(err)
+	}
+
+	var o Options
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	o.bind(fs)
+	certDir := t.TempDir()
+	probe := freeAddr(t)
+	if err := fs.Parse([]string{
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=" + probe,
+		"--webhook-port=" + portOf(t, freeAddr(t)),
+		"--webhook-cert-dir=" + certDir,
+		"--operator-namespace=" + ns,
+		"--mutating-webhook-configuration=" + mutating,
+		"--validating-webhook-configuration=" + validating,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, env.Config, &o) }()
+
+	readyz := func() int {
+		resp, err := http.Get("http://" + probe + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	// Wait for the rotator to fill the Secret; readiness must not come first.
+	secret := &corev1.Secret{}
+	eventually(t, 60*time.Second, func() bool {
+		if code := readyz(); code == http.StatusOK {
+			t.Fatal("/readyz was OK before the webhook certificate existed")
+		}
+		return c.Get(ctx, secretKey, secret) == nil && len(secret.Data["tls.crt"]) > 0 && len(secret.Data["ca.crt"]) > 0
+	})
+	// The kubelet's part: project the Secret into the cert dir.
+	for _, k := range []string{"tls.crt", "tls.key", "ca.crt"} {
+		if err := os.WriteFile(filepath.Join(certDir, k), secret.Data[k], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 90*time.Second, func() bool { return readyz() == http.StatusOK })
+
+	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := c.Get(ctx, types.NamespacedName{Name: mutating}, mwc); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range mwc.Webhooks {
+		if !bytes.Equal(w.ClientConfig.CABundle, secret.Data["ca.crt"]) {
+			t.Errorf("mutating webhook %s has no current CA bundle", w.Name)
+		}
+	}
+	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	if err := c.Get(ctx, types.NamespacedName{Name: validating}, vwc); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range vwc.Webhooks {
+		if !bytes.Equal(w.ClientConfig.CABundle, secret.Data["ca.crt"]) {
+			t.Errorf("validating webhook %s has no current CA bundle", w.Name)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("manager: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("manager did not stop")
+	}
+}
+
+// installWebhookConfigs creates the generated webhook configurations under the names the
+// default kustomization gives them.
+func installWebhookConfigs(t *testing.T, ctx context.Context, c client.Client, path string) (string, string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const mutating, validating = "meshkeeper-mutating-webhook-configuration", "meshkeeper-validating-webhook-configuration"
+	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
+	var gotM, gotV bool
+	for {
+		var u map[string]any
+		if err := dec.Decode(&u); err != nil {
+			break
+		}
+		switch u["kind"] {
+		case "MutatingWebhookConfiguration":
+			obj := &admissionregistrationv1.MutatingWebhookConfiguration{}
+			decodeInto(t, u, obj)
+			obj.Name = mutating
+			if err := c.Create(ctx, obj); err != nil {
+				t.Fatal(err)
+			}
+			gotM = true
+		case "ValidatingWebhookConfiguration":
+			obj := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			decodeInto(t, u, obj)
+			obj.Name = validating
+			if err := c.Create(ctx, obj); err != nil {
+				t.Fatal(err)
+			}
+			gotV = true
+		}
+	}
+	if !gotM || !gotV {
+		t.Fatalf("%s lacks a webhook configuration (mutating %v, validating %v)", path, gotM, gotV)
+	}
+	return mutating, validating
+}
+
+func decodeInto(t *testing.T, u map[string]any, into any) {
+	t.Helper()
+	raw, err := yamlToJSON(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(raw, into); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func yamlToJSON(u map[string]any) ([]byte, error) {
+	return json.Marshal(u)
+}
+
+func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func portOf(t *testing.T, addr string) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(port)
+}
