@@ -45,10 +45,10 @@ func CacheOptions(opts cache.Options) cache.Options {
 
 var _ toolscache.TransformFunc = TrimPod
 
-// TrimPod keeps what drift detection needs: identity, labels, annotations (without kubectl's
-// last-applied copy), owner references, init containers' names, images, commands and arguments,
-// containers' names and images, host networking, and the status of init containers and
-// conditions of our own types. Strings that repeat across the replicas of a workload (the
+// TrimPod keeps what the controllers read: identity, labels, annotations (without kubectl's
+// last-applied copy), owner references, the service account, init containers' names, images,
+// commands and arguments, containers' names and images, host networking, and the status of the
+// redirection init container and the conditions of our own types. Strings that repeat across the replicas of a workload (the
 // rendered rules, images, label and annotation keys) are interned so that 5,000 replicas share
 // one copy. Anything that is not a pod passes through untouched.
 func TrimPod(obj any) (any, error) {

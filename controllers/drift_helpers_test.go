@@ -1,0 +1,184 @@
+package controllers
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/internal/drift"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+)
+
+// fullPod is an injected pod as the API server returns it, with everything the drift checks do
+// not need.
+func fullPod(t *testing.T) *corev1.Pod {
+	t.Helper()
+	w := &world{t: t, mesh: "trim", app: "trim-app", mc: types.NamespacedName{Namespace: "trim-system", Name: "trim-config"}}
+	mc := &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "trim-system", Name: "trim-config", Generation: 3}}
+	mc.Spec.Traffic.OutboundPortExclusionList = []int32{6379}
+	pod, err := injection.Inject(w.appPod("web", "a"), &mc.Spec, injection.Options{MeshConfig: w.mc, MeshConfigGeneration: 3,
+		DefaultEnvoyImage: "envoy", DefaultInitImage: "init"})
+	must(t, err)
+	pod.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate,
+		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{}}}`)}}}
+	pod.Annotations[annotationLastApplied] = strings.Repeat("x", 4096)
+	pod.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MODE", Value: "prod"}}
+	pod.Status.Conditions = append(kubeletConditions(), corev1.PodCondition{Type: conditions.PodExclusionsInSync,
+		Status: corev1.ConditionTrue, Reason: conditions.InSync, Message: "m"})
+	initExited(0, "Completed")(pod)
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "app", Ready: true, Image: "x", ImageID: "sha256:abc"}}
+	pod.Status.PodIP = "10.1.2.3"
+	return pod
+}
+
+func TestTrimPodKeepsEveryVerdict(t *testing.T) {
+	pod := fullPod(t)
+	out, err := TrimPod(pod.DeepCopy())
+	must(t, err)
+	trimmed := out.(*corev1.Pod)
+
+	mc := &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Namespace: "trim-system", Name: "trim-config", Generation: 4}}
+	mc.Spec.Traffic.OutboundPortExclusionList = []int32{6379, 5432}
+	ns := metav1.ObjectMeta{Name: pod.Namespace, Labels: map[string]string{injection.LabelMonitoredBy: "trim"},
+		Annotations: map[string]string{injection.AnnotationSidecarInjection: "enabled"}}
+	now := time.Now()
+	for _, spec := range []func(){func() {}, func() { mc.Spec.Traffic.OutboundPortExclusionList = []int32{6379} }} {
+		spec()
+		full := drift.Evaluate(drift.Gather(pod, ns, mc, injection.SelectOptions{MeshName: "trim"}, now))
+		small := drift.Evaluate(drift.Gather(trimmed, ns, mc, injection.SelectOptions{MeshName: "trim"}, now))
+		if !reflect.DeepEqual(full, small) {
+			t.Fatalf("verdicts differ:\nfull:    %+v\ntrimmed: %+v", full, small)
+		}
+	}
+	if trimmed.ManagedFields != nil || trimmed.Spec.Volumes != nil || trimmed.Spec.Containers[0].Env != nil ||
+		trimmed.Status.ContainerStatuses != nil || trimmed.Status.PodIP != "" {
+		t.Errorf("trimmed pod still carries unused fields: %+v", trimmed)
+	}
+	if _, ok := trimmed.Annotations[annotationLastApplied]; ok {
+		t.Error("last-applied-configuration was kept")
+	}
+	if len(trimmed.Status.Conditions) != 1 || trimmed.Status.Conditions[0].Type != conditions.PodExclusionsInSync {
+		t.Errorf("only our conditions should be cached, got %v", trimmed.Status.Conditions)
+	}
+	fullJSON, _ := json.Marshal(pod)
+	smallJSON, _ := json.Marshal(trimmed)
+	t.Logf("pod JSON: %d bytes full, %d bytes trimmed", len(fullJSON), len(smallJSON))
+	if len(smallJSON)*2 > len(fullJSON) {
+		t.Errorf("trimming kept %d of %d bytes", len(smallJSON), len(fullJSON))
+	}
+
+	// Replicas share one copy of their rendered rules.
+	other := fullPod(t)
+	other.Name = "web-5f7d8c-b"
+	out2, _ := TrimPod(other)
+	a, b := trimmed.Spec.InitContainers[0].Args, out2.(*corev1.Pod).Spec.InitContainers[0].Args
+	if len(a) == 0 || unsafeStringData(a[len(a)-2]) != unsafeStringData(b[len(b)-2]) {
+		t.Error("identical rule strings of two replicas are not shared")
+	}
+
+	if got, _ := TrimPod(&corev1.Namespace{}); !reflect.DeepEqual(got, &corev1.Namespace{}) {
+		t.Error("non-pods must pass through")
+	}
+}
+
+func TestSetMeshConfigStatus(t *testing.T) {
+	now := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
+	fresh := func() *configv1alpha2.MeshConfig {
+		mc := &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Generation: 5}}
+		mc.Status.ObservedGeneration = conditions.ObservedGenerationUnset
+		return mc
+	}
+	type want struct {
+		ready, readyReason string
+		stalled            string // "" means absent
+		reconciling        string
+		observed           int64
+	}
+	tests := []struct {
+		name string
+		o    meshConfigOutcome
+		want want
+	}{
+		{"in sync", meshConfigOutcome{active: true, summary: drift.Summary{Meshed: 3, InSync: 3}},
+			want{"True", conditions.Succeeded, "", "", 5}},
+		{"drifted pods", meshConfigOutcome{active: true, summary: drift.Summary{Meshed: 3, InSync: 1, Drifted: 2, DriftedPods: []string{"a/b", "a/c"}}},
+			want{"False", conditions.Drifted, "", "", 5}},
+		{"invalid spec", meshConfigOutcome{specErrs: field.ErrorList{field.Invalid(field.NewPath("spec", "traffic", "outboundIPRangeExclusionList").Index(0), "999.1.1.1/32", "bad")}},
+			want{"False", conditions.InvalidSpec, "True", "", 5}},
+		{"transient error keeps observedGeneration", meshConfigOutcome{active: true, err: errors.New("cache not synced")},
+			want{"False", conditions.ReconcileFailed, "", "True", conditions.ObservedGenerationUnset}},
+		{"not the served MeshConfig", meshConfigOutcome{}, want{"True", conditions.Succeeded, "", "", 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mc := fresh()
+			setMeshConfigStatus(mc, tt.o, now)
+			st := mc.Status
+			r := meta.FindStatusCondition(st.Conditions, conditions.Ready)
+			if r == nil || string(r.Status) != tt.want.ready || r.Reason != tt.want.readyReason || r.ObservedGeneration != 5 {
+				t.Errorf("Ready = %+v", r)
+			}
+			for _, c := range []struct{ typ, want string }{{conditions.Stalled, tt.want.stalled}, {conditions.Reconciling, tt.want.reconciling}} {
+				got := meta.FindStatusCondition(st.Conditions, c.typ)
+				if (got == nil) != (c.want == "") || (got != nil && string(got.Status) != c.want) {
+					t.Errorf("%s = %+v, want %q", c.typ, got, c.want)
+				}
+			}
+			for _, c := range st.Conditions {
+				if !conditions.Allowed(c.Type, string(c.Status), c.Reason) {
+					t.Errorf("%s=%s %s is outside the vocabulary", c.Type, c.Status, c.Reason)
+				}
+			}
+			if st.ObservedGeneration != tt.want.observed {
+				t.Errorf("observedGeneration %d, want %d", st.ObservedGeneration, tt.want.observed)
+			}
+			if tt.o.active && st.Pods.Drifted != tt.o.summary.Drifted {
+				t.Errorf("pods %+v", st.Pods)
+			}
+		})
+	}
+	t.Run("unchanged verdict keeps lastTransitionTime", func(t *testing.T) {
+		mc := fresh()
+		o := meshConfigOutcome{active: true, summary: drift.Summary{Meshed: 1, InSync: 1}}
+		setMeshConfigStatus(mc, o, now)
+		setMeshConfigStatus(mc, o, now.Add(time.Hour))
+		if r := meta.FindStatusCondition(mc.Status.Conditions, conditions.Ready); !r.LastTransitionTime.Time.Equal(now) {
+			t.Errorf("lastTransitionTime moved to %v", r.LastTransitionTime)
+		}
+	})
+}
+
+func TestRestartDue(t *testing.T) {
+	now := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
+	tests := []struct {
+		last     time.Time
+		due      bool
+		wantWait time.Duration
+	}{
+		{time.Time{}, true, 0},
+		{now.Add(-3 * time.Minute), false, 7 * time.Minute},
+		{now.Add(-10 * time.Minute), true, 0},
+		{now.Add(time.Minute), false, 11 * time.Minute}, // a clock skewed into the future still waits
+	}
+	for _, tt := range tests {
+		due, wait := restartDue(tt.last, now, 10*time.Minute)
+		if due != tt.due || wait != tt.wantWait {
+			t.Errorf("restartDue(%v) = %v, %v; want %v, %v", tt.last, due, wait, tt.due, tt.wantWait)
+		}
+	}
+	if !optedIn(map[string]string{AnnotationAutoRestart: "true"}) || optedIn(map[string]string{AnnotationAutoRestart: "yes"}) || optedIn(nil) {
+		t.Error("only the exact value \"true\" opts in")
+	}
+}
