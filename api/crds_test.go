@@ -271,6 +271,75 @@ var _ = Describe("MeshConfig versions", func() {
 		Expect(again.Spec.Traffic.OutboundIPRangeInclusionList).To(Equal([]string{"10.0.0.0/8"}))
 		Expect(again.Spec.Traffic.NetworkInterfaceExclusionList).To(Equal([]string{"eth1"}))
 	})
+	// With conversion None (OSM's choice) a v1alpha1 read drops the fields only v1alpha2 has, and
+	// a read-modify-write through v1alpha1 erases them. Writers must use v1alpha2; this spec pins
+	// the behaviour so that adding a conversion webhook is a deliberate change.
+	It("loses v1alpha2-only fields when a v1alpha1 client updates the object", func() {
+		cur := &configv1alpha2.MeshConfig{
+			ObjectMeta: metav1.ObjectMeta{Name: "v1alpha1-update", Namespace: ns},
+			Spec:       configv1alpha2.MeshConfigSpec{Sidecar: configv1alpha2.SidecarSpec{LocalProxyMode: configv1alpha2.LocalProxyModePodIP}},
+		}
+		Expect(k8s.Create(ctx, cur)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(ctx, cur))).To(Succeed()) })
+
+		old := &unstructured.Unstructured{}
+		old.SetGroupVersionKind(configv1alpha1.GroupVersion.WithKind("MeshConfig"))
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cur), old)).To(Succeed())
+		_, found, _ := unstructured.NestedString(old.Object, "spec", "sidecar", "localProxyMode")
+		Expect(found).To(BeFalse())
+		Expect(k8s.Update(ctx, old)).To(Succeed())
+
+		got := &configv1alpha2.MeshConfig{}
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(cur), got)).To(Succeed())
+		Expect(got.Spec.Sidecar.LocalProxyMode).To(Equal(configv1alpha2.LocalProxyModeLocalhost), "reset to the schema default")
+	})
+})
+
+var _ = Describe("installed CRDs", func() {
+	crd := func(name string) map[string]any {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("apiextensions.k8s.io/v1")
+		u.SetKind("CustomResourceDefinition")
+		Expect(k8s.Get(ctx, client.ObjectKey{Name: name}, u)).To(Succeed())
+		return u.Object
+	}
+	str := func(obj map[string]any, path ...string) string {
+		v, _, err := unstructured.NestedString(obj, path...)
+		Expect(err).NotTo(HaveOccurred())
+		return v
+	}
+
+	It("serves MeshConfig v1alpha2 (stored) and v1alpha1 (deprecated) with no conversion, like OSM", func() {
+		obj := crd("meshconfigs.config.openservicemesh.io")
+		Expect(str(obj, "spec", "conversion", "strategy")).To(Equal("None"))
+		Expect(str(obj, "spec", "scope")).To(Equal("Namespaced"))
+		short, _, _ := unstructured.NestedStringSlice(obj, "spec", "names", "shortNames")
+		Expect(short).To(Equal([]string{"meshconfig"}))
+		versions, _, _ := unstructured.NestedSlice(obj, "spec", "versions")
+		Expect(versions).To(HaveLen(2))
+		byName := map[string]map[string]any{}
+		for _, v := range versions {
+			m := v.(map[string]any)
+			byName[m["name"].(string)] = m
+			Expect(m["served"]).To(BeTrue())
+			Expect(m).To(HaveKeyWithValue("subresources", HaveKey("status")))
+		}
+		Expect(byName["v1alpha2"]["storage"]).To(BeTrue())
+		Expect(byName["v1alpha1"]["storage"]).To(BeFalse())
+		Expect(byName["v1alpha1"]["deprecated"]).To(BeTrue())
+		Expect(byName["v1alpha1"]["deprecationWarning"]).To(ContainSubstring("use config.openservicemesh.io/v1alpha2"))
+	})
+
+	It("serves Egress and IngressBackend in policy.openservicemesh.io/v1alpha1 with a status subresource", func() {
+		for _, name := range []string{"egresses.policy.openservicemesh.io", "ingressbackends.policy.openservicemesh.io"} {
+			obj := crd(name)
+			Expect(str(obj, "spec", "scope")).To(Equal("Namespaced"))
+			versions, _, _ := unstructured.NestedSlice(obj, "spec", "versions")
+			Expect(versions).To(HaveLen(1))
+			Expect(versions[0]).To(HaveKeyWithValue("name", "v1alpha1"))
+			Expect(versions[0]).To(HaveKeyWithValue("subresources", HaveKey("status")))
+		}
+	})
 })
 
 var _ = Describe("kubectl apply --server-side", func() {
