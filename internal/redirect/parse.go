@@ -23,6 +23,12 @@ const (
 // OSMInitContainerName is the init container OSM injected.
 const OSMInitContainerName = "osm-init"
 
+// Input limits: far beyond any real pod, small enough that hostile input stays cheap.
+const (
+	MaxParseInput = 4 << 20
+	maxChains     = 256
+)
+
 // ParseError is malformed input, positioned in the text the user gave (1-based line and
 // column, columns counted in bytes).
 type ParseError struct {
@@ -91,18 +97,21 @@ func (b *builder) apply(rs *Ruleset, rc *ruleCmd) *posError {
 		if !IsBuiltinChain(rc.chain) {
 			return errAt(rc.opOff, "-P needs a built-in chain, got "+strconv.Quote(rc.chain))
 		}
-		rs.chainFor(rc.chain, countChainRules(b.hint, rc.chain))
+		rs.chainFor(rc.chain, b.capHint(rs, rc.chain))
 		return nil
 	case 'N':
+		if len(rs.Chains) >= maxChains {
+			return errAt(rc.opOff, "too many chains (at most "+strconv.Itoa(maxChains)+")")
+		}
 		if IsBuiltinChain(rc.chain) || rs.Chain(rc.chain) != nil {
 			return errAt(rc.opOff, "chain "+rc.chain+" already exists")
 		}
-		rs.chainFor(rc.chain, countChainRules(b.hint, rc.chain))
+		rs.chainFor(rc.chain, b.capHint(rs, rc.chain))
 		return nil
 	}
 	var c *Chain
 	if IsBuiltinChain(rc.chain) {
-		c = rs.chainFor(rc.chain, countChainRules(b.hint, rc.chain))
+		c = rs.chainFor(rc.chain, b.capHint(rs, rc.chain))
 	} else if c = rs.Chain(rc.chain); c == nil {
 		return errAt(rc.opOff, "chain "+rc.chain+" does not exist (declare it first)")
 	}
@@ -218,7 +227,10 @@ func (b *builder) parseRestore(text string, base int, family Family, syn ruleSyn
 			} else if policy.s != "-" {
 				return errAt(policy.off, "a custom chain's policy must be '-', got "+strconv.Quote(policy.s))
 			}
-			cur.chainFor(name.s, countChainRules(text, name.s))
+			if cur.Chain(name.s) == nil && len(cur.Chains) >= maxChains {
+				return errAt(name.off, "too many chains (at most "+strconv.Itoa(maxChains)+")")
+			}
+			cur.chainFor(name.s, b.capHint(cur, name.s))
 		case trim[0] == '-' || trim[0] == '[':
 			if !open {
 				return errAt(off, "rule outside a table (missing *nat)")
@@ -539,6 +551,9 @@ func sniff(s string) inputKind {
 // chains or v1.x `iptables-restore` here-documents, with or without `/bin/sh -c`), or
 // iptables-save / `iptables -t nat -S` output.
 func Parse(data []byte) (*Parsed, error) {
+	if len(data) > MaxParseInput {
+		return nil, &ParseError{Line: 1, Column: 1, Msg: "input larger than " + strconv.Itoa(MaxParseInput) + " bytes"}
+	}
 	s := string(data)
 	s = strings.TrimPrefix(s, "\ufeff")
 	b := newBuilder()
@@ -825,4 +840,13 @@ func (b *builder) usesPodIP() bool {
 		}
 	}
 	return false
+}
+
+// capHint sizes a new chain from the text being parsed; only the first few chains are sized so
+// hostile input with thousands of chains stays linear.
+func (b *builder) capHint(rs *Ruleset, name string) int {
+	if len(rs.Chains) >= 16 || rs.Chain(name) != nil {
+		return 0
+	}
+	return countChainRules(b.hint, name)
 }

@@ -198,3 +198,16 @@ func TestParseDescribeMeshkeeper(t *testing.T) {
 		t.Errorf("describe lost meaning:\n%s", d)
 	}
 }
+
+func TestParseLimits(t *testing.T) {
+	var b strings.Builder
+	for i := range maxChains + 1 {
+		fmt.Fprintf(&b, "iptables -t nat -N C%d\n", i)
+	}
+	if _, err := Parse([]byte(b.String())); err == nil || !strings.Contains(err.Error(), "too many chains") {
+		t.Errorf("chain limit: %v", err)
+	}
+	if _, err := Parse(make([]byte, MaxParseInput+1)); err == nil {
+		t.Error("size limit not enforced")
+	}
+}

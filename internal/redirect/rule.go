@@ -136,7 +136,7 @@ func (rs *Ruleset) chainFor(name string, capHint int) *Chain {
 		return c
 	}
 	var rules []Rule
-	if capHint > 0 {
+	if capHint > 0 && len(rs.Chains) < 16 {
 		rules = make([]Rule, 0, capHint)
 	}
 	rs.Chains = append(rs.Chains, Chain{Name: name, Rules: rules})
