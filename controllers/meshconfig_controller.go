@@ -68,6 +68,9 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 		return ctrl.Result{}, nil
 	}
 	o.summary, err = r.summarize(ctx, mc)
+	if err == nil {
+		mc.Status.Findings, err = MeshConfigFindings(ctx, r.Client, mc, r.Options.Selection.MeshName, r.Options.ClusterRanges)
+	}
 	return ctrl.Result{}, err
 }
 
@@ -116,6 +119,7 @@ func (r *MeshConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&configv1alpha2.MeshConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Pod{}, recount).
 		Watches(&corev1.Namespace{}, recount).
+		Watches(&corev1.Service{}, recount). // findings compare exclusions with mesh Services
 		Complete(r)
 }
 

@@ -22,6 +22,7 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
@@ -210,6 +211,9 @@ type DriftOptions struct {
 	AutoRestartMinInterval time.Duration
 	// Clock is injected by tests; nil means time.Now.
 	Clock func() time.Time
+	// ClusterRanges are the Service and Pod CIDRs the MeshConfig's findings are checked against;
+	// empty when unknown.
+	ClusterRanges redirect.ClusterRanges
 }
 
 func (o DriftOptions) now() time.Time {

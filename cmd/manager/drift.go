@@ -26,7 +26,12 @@ func init() {
 }
 
 func setupDrift(ctx context.Context, mgr ctrl.Manager, o *Options) error {
+	cluster, err := o.ClusterRanges()
+	if err != nil {
+		return err
+	}
 	return controllers.SetupDrift(ctx, mgr, controllers.DriftOptions{
+		ClusterRanges:           cluster,
 		MeshConfig:              o.MeshConfig,
 		Selection:               injection.SelectOptions{MeshName: o.MeshName, OperatorNamespace: o.OperatorNamespace},
 		MaxConcurrentReconciles: driftFlags.maxConcurrent,
