@@ -8,7 +8,9 @@ import (
 )
 
 // BenchmarkHandle measures one in-process admission: decode, cache reads, selection, injection,
-// marshal and JSON diff. Run with: go test ./webhooks/pod -run '^$' -bench Handle -benchmem
+// marshal and JSON diff. Run it with:
+//
+//	go test ./webhooks/pod -run '^$' -bench Handle -benchmem
 func BenchmarkHandle(b *testing.B) {
 	for _, bc := range []struct {
 		name string
