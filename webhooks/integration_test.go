@@ -28,6 +28,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	configv1alpha1 "github.com/meshkeeper/meshkeeper/api/config/v1alpha1"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
@@ -383,6 +384,21 @@ func TestInvalidMeshConfigIsDenied(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// v1alpha1 requests reach the same validator: the webhook is registered for v1alpha2 with
+// matchPolicy Equivalent, so the API server converts them first.
+func TestInvalidV1alpha1MeshConfigIsDenied(t *testing.T) {
+	mc := &configv1alpha1.MeshConfig{
+		ObjectMeta: metav1.ObjectMeta{Name: "old-style", Namespace: "osm-system"},
+		Spec: configv1alpha1.MeshConfigSpec{Traffic: configv1alpha1.TrafficSpec{
+			InboundExternalAuthorization: configv1alpha1.ExternalAuthzSpec{Enable: true, Port: 9191},
+		}},
+	}
+	err := k8s.Create(context.Background(), mc)
+	if err == nil || !strings.Contains(err.Error(), "spec.traffic.inboundExternalAuthorization.address") {
+		t.Fatalf("err = %v, want a denial naming spec.traffic.inboundExternalAuthorization.address", err)
 	}
 }
 
