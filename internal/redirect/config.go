@@ -187,15 +187,19 @@ func ValidateAnnotations(podAnnotations map[string]string) field.ErrorList {
 
 func checkMergedSize(cfg Config) field.ErrorList {
 	var errs field.ErrorList
-	check := func(n, limit int, name string) {
-		if n > limit {
-			errs = append(errs, field.TooMany(trafficPath.Child(name), n, limit))
+	for _, l := range [...]struct {
+		n, limit int
+		name     string
+	}{
+		{len(cfg.OutboundIPRangeExclusions), MaxIPRanges, "outboundIPRangeExclusionList"},
+		{len(cfg.OutboundIPRangeInclusions), MaxIPRanges, "outboundIPRangeInclusionList"},
+		{len(cfg.OutboundPortExclusions), MaxPorts, "outboundPortExclusionList"},
+		{len(cfg.InboundPortExclusions), MaxPorts, "inboundPortExclusionList"},
+	} {
+		if l.n > l.limit {
+			errs = append(errs, field.TooMany(trafficPath.Child(l.name), l.n, l.limit))
 		}
 	}
-	check(len(cfg.OutboundIPRangeExclusions), MaxIPRanges, "outboundIPRangeExclusionList")
-	check(len(cfg.OutboundIPRangeInclusions), MaxIPRanges, "outboundIPRangeInclusionList")
-	check(len(cfg.OutboundPortExclusions), MaxPorts, "outboundPortExclusionList")
-	check(len(cfg.InboundPortExclusions), MaxPorts, "inboundPortExclusionList")
 	return errs
 }
 

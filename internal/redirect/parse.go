@@ -792,7 +792,7 @@ func mapIntoFile(file, root, where string, pe *ParseError) *ParseError {
 	if pe.Line-1 < len(lines) {
 		text := lines[pe.Line-1]
 		if len(strings.TrimSpace(text)) >= 4 {
-			if k := strings.Index(file, text); k >= 0 && strings.Index(file[k+1:], text) < 0 {
+			if k := strings.Index(file, text); k >= 0 && !strings.Contains(file[k+1:], text) {
 				l, c := lineCol(file, k+pe.Column-1)
 				return &ParseError{Line: l, Column: c, Msg: msg}
 			}
