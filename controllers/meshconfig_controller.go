@@ -110,8 +110,9 @@ func (r *MeshConfigReconciler) summarize(ctx context.Context, mc *configv1alpha2
 	return s, nil
 }
 
-// SetupWithManager registers the controller. Pod and namespace events are coalesced: a rollout
-// of thousands of pods leads to a recount per summaryDelay, not one per pod.
+// SetupWithManager registers the controller. Pod, namespace and Service events (Services feed
+// the findings) are coalesced: a rollout of thousands of pods leads to a recount per
+// summaryDelay, not one per pod.
 func (r *MeshConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	recount := r.recountHandler()
 	return ctrl.NewControllerManagedBy(mgr).
@@ -119,6 +120,7 @@ func (r *MeshConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&configv1alpha2.MeshConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Pod{}, recount).
 		Watches(&corev1.Namespace{}, recount).
+		Watches(&corev1.Service{}, recount).
 		Watches(&corev1.Service{}, recount). // findings compare exclusions with mesh Services
 		Complete(r)
 }

@@ -13,7 +13,9 @@ import (
 )
 
 // settle waits until the counted writes have not moved for quiet.
-func (h *harness) settle(t *testing.T, quiet time.Duration) {
+func (h *harness) settle(t *testing.T, quiet time.Duration) { h.settleTB(t, quiet) }
+
+func (h *harness) settleTB(t testing.TB, quiet time.Duration) {
 	t.Helper()
 	_, last := h.client.Writes()
 	stable := time.Now()
@@ -103,7 +105,9 @@ func TestResyncOfInSyncPodsWritesNothing(t *testing.T) {
 }
 
 // waitReevaluated waits until at least n pods were read by reconciles since the last Reset.
-func (h *harness) waitReevaluated(t *testing.T, n int) {
+func (h *harness) waitReevaluated(t *testing.T, n int) { h.waitReevaluatedTB(t, n) }
+
+func (h *harness) waitReevaluatedTB(t testing.TB, n int) {
 	t.Helper()
 	eventually(t, 20*time.Second, func() error {
 		if got := h.client.podGets.Load(); got < int64(n) {
