@@ -783,22 +783,41 @@ func parseStructured(data []byte, s string) (*Parsed, error) {
 }
 
 // mapIntoFile moves an error positioned in a container string to the file the string came
-// from, by finding the failing line's text in the file. YAML block scalars and plain strings
-// keep lines intact; when the line cannot be found (JSON escapes), the error points at the
-// start of the string and the message keeps the inner position.
+// from. YAML block scalars, plain scalars and describe output keep the string's lines intact
+// (indented), so the string is located as a run of consecutive file lines equal to its lines up
+// to the failing one; the first such run wins. When the lines cannot be found (JSON escapes),
+// the error points at the start of the string and the message keeps the inner position.
 func mapIntoFile(file, root, where string, pe *ParseError) *ParseError {
 	msg := strings.TrimPrefix(pe.Msg, where+": ")
-	lines := strings.Split(root, "\n")
-	if pe.Line-1 < len(lines) {
-		text := lines[pe.Line-1]
-		if len(strings.TrimSpace(text)) >= 4 {
-			if k := strings.Index(file, text); k >= 0 && !strings.Contains(file[k+1:], text) {
-				l, c := lineCol(file, k+pe.Column-1)
-				return &ParseError{Line: l, Column: c, Msg: msg}
+	rootLines := strings.Split(root, "\n")
+	fileLines := strings.Split(file, "\n")
+	last := min(pe.Line, len(rootLines)) - 1
+	for start := 0; last >= 0 && start+last < len(fileLines); start++ {
+		ok := true
+		for j := 0; j <= last; j++ {
+			fl := strings.TrimRight(fileLines[start+j], "\r")
+			rl := rootLines[j]
+			if j == 0 {
+				// The first line may follow "- " or "key: " on the same file line.
+				if strings.TrimSpace(rl) == "" || !strings.HasSuffix(fl, rl) {
+					ok = false
+					break
+				}
+				continue
+			}
+			if strings.TrimSpace(fl) != strings.TrimSpace(rl) || (rl != "" && !strings.HasSuffix(fl, rl)) {
+				ok = false
+				break
 			}
 		}
+		if !ok {
+			continue
+		}
+		fl := strings.TrimRight(fileLines[start+last], "\r")
+		col := len(fl) - len(rootLines[last]) + pe.Column
+		return &ParseError{Line: start + last + 1, Column: max(col, 1), Msg: msg}
 	}
-	first := lines[0]
+	first := rootLines[0]
 	if len(first) > 24 {
 		first = first[:24]
 	}

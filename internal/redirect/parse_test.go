@@ -211,3 +211,25 @@ func TestParseLimits(t *testing.T) {
 		t.Error("size limit not enforced")
 	}
 }
+
+// An error in the IPv6 rules of a pod manifest points at the IPv6 copy of the line, not at the
+// identical IPv4 line above it.
+func TestParseErrorPositionInPodYAML(t *testing.T) {
+	data, err := os.ReadFile("testdata/parse-meshkeeper-pod.input")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	v6 := strings.Index(s, "--ipv6-rules")
+	bad := strings.Index(s[v6:], "-j REDIRECT --to-ports 15003") + v6
+	broken := s[:bad] + "-j REDIRECT --to-ports 99999" + s[bad+len("-j REDIRECT --to-ports 15003"):]
+	_, err = Parse([]byte(broken))
+	var pe *ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("want *ParseError, got %v", err)
+	}
+	wantLine, wantCol := lineCol(broken, bad+len("-j REDIRECT --to-ports "))
+	if pe.Line != wantLine || pe.Column != wantCol {
+		t.Errorf("error at %d:%d, want %d:%d (%s)", pe.Line, pe.Column, wantLine, wantCol, pe.Msg)
+	}
+}
