@@ -94,7 +94,6 @@ type shLexer struct {
 	cmds     []shCommand
 	pending  []int // indexes into cmds awaiting a here-document body
 	scratch  []byte
-	varPodIP bool // true if $POD_IP was seen in a word (not in a body)
 }
 
 func isOpChar(c byte) bool {
@@ -396,7 +395,6 @@ func (l *shLexer) word() (string, bool, *posError) {
 // is kept literally for the rule parser.
 func (l *shLexer) dollar() (int, *posError) {
 	if n := podIPVarLen(l.s[l.i:]); n > 0 {
-		l.varPodIP = true
 		return n, nil
 	}
 	if l.i+1 < len(l.s) && l.s[l.i+1] == '(' {

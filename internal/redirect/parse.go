@@ -416,7 +416,7 @@ func (b *builder) runScript(script string, base, depth int) *posError {
 			}
 			w := words[2]
 			inner := w.off
-			if q := base + 0; inner-q >= 0 && inner-base < len(script) && (script[inner-base] == '"' || script[inner-base] == '\'') {
+			if inner-base >= 0 && inner-base < len(script) && (script[inner-base] == '"' || script[inner-base] == '\'') {
 				inner++
 			}
 			if err := b.runScript(w.s, inner, depth+1); err != nil {
