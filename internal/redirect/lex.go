@@ -87,13 +87,13 @@ type shCommand struct {
 }
 
 type shLexer struct {
-	s        string
-	i        int
-	base     int // offset of s[0] in the root text
-	words    []tok
-	cmds     []shCommand
-	pending  []int // indexes into cmds awaiting a here-document body
-	scratch  []byte
+	s       string
+	i       int
+	base    int // offset of s[0] in the root text
+	words   []tok
+	cmds    []shCommand
+	pending []int // indexes into cmds awaiting a here-document body
+	scratch []byte
 }
 
 func isOpChar(c byte) bool {
