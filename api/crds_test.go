@@ -187,12 +187,19 @@ var _ = Describe("status defaults", func() {
 		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(mc), got)).To(Succeed())
 		Expect(got.Status.ObservedGeneration).To(Equal(int64(1)))
 		Expect(got.Status.Pods.Drifted).To(Equal(int32(1)))
+		raw := &unstructured.Unstructured{}
+		raw.SetGroupVersionKind(configv1alpha2.GroupVersion.WithKind("MeshConfig"))
+		Expect(k8s.Get(ctx, client.ObjectKeyFromObject(mc), raw)).To(Succeed())
+		failed, found, err := unstructured.NestedInt64(raw.Object, "status", "pods", "failed")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(found).To(BeTrue(), "a zero count is written out for the printer columns")
+		Expect(failed).To(BeZero())
 
 		dup := ready
 		dup.Status = metav1.ConditionFalse
 		dup.Reason = conditions.Drifted
 		got.Status.Conditions = append(got.Status.Conditions, dup)
-		err := k8s.Status().Update(ctx, got)
+		err = k8s.Status().Update(ctx, got)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("status.conditions[1]: Duplicate value"))
 	})

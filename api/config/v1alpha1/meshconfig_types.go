@@ -287,24 +287,25 @@ type FeatureFlags struct {
 	EnableRetryPolicy bool `json:"enableRetryPolicy,omitempty"`
 }
 
-// PodSummary counts the meshed pods the MeshConfig governs, by drift state.
+// PodSummary counts the meshed pods the MeshConfig governs, by drift state. Zero counts are
+// written out so that the printer columns show 0 rather than nothing once reconciled.
 type PodSummary struct {
 	// meshed counts pods carrying the sidecar.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
-	Meshed int32 `json:"meshed,omitempty"`
+	Meshed int32 `json:"meshed"`
 	// inSync counts meshed pods whose rendered exclusions match the desired ones.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
-	InSync int32 `json:"inSync,omitempty"`
+	InSync int32 `json:"inSync"`
 	// drifted counts meshed pods that need a restart to pick up the current exclusions.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
-	Drifted int32 `json:"drifted,omitempty"`
+	Drifted int32 `json:"drifted"`
 	// failed counts meshed pods whose redirection failed or could not be read.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
-	Failed int32 `json:"failed,omitempty"`
+	Failed int32 `json:"failed"`
 }
 
 // MeshConfigStatus is meshkeeper's addition: OSM gave MeshConfig no status.
