@@ -1,0 +1,45 @@
+-- Argo CD health for config.openservicemesh.io/MeshConfig, following kstatus:
+-- Healthy = Current, Progressing = InProgress (or terminating), Degraded = Failed.
+local hs = { status = "Progressing", message = "Waiting for meshkeeper to reconcile this generation" }
+if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
+  hs.message = "Being deleted"
+  return hs
+end
+local st = obj.status
+if st == nil then
+  return hs
+end
+local generation = obj.metadata.generation
+if generation ~= nil and st.observedGeneration ~= nil and st.observedGeneration ~= generation then
+  return hs
+end
+local ready = nil
+if st.conditions ~= nil then
+  for _, c in ipairs(st.conditions) do
+    if c.type == "Reconciling" and c.status == "True" then
+      hs.message = c.message or c.reason or hs.message
+      return hs
+    end
+    if c.type == "Stalled" and c.status == "True" then
+      hs.status = "Degraded"
+      hs.message = (c.reason or "Stalled") .. ": " .. (c.message or "")
+      return hs
+    end
+    if c.type == "Ready" then
+      ready = c
+    end
+  end
+end
+if ready == nil or ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = (ready ~= nil and ready.message) or "Reconciled"
+  if st.pods ~= nil and st.pods.drifted ~= nil and st.pods.drifted > 0 then
+    hs.message = hs.message .. " (" .. st.pods.drifted .. " drifted pod(s))"
+  end
+  if st.findings ~= nil and #st.findings > 0 then
+    hs.message = hs.message .. " (" .. #st.findings .. " finding(s), first: " .. st.findings[1].code .. ")"
+  end
+  return hs
+end
+hs.message = (ready.reason or "NotReady") .. ": " .. (ready.message or "")
+return hs
