@@ -8,7 +8,8 @@ import (
 )
 
 func TestDiffGolden(t *testing.T) {
-	// What the MeshConfig says today versus what an OSM v0 pod was started with (seed 001).
+	// What the MeshConfig says today versus what an OSM v0 pod was started with (the OSM
+	// troubleshooting guide's example).
 	cfg := mustEffective(t, MeshSettings{
 		OutboundIPRangeExclusionList: []string{"1.1.1.1/32", "3.3.3.3/32", "fd00::/8"},
 		OutboundPortExclusionList:    []int{6379, 7070},

@@ -107,7 +107,7 @@ func renderFamily(c Config, f Family) Ruleset {
 	in.Rules = append(in.Rules, tcpJump(ChainInbound, ChainInRedirect))
 	inRedir := Chain{Name: ChainInRedirect, Rules: []Rule{{Chain: ChainInRedirect, Protocol: protoTCP, Target: Target{Kind: TargetRedirect, Port: c.InboundListenerPort}}}}
 
-	// Outbound, in the order osm-behavior section 3 documents for v1.2.
+	// Outbound, in OSM v1.2's order.
 	out := Chain{Name: ChainOutput, Rules: make([]Rule, 0, 2)}
 	if c.LocalProxyMode == LocalProxyModePodIP {
 		out.Rules = append(out.Rules, Rule{Chain: ChainOutput, Protocol: protoTCP, Dst: lo, OutIface: "lo",

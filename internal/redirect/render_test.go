@@ -78,7 +78,7 @@ func TestRenderMultiportChunks(t *testing.T) {
 }
 
 func TestRenderOutboundOrder(t *testing.T) {
-	// osm-behavior section 3: fixed rules, interfaces, ranges, ports, then redirect.
+	// OSM v1.2 order: fixed rules, interfaces, ranges, ports, then redirect.
 	p := Render(mustEffective(t, MeshSettings{
 		OutboundIPRangeExclusionList:  []string{"1.1.1.1/32"},
 		OutboundPortExclusionList:     []int{6379},
