@@ -14,6 +14,7 @@ import (
 // appending their constructor here; each receives the same streams.
 var verbs = []func(genericiooptions.IOStreams) *cobra.Command{
 	newRulesCommand,
+	newDiagnoseCommand,
 }
 
 // NewRootCommand returns the meshkeeper command tree writing to the given streams.

@@ -1,0 +1,193 @@
+package diagnose
+
+import (
+	"fmt"
+	"strings"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+)
+
+// meshConfigStub stands in for an unknown or missing MeshConfig: the drift checks that do not
+// compare exclusions still need one to name.
+func meshConfigStub(in PodInput) *configv1alpha2.MeshConfig {
+	return &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Namespace: in.MeshConfigRef.Namespace, Name: in.MeshConfigRef.Name}}
+}
+
+const installHint = "kubectl apply -k config/default (from a meshkeeper checkout), or install the release manifests"
+
+func crds(in PodInput) Check {
+	c := Check{Name: CheckCRDs}
+	if in.CRDsUnknown != "" {
+		return skipped(c.Name, in.CRDsUnknown)
+	}
+	var missing, pending []string
+	for _, name := range RequiredCRDs {
+		established, ok := in.CRDs[name]
+		switch {
+		case !ok:
+			missing = append(missing, name)
+		case !established:
+			pending = append(pending, name)
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		c.Status = StatusFail
+		c.Reason = "missing CustomResourceDefinitions: " + strings.Join(missing, ", ")
+		c.Hint = "kubectl apply -k config/crd (from a meshkeeper checkout)"
+	case len(pending) > 0:
+		c.Status = StatusWarn
+		c.Reason = "not yet Established: " + strings.Join(pending, ", ")
+		c.Hint = "kubectl wait --for condition=Established crd/" + pending[0]
+	default:
+		c.Status = StatusPass
+		c.Reason = "installed and Established: " + strings.Join(RequiredCRDs, ", ")
+	}
+	return c
+}
+
+// hook is what the webhook checks need from either kind of webhook.
+type hook struct {
+	config, name string
+	cc           admissionregistrationv1.WebhookClientConfig
+}
+
+func webhooks(in PodInput) []Check {
+	if in.WebhooksUnknown != "" {
+		return []Check{skipped(CheckMutatingWebhook, in.WebhooksUnknown), skipped(CheckValidatingWebhook, in.WebhooksUnknown)}
+	}
+	var mutating, validating []hook
+	for _, cfg := range in.Mutating {
+		for _, w := range cfg.Webhooks {
+			if strings.HasSuffix(w.Name, WebhookSuffix) {
+				mutating = append(mutating, hook{cfg.Name, w.Name, w.ClientConfig})
+			}
+		}
+	}
+	for _, cfg := range in.Validating {
+		for _, w := range cfg.Webhooks {
+			if strings.HasSuffix(w.Name, WebhookSuffix) {
+				validating = append(validating, hook{cfg.Name, w.Name, w.ClientConfig})
+			}
+		}
+	}
+	return []Check{
+		webhookCheck(in, CheckMutatingWebhook, "MutatingWebhookConfiguration", "pods are created without a sidecar", mutating),
+		webhookCheck(in, CheckValidatingWebhook, "ValidatingWebhookConfiguration", "invalid MeshConfig, Egress and IngressBackend objects are accepted", validating),
+	}
+}
+
+func webhookCheck(in PodInput, name, kind, consequence string, hooks []hook) Check {
+	c := Check{Name: name}
+	if len(hooks) == 0 {
+		c.Status = StatusFail
+		c.Reason = fmt.Sprintf("no %s carries a *%s webhook, so %s", kind, WebhookSuffix, consequence)
+		c.Hint = installHint
+		return c
+	}
+	var problems, seen []string
+	for _, h := range hooks {
+		where := fmt.Sprintf("%s %s webhook %s", kind, h.config, h.name)
+		switch {
+		case h.cc.Service != nil:
+			svc := types.NamespacedName{Namespace: h.cc.Service.Namespace, Name: h.cc.Service.Name}
+			if in.Services != nil && !in.Services[svc] {
+				problems = append(problems, fmt.Sprintf("%s points at Service %s, which does not exist", where, svc))
+			}
+			entry := fmt.Sprintf("%s -> service %s", h.name, svc)
+			if !contains(seen, entry) {
+				seen = append(seen, entry)
+			}
+		case h.cc.URL != nil && *h.cc.URL != "":
+			seen = append(seen, fmt.Sprintf("%s -> %s", h.name, *h.cc.URL))
+		default:
+			problems = append(problems, where+" has neither a service reference nor a URL")
+		}
+		if len(h.cc.CABundle) == 0 {
+			problems = append(problems, where+" has an empty caBundle, so the apiserver cannot call it (the certificate has not been injected yet)")
+		}
+	}
+	if len(problems) > 0 {
+		c.Status = StatusFail
+		c.Reason = strings.Join(problems, "; ")
+		c.Hint = fmt.Sprintf("kubectl get %s %s -o yaml; check that the operator is running (it injects the CA bundle) and that the webhook Service exists in %s",
+			strings.ToLower(kind), hooks[0].config, orDefault(in.OperatorNamespace, "the operator's namespace"))
+		return c
+	}
+	c.Status = StatusPass
+	c.Reason = fmt.Sprintf("%s %s: %s, CA bundle set", kind, hooks[0].config, strings.Join(seen, ", "))
+	return c
+}
+
+func operator(in PodInput) Check {
+	c := Check{Name: CheckOperator}
+	if in.OperatorUnknown != "" {
+		return skipped(c.Name, in.OperatorUnknown)
+	}
+	if len(in.Deployments) == 0 {
+		c.Status = StatusFail
+		c.Reason = fmt.Sprintf("no Deployment labelled %s=%s in namespace %s, so drift is not detected and the webhooks have no server", OperatorLabelKey, OperatorLabelValue, in.OperatorNamespace)
+		c.Hint = fmt.Sprintf("kubectl get deployments -A -l %s=%s (then pass --operator-namespace), or %s", OperatorLabelKey, OperatorLabelValue, installHint)
+		return c
+	}
+	var bad []string
+	var good []string
+	for i := range in.Deployments {
+		d := &in.Deployments[i]
+		avail := deploymentCondition(d, appsv1.DeploymentAvailable)
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		state := fmt.Sprintf("Deployment %s/%s: %d/%d replicas available", d.Namespace, d.Name, d.Status.AvailableReplicas, want)
+		if avail == nil || avail.Status != corev1.ConditionTrue || d.Status.AvailableReplicas == 0 {
+			if avail != nil && avail.Message != "" {
+				state += " (" + avail.Message + ")"
+			}
+			bad = append(bad, state)
+			continue
+		}
+		good = append(good, state)
+	}
+	if len(bad) > 0 {
+		c.Status = StatusFail
+		c.Reason = strings.Join(bad, "; ")
+		d := in.Deployments[0]
+		c.Hint = fmt.Sprintf("kubectl describe deployment %s -n %s; kubectl logs deployment/%s -n %s", d.Name, d.Namespace, d.Name, d.Namespace)
+		return c
+	}
+	c.Status = StatusPass
+	c.Reason = strings.Join(good, "; ")
+	return c
+}
+
+func deploymentCondition(d *appsv1.Deployment, t appsv1.DeploymentConditionType) *appsv1.DeploymentCondition {
+	for i := range d.Status.Conditions {
+		if d.Status.Conditions[i].Type == t {
+			return &d.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

@@ -1,0 +1,189 @@
+package diagnose
+
+import (
+	"fmt"
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/internal/analysis"
+	"github.com/meshkeeper/meshkeeper/internal/drift"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+)
+
+// RouteInput describes one pod, the rules it runs and the mesh around it.
+type RouteInput struct {
+	Pod           *corev1.Pod
+	MeshConfigRef types.NamespacedName
+	// MeshConfig is nil when it does not exist or was not given; the pod's annotations alone
+	// then make its configuration.
+	MeshConfig *configv1alpha2.MeshConfig
+	// Rules replace the pod's init container as the rules it runs; RulesSource names them.
+	Rules       *redirect.Parsed
+	RulesSource string
+
+	Namespaces []corev1.Namespace
+	Services   []corev1.Service
+	Egresses   []policyv1alpha1.Egress
+	// PolicyUnknown says why Services and Egress policies were not read; the answer past the
+	// sidecar then only reflects what was given.
+	PolicyUnknown Unknown
+
+	Selection injection.SelectOptions
+}
+
+// Path says whether a connection reaches the sidecar.
+type Path string
+
+const (
+	PathSidecar Path = "sidecar"
+	PathBypass  Path = "bypass"
+)
+
+// RouteResult answers "where does this pod's connection to IP:PORT go".
+type RouteResult struct {
+	Pod         string `json:"pod"`
+	Destination string `json:"destination"`
+	UID         uint32 `json:"uid"`
+	// RulesSource is where the rules that were walked came from.
+	RulesSource string `json:"rulesSource"`
+	Path        Path   `json:"path"`
+	// Rule is the rule that decided (chain, number and text), empty when no rule matched.
+	Rule string `json:"rule"`
+	// Setting is the configuration value responsible for a bypass, when one explains it.
+	Setting string `json:"setting,omitempty"`
+	// Outcome, Listener, Egress and Collisions describe what the sidecar does with it.
+	Outcome    analysis.Outcome `json:"outcome,omitempty"`
+	Listener   string           `json:"listener,omitempty"`
+	Egress     []string         `json:"egress,omitempty"`
+	Collisions []string         `json:"collisions,omitempty"`
+	// Summary is one sentence for people.
+	Summary string `json:"summary"`
+	// Status is fail when the connection is black-holed (a mesh Service's listener takes it,
+	// or nothing allows it), warn when part of the picture is unknown, pass otherwise.
+	Status Status   `json:"status"`
+	Notes  []string `json:"notes,omitempty"`
+	// Trace is every rule looked at, in order.
+	Trace []redirect.Step `json:"trace"`
+}
+
+// Route follows one outbound TCP connection of the pod to dst, sent by a socket owned by uid:
+// first through the rules the pod actually runs (its parsed init container, or the given rules),
+// then through the sidecar's listeners and Egress policies (analysis.Trace).
+func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
+	pod := in.Pod
+	res := RouteResult{Pod: pod.Namespace + "/" + pod.Name, Destination: dst.String(), UID: uid, Trace: []redirect.Step{}}
+	parsed, source := in.Rules, in.RulesSource
+	if parsed == nil {
+		c := drift.RedirectionInitContainer(pod)
+		if c == nil {
+			res.RulesSource = "none"
+			res.Path, res.Status = PathBypass, StatusFail
+			res.Summary = fmt.Sprintf("%s: the pod has no %s or %s init container, so nothing redirects its traffic to a sidecar; it leaves the pod directly",
+				dst, redirect.InitContainerName, redirect.OSMInitContainerName)
+			return res, nil
+		}
+		p, err := redirect.ParseContainer(*c)
+		if err != nil {
+			return res, fmt.Errorf("cannot read the rules of init container %s of pod %s: %w", c.Name, res.Pod, err)
+		}
+		parsed, source = p, "init container "+c.Name
+	}
+	res.RulesSource = source
+
+	settings := redirect.MeshSettings{}
+	if in.MeshConfig != nil {
+		settings = injection.MeshSettings(&in.MeshConfig.Spec)
+	} else {
+		res.Notes = append(res.Notes, fmt.Sprintf("MeshConfig %s not available: the configuration is the pod's annotations alone", in.MeshConfigRef))
+	}
+	cfg, errs := redirect.Effective(settings, pod.Annotations)
+	if len(errs) > 0 {
+		res.Notes = append(res.Notes, "the configuration is invalid, so bypass reasons come from the rules only: "+errs.ToAggregate().Error())
+	}
+
+	ip := dst.Addr().Unmap()
+	dst = netip.AddrPortFrom(ip, dst.Port())
+	plan := redirect.Plan{IPv4: redirect.Ruleset{Family: redirect.IPv4}, IPv6: redirect.Ruleset{Family: redirect.IPv6}}
+	if parsed.IPv4 != nil {
+		plan.IPv4 = *parsed.IPv4
+	}
+	if parsed.IPv6 != nil {
+		plan.IPv6 = *parsed.IPv6
+	}
+	rs := &plan.IPv4
+	if ip.Is6() {
+		rs = &plan.IPv6
+		if parsed.IPv6 == nil {
+			res.Notes = append(res.Notes, "the rules have no IPv6 table (OSM never rendered one), so IPv6 traffic is never redirected")
+		}
+	}
+	v := redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, UID: uid, Dst: dst})
+	res.Trace = v.Trace
+	for i := len(v.Trace) - 1; i >= 0; i-- {
+		if s := v.Trace[i]; s.Matched && s.Index > 0 {
+			res.Rule = fmt.Sprintf("%s #%d: %s", s.Chain, s.Index, s.Rule)
+			break
+		}
+	}
+	if v.Kind != redirect.VerdictRedirect {
+		res.Path, res.Status = PathBypass, StatusPass
+		switch b, ok := analysis.BypassOf(cfg, dst); {
+		case uid == cfg.ProxyUID && len(errs) == 0:
+			res.Setting = fmt.Sprintf("the proxy's own traffic (UID %d) is never redirected", uid)
+		case ok && len(errs) == 0:
+			res.Setting = b.String()
+		default:
+			res.Notes = append(res.Notes, "no setting of the MeshConfig or the pod's annotations explains this bypass: the rules differ from the configuration (see the exclusions-in-sync check of diagnose)")
+			res.Status = StatusWarn
+		}
+		res.Summary = fmt.Sprintf("%s: bypasses the sidecar (%s), leaving the pod directly; no mesh policy applies", dst, orDefault(res.Setting, "rule "+res.Rule))
+		return res, nil
+	}
+	res.Path = PathSidecar
+
+	monitored := map[string]bool{}
+	for i := range in.Namespaces {
+		monitored[in.Namespaces[i].Name] = analysis.Monitored(&in.Namespaces[i], in.Selection.MeshName)
+	}
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	r := analysis.Trace(analysis.TraceInput{Config: cfg, Rules: &plan, ServiceAccount: types.NamespacedName{Namespace: pod.Namespace, Name: sa},
+		Mesh: analysis.MeshOf(in.MeshConfigRef, in.MeshConfig), Services: in.Services, Monitored: monitored, Egresses: in.Egresses}, dst)
+	res.Outcome = r.Outcome
+	if r.Listener != nil {
+		res.Listener = r.Listener.String()
+	}
+	for _, e := range r.Egress {
+		res.Egress = append(res.Egress, e.String())
+	}
+	for _, l := range r.Collisions {
+		res.Collisions = append(res.Collisions, l.String())
+	}
+	res.Summary = r.String()
+	switch r.Outcome {
+	case analysis.OutcomeServiceListener, analysis.OutcomeDenied:
+		res.Status = StatusFail
+	case analysis.OutcomeBypassed:
+		// The rules redirect for this UID but not for the default one analysis walks with.
+		res.Path, res.Status = PathBypass, StatusPass
+	default:
+		res.Status = StatusPass
+	}
+	if r.Outcome == analysis.OutcomeServiceListener && !r.Collides() {
+		res.Summary += fmt.Sprintf("; PORT COLLISION: %s is not that Service's address, but its listener takes every connection on port %d", dst.Addr(), dst.Port())
+	}
+	if in.PolicyUnknown != "" {
+		res.Notes = append(res.Notes, "mesh Services and Egress policies not read ("+string(in.PolicyUnknown)+"): listener and policy matching only reflects the objects given")
+		if res.Status == StatusPass {
+			res.Status = StatusWarn
+		}
+	}
+	return res, nil
+}
