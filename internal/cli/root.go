@@ -15,6 +15,7 @@ import (
 var verbs = []func(genericiooptions.IOStreams) *cobra.Command{
 	newRulesCommand,
 	newDiagnoseCommand,
+	newExplainCommand,
 }
 
 // NewRootCommand returns the meshkeeper command tree writing to the given streams.
