@@ -16,6 +16,7 @@ var verbs = []func(genericiooptions.IOStreams) *cobra.Command{
 	newRulesCommand,
 	newDiagnoseCommand,
 	newExplainCommand,
+	newAnalyzeCommand,
 }
 
 // NewRootCommand returns the meshkeeper command tree writing to the given streams.
