@@ -129,7 +129,7 @@ func TestIngressBackendDependencies(t *testing.T) {
 	if got := conditionString(second.Status.Conditions, conditions.Accepted); got != "False/Conflict" {
 		t.Errorf("second Accepted = %s", got)
 	}
-	first = waitIngressBackend(t, firstKey, func(ib *policyv1alpha1.IngressBackend) error {
+	waitIngressBackend(t, firstKey, func(ib *policyv1alpha1.IngressBackend) error {
 		if findingOf(ib.Status.Findings, conditions.FindingBackendClaimedTwice) == nil {
 			return fmt.Errorf("first has no BackendClaimedTwice warning: %v", ib.Status.Findings)
 		}

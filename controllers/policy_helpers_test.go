@@ -76,7 +76,9 @@ func startPolicyManager(t testing.TB, mesh string) *policyHarness {
 	go func() { h.done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-h.done
+		if err := <-h.done; err != nil {
+			t.Errorf("manager stopped with: %v", err)
+		}
 	})
 	return h
 }
