@@ -286,86 +286,94 @@ func sourcePods(in EgressInput) []*corev1.Pod {
 // of seed 003, where a Redis at 10.0.0.6:7000 answered "HTTP/1.1 400" from inside the proxy.
 func portCollisions(in EgressInput, dests []egressDest, self string) []Finding {
 	listeners := meshListeners(in.Services, in.Monitored)
-	pods := sourcePods(in)
-	var podNames []string
-	for _, p := range pods {
-		podNames = append(podNames, p.Namespace+"/"+p.Name)
-	}
 	var sas []string
 	for _, k := range sourceKeys(in.Egress) {
 		sas = append(sas, k.Namespace+"/"+k.Name)
 	}
-	cfg := in.Mesh.Config
 	usable := len(in.Mesh.ConfigErrs) == 0
+	// Each pod is judged with its own configuration: an annotation may route a destination
+	// around its sidecar, and then that pod is not affected.
+	type podCfg struct {
+		name string
+		cfg  redirect.Config
+	}
+	var pods []podCfg
+	for _, p := range sourcePods(in) {
+		cfg := in.Mesh.Config
+		if usable && hasRedirectAnnotation(p.Annotations) {
+			if c, errs := redirect.Effective(in.Mesh.Settings, p.Annotations); len(errs) == 0 {
+				cfg = c
+			}
+		}
+		pods = append(pods, podCfg{name: p.Namespace + "/" + p.Name, cfg: cfg})
+	}
+	reaches := func(cfg redirect.Config, d egressDest) bool {
+		if !usable {
+			return true
+		}
+		if d.Any {
+			return !slices.Contains(cfg.OutboundPortExclusions, uint16(d.Port))
+		}
+		full, _ := prefixBypass(cfg, d.Prefix, uint16(d.Port))
+		return full == nil
+	}
 
+	// One finding per Service, listing every colliding port and destination of it.
 	type hit struct {
-		l     Listener
-		dests []string
-		ports []int32
+		l        Listener
+		ports    []string
+		dests    []string
+		affected []string
 	}
 	var hits []*hit
+	byService := map[types.NamespacedName]*hit{}
 	for _, l := range listeners {
-		var h *hit
 		for _, d := range dests {
-			if d.Port != l.Port {
-				continue
+			if d.Port != l.Port || !reaches(in.Mesh.Config, d) {
+				continue // bypassed everywhere: reported as shadowed instead
 			}
-			if usable && !d.Any {
-				if full, _ := prefixBypass(cfg, d.Prefix, uint16(d.Port)); full != nil {
-					continue // never reaches the sidecar; reported as shadowed instead
-				}
-			}
-			if usable && d.Any && slices.Contains(cfg.OutboundPortExclusions, uint16(d.Port)) {
-				continue
-			}
+			h := byService[l.Service]
 			if h == nil {
 				h = &hit{l: l}
+				byService[l.Service] = h
 				hits = append(hits, h)
 			}
+			if p := fmt.Sprint(l.Port); !slices.Contains(h.ports, p) {
+				h.ports = append(h.ports, p)
+			}
 			h.dests = append(h.dests, d.String())
-			if !slices.Contains(h.ports, d.Port) {
-				h.ports = append(h.ports, d.Port)
+			for _, p := range pods {
+				if reaches(p.cfg, d) && !slices.Contains(h.affected, p.name) {
+					h.affected = append(h.affected, p.name)
+				}
 			}
 		}
 	}
-	// One finding per Service, listing every colliding port of it.
-	bySvc := map[types.NamespacedName][]*hit{}
-	var svcOrder []types.NamespacedName
-	for _, h := range hits {
-		if _, ok := bySvc[h.l.Service]; !ok {
-			svcOrder = append(svcOrder, h.l.Service)
-		}
-		bySvc[h.l.Service] = append(bySvc[h.l.Service], h)
-	}
 	var out []Finding
-	for _, svc := range svcOrder {
-		hs := bySvc[svc]
-		var ports, allDests []string
-		for _, h := range hs {
-			ports = append(ports, fmt.Sprint(h.l.Port))
-			allDests = append(allDests, h.dests...)
+	for _, h := range hits {
+		slices.Sort(h.affected)
+		svc := h.l.Service
+		var affected string
+		switch {
+		case len(h.affected) > 0:
+			affected = fmt.Sprintf("affected pods (service accounts %s): %s", strings.Join(sas, ", "), nameList(h.affected, 8))
+		case len(pods) > 0:
+			affected = fmt.Sprintf("the pods running as %s today route these destinations around their sidecar through annotations, but every new pod without them will be affected", strings.Join(sas, ", "))
+		default:
+			affected = fmt.Sprintf("no pod runs as %s yet; every pod that does will be affected", strings.Join(sas, ", "))
 		}
-		l := hs[0].l
-		affected := fmt.Sprintf("no pod runs as %s yet; every pod that does will be affected", strings.Join(sas, ", "))
-		if len(podNames) > 0 {
-			affected = fmt.Sprintf("affected pods (service accounts %s): %s", strings.Join(sas, ", "), nameList(podNames, 8))
-		}
-		fix := "give the Service a different port, take its namespace out of the mesh, or exclude the external destination from interception with traffic.outboundIPRangeExclusionList (the policy then no longer governs it)"
-		o := []string{self, l.object()}
+		o := []string{self, h.l.object()}
 		for _, sa := range sas {
 			ns, name, _ := strings.Cut(sa, "/")
 			o = append(o, Object("ServiceAccount", ns, name))
 		}
-		for _, p := range podNames {
-			if len(o) >= maxObjects {
-				break
-			}
+		for _, p := range h.affected {
 			ns, name, _ := strings.Cut(p, "/")
 			o = append(o, Object("Pod", ns, name))
 		}
 		out = append(out, Finding{Code: conditions.FindingPortCollision, Severity: conditions.SeverityError,
-			Message: fmt.Sprintf("mesh Service %s/%s (%s, in monitored namespace %s) exposes port %s, which this policy allows to %s: the sidecar's listener for the Service takes those connections and they never reach the external destination; %s. Fix: %s",
-				svc.Namespace, svc.Name, l.Kind, svc.Namespace, strings.Join(ports, ", "), nameList(allDests, 6), affected, fix),
+			Message: fmt.Sprintf("mesh Service %s/%s (%s, in monitored namespace %s) exposes port %s, which this policy allows to %s: the sidecar's listener for the Service takes those connections and they never reach the external destination; %s. Fix: give the Service a different port, take its namespace out of the mesh, or exclude the external destination from interception with traffic.outboundIPRangeExclusionList (the policy then no longer governs it)",
+				svc.Namespace, svc.Name, h.l.Kind, svc.Namespace, strings.Join(h.ports, ", "), nameList(h.dests, 6), affected),
 			Objects: objects(o...), Condition: conditions.Ready, Reason: conditions.Conflict, Stalls: true})
 	}
 	return out

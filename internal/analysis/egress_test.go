@@ -117,6 +117,13 @@ func TestAnalyzeEgress(t *testing.T) {
 		want:     []string{conditions.FindingDestinationShadowed},
 		contains: map[string][]string{conditions.FindingDestinationShadowed: {"outside the outbound IP range inclusion list"}},
 	}, {
+		name: "collision with every current pod excluding the destination by annotation",
+		in: EgressInput{Egress: seed003Egress().obj(), Mesh: makeMesh().mesh(), Monitored: monitored, ServiceAccounts: sa,
+			Services: []corev1.Service{makeService("shop", "r").port(7000, 7000).obj()},
+			Pods:     []corev1.Pod{makePod("shop", "frontend-x", "frontend", redirect.AnnotationOutboundIPRangeExclusionList, "10.0.0.6/32")}},
+		want:     []string{conditions.FindingPortCollision, conditions.FindingDestinationShadowed},
+		contains: map[string][]string{conditions.FindingPortCollision: {"route these destinations around their sidecar through annotations, but every new pod"}},
+	}, {
 		name: "pod annotation shadows the destination for that pod only",
 		in: EgressInput{Egress: seed003Egress().obj(), Mesh: makeMesh().mesh(), Monitored: monitored, ServiceAccounts: sa,
 			Pods: []corev1.Pod{makePod("shop", "frontend-1", "frontend"),
