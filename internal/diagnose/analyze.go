@@ -211,8 +211,10 @@ func podFindings(in ClusterInput, pod *corev1.Pod, nsByName map[string]*corev1.N
 		if c.Status != corev1.ConditionFalse {
 			continue
 		}
-		if c.Type == conditions.PodExclusionsInSync && !meshUsable {
-			continue // judged against a MeshConfig that is missing or invalid: reported once above
+		if c.Type == conditions.PodExclusionsInSync && (!meshUsable || drift.RedirectionInitContainer(pod) == nil) {
+			// Judged against a MeshConfig that is missing or invalid (reported once above), or
+			// the init container is missing (InitContainerMissing says so already).
+			continue
 		}
 		m, ok := podConditionCodes[c.Reason]
 		if !ok {

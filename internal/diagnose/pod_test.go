@@ -1,0 +1,279 @@
+package diagnose
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+)
+
+// want is the expected verdict of one check: its status and fragments its reason and hint contain.
+type want struct {
+	status Status
+	reason []string
+	hint   []string
+}
+
+func find(checks []Check, name string) *Check {
+	for i := range checks {
+		if checks[i].Name == name {
+			return &checks[i]
+		}
+	}
+	return nil
+}
+
+func TestDiagnosePod(t *testing.T) {
+	ranges001 := script(t, "seed001-ranges.sh")
+	basic001 := script(t, "seed001-basic.sh")
+	seedPod := func() *podBuilder { return makePod("test-58d4f8ff58-wtz4f").osmInit(ranges001).sidecar() }
+	seedMC := makeMeshConfig(ranges("1.1.1.1/32", "2.2.2.2/24"))
+
+	cases := []struct {
+		name   string
+		in     func() PodInput
+		checks map[string]want
+	}{
+		{"seed 001: exclusions 1.1.1.1/32 and 2.2.2.2/24 rendered, everything healthy",
+			func() PodInput { return healthy(seedPod().running(initOK).obj(), seedMC) },
+			map[string]want{
+				CheckSidecarInjected:   {StatusPass, []string{"envoy sidecar"}, nil},
+				CheckSidecarReady:      {StatusPass, []string{"Running", "2/2"}, nil},
+				CheckInitContainer:     {StatusPass, []string{"osm-init exited with code 0"}, nil},
+				CheckPodAnnotations:    {StatusPass, []string{"no redirection annotations"}, nil},
+				CheckExclusionsInSync:  {StatusPass, []string{"1.1.1.1/32", "2.2.2.0/24"}, nil},
+				CheckNamespaceMonitor:  {StatusPass, []string{"monitored-by=osm"}, nil},
+				CheckNamespaceInject:   {StatusPass, []string{"sidecar-injection=enabled"}, nil},
+				CheckMeshConfig:        {StatusPass, []string{"osm-system/osm-mesh-config", "(generation 3)", "[1.1.1.1/32,2.2.2.2/24]"}, nil},
+				CheckCRDs:              {StatusPass, []string{"meshconfigs.config.openservicemesh.io"}, nil},
+				CheckMutatingWebhook:   {StatusPass, []string{"inject.meshkeeper.io -> service meshkeeper-system/meshkeeper-webhook-service"}, nil},
+				CheckValidatingWebhook: {StatusPass, []string{"egress.meshkeeper.io"}, nil},
+				CheckOperator:          {StatusPass, []string{"1/1 replicas available"}, nil},
+			}},
+		{"seed 001: a range added to the MeshConfig after the pod started is named",
+			func() PodInput {
+				return healthy(seedPod().running(initOK).obj(), makeMeshConfig(ranges("1.1.1.1/32", "2.2.2.2/24", "10.20.0.0/16")))
+			},
+			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"outbound IP range 10.20.0.0/16 from MeshConfig osm-system/osm-mesh-config (generation 3) is not in the osm-init rules"},
+				[]string{"kubectl rollout restart deployment/test -n test"}}}},
+		{"seed 001: a range removed from the MeshConfig is named as unexpected",
+			func() PodInput { return healthy(seedPod().running(initOK).obj(), makeMeshConfig(ranges("1.1.1.1/32"))) },
+			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"outbound IP range 2.2.2.0/24 is in the osm-init rules but neither"}, nil}}},
+		{"seed 001: the basic rules when the MeshConfig asks for ranges",
+			func() PodInput { return healthy(makePod("p").osmInit(basic001).sidecar().running(initOK).obj(), seedMC) },
+			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"1.1.1.1/32", "2.2.2.2/24", "is not in the osm-init rules"}, nil}}},
+		{"the published '&& &&' command is unreadable, not accepted",
+			func() PodInput {
+				return healthy(makePod("p").osmInit(script(t, "seed001-ranges-double-and.sh")).sidecar().running(initOK).obj(), seedMC)
+			},
+			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"cannot read the rules of init container osm-init"}, nil}}},
+		{"rules given separately replace the init container",
+			func() PodInput {
+				in := healthy(makePod("p").osmInit(basic001).sidecar().running(initOK).obj(), seedMC)
+				p, err := redirect.Parse([]byte(ranges001))
+				if err != nil {
+					t.Fatal(err)
+				}
+				in.Rules, in.RulesSource = p, "iptables-save"
+				return in
+			},
+			map[string]want{CheckExclusionsInSync: {StatusPass, nil, nil}}},
+		{"unreadable rules given separately fail the check naming the source",
+			func() PodInput {
+				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in.RulesSource, in.RulesErr = "dump.txt", errors.New("dump.txt:1:5: unknown option")
+				return in
+			},
+			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"dump.txt", "unknown option"}, nil}}},
+		{"init container failed: exit code and last log line",
+			func() PodInput {
+				in := healthy(seedPod().running(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error"}}).obj(), seedMC)
+				in.InitLog = "iptables-restore: line 3 failed"
+				return in
+			},
+			map[string]want{CheckInitContainer: {StatusFail, []string{"exited with code 2 (Error)", "last log line: iptables-restore: line 3 failed"},
+				[]string{"kubectl logs test-58d4f8ff58-wtz4f -n test -c osm-init"}}}},
+		{"init container crash-looping, log unreachable",
+			func() PodInput {
+				b := seedPod().running(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}})
+				b.p.Status.InitContainerStatuses[0].RestartCount = 4
+				b.p.Status.InitContainerStatuses[0].LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ExitCode: 1}
+				in := healthy(b.obj(), seedMC)
+				in.InitLogUnknown = "cannot get pods/log: node unreachable"
+				return in
+			},
+			map[string]want{CheckInitContainer: {StatusFail, []string{"CrashLoopBackOff", "4 restarts", "log not read: cannot get pods/log"}, nil}}},
+		{"no sidecar in an injected namespace: restart, later pod checks skipped",
+			func() PodInput { return healthy(makePod("p").running(initOK).obj(), seedMC) },
+			map[string]want{
+				CheckSidecarInjected:  {StatusFail, []string{"no envoy sidecar"}, []string{"kubectl rollout restart deployment/test -n test"}},
+				CheckSidecarReady:     {StatusSkip, nil, nil},
+				CheckInitContainer:    {StatusSkip, nil, nil},
+				CheckExclusionsInSync: {StatusSkip, nil, nil},
+				CheckNamespaceMonitor: {StatusPass, nil, nil},
+			}},
+		{"namespace without label or annotation",
+			func() PodInput {
+				in := healthy(makePod("p").running(initOK).obj(), seedMC)
+				in.Namespace = namespace("test", nil, nil)
+				return in
+			},
+			map[string]want{
+				CheckSidecarInjected:  {StatusFail, []string{"not meshed"}, []string{"kubectl label namespace test openservicemesh.io/monitored-by=osm"}},
+				CheckNamespaceMonitor: {StatusFail, []string{"no openservicemesh.io/monitored-by label"}, []string{"kubectl label namespace test openservicemesh.io/monitored-by=osm --overwrite"}},
+				CheckNamespaceInject:  {StatusFail, []string{"no openservicemesh.io/sidecar-injection annotation"}, []string{"kubectl annotate namespace test openservicemesh.io/sidecar-injection=enabled"}},
+			}},
+		{"namespace labelled for another mesh and ignored",
+			func() PodInput {
+				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in.Namespace = namespace("test", map[string]string{injection.LabelMonitoredBy: "other", injection.LabelIgnore: "true"}, nil)
+				return in
+			},
+			map[string]want{CheckNamespaceMonitor: {StatusFail, []string{"openservicemesh.io/ignore"}, []string{"openservicemesh.io/ignore-"}}}},
+		{"pod annotation turns injection off",
+			func() PodInput {
+				return healthy(makePod("p").annotate(injection.AnnotationSidecarInjection, "disabled").running(initOK).obj(), seedMC)
+			},
+			map[string]want{CheckNamespaceInject: {StatusFail, []string{"pod's annotation", "turns injection off"}, nil}}},
+		{"invalid exclusion annotation",
+			func() PodInput {
+				return healthy(seedPod().annotate(redirect.AnnotationOutboundPortExclusionList, "70000").running(initOK).obj(), seedMC)
+			},
+			map[string]want{
+				CheckPodAnnotations:   {StatusFail, []string{"outbound-port-exclusion-list", "70000"}, nil},
+				CheckExclusionsInSync: {StatusFail, []string{"cannot tell which exclusions"}, nil},
+			}},
+		{"sidecar crash-looping",
+			func() PodInput {
+				return healthy(seedPod().running(initOK).sidecarStatus(corev1.ContainerStatus{RestartCount: 7,
+					State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}).obj(), seedMC)
+			},
+			map[string]want{CheckSidecarReady: {StatusFail, []string{"CrashLoopBackOff", "7 restarts", "1/2 containers ready"}, []string{"-c envoy --previous"}}}},
+		{"MeshConfig missing: its check fails, the comparison is skipped",
+			func() PodInput { return healthy(seedPod().running(initOK).obj(), nil) },
+			map[string]want{
+				CheckMeshConfig:       {StatusFail, []string{"osm-system/osm-mesh-config does not exist"}, []string{"kubectl get meshconfigs -A"}},
+				CheckExclusionsInSync: {StatusSkip, []string{"does not exist"}, nil},
+			}},
+		{"MeshConfig with a range that breaks every new pod",
+			func() PodInput { return healthy(seedPod().running(initOK).obj(), makeMeshConfig(ranges("999.1.1.1/32"))) },
+			map[string]want{CheckMeshConfig: {StatusFail, []string{"invalid traffic settings", "999.1.1.1/32"}, []string{"kubectl edit meshconfig osm-mesh-config -n osm-system"}}}},
+		{"control plane broken: a CRD missing, empty CA bundle, webhook Service gone, operator unavailable",
+			func() PodInput {
+				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				delete(in.CRDs, "egresses.policy.openservicemesh.io")
+				in.Mutating[0].Webhooks[0].ClientConfig.CABundle = nil
+				in.Services = map[types.NamespacedName]bool{}
+				in.Deployments = []appsv1.Deployment{deployment(false)}
+				return in
+			},
+			map[string]want{
+				CheckCRDs:              {StatusFail, []string{"missing CustomResourceDefinitions: egresses.policy.openservicemesh.io"}, []string{"kubectl apply -k config/crd"}},
+				CheckMutatingWebhook:   {StatusFail, []string{"empty caBundle", "does not exist"}, nil},
+				CheckValidatingWebhook: {StatusFail, []string{"meshkeeper-system/meshkeeper-webhook-service, which does not exist"}, nil},
+				CheckOperator:          {StatusFail, []string{"0/1 replicas available", "minimum availability"}, []string{"kubectl describe deployment meshkeeper-controller-manager -n meshkeeper-system"}},
+			}},
+		{"nothing installed",
+			func() PodInput {
+				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in.CRDs, in.Mutating, in.Validating, in.Deployments = map[string]bool{}, nil, nil, nil
+				return in
+			},
+			map[string]want{
+				CheckCRDs:              {StatusFail, []string{"meshconfigs.config.openservicemesh.io, egresses.policy.openservicemesh.io, ingressbackends.policy.openservicemesh.io"}, nil},
+				CheckMutatingWebhook:   {StatusFail, []string{"no MutatingWebhookConfiguration"}, []string{"kubectl apply -k config/default"}},
+				CheckValidatingWebhook: {StatusFail, []string{"no ValidatingWebhookConfiguration"}, nil},
+				CheckOperator:          {StatusFail, []string{"no Deployment labelled app.kubernetes.io/name=meshkeeper in namespace meshkeeper-system"}, nil},
+			}},
+		{"offline: cluster facts skipped, never failed",
+			func() PodInput {
+				in := healthy(seedPod().obj(), seedMC)
+				const why = Unknown("offline mode")
+				in.Namespace, in.NamespaceUnknown = nil, why
+				in.CRDs, in.CRDsUnknown = nil, why
+				in.Mutating, in.Validating, in.WebhooksUnknown = nil, nil, why
+				in.Deployments, in.OperatorUnknown = nil, why
+				return in
+			},
+			map[string]want{
+				CheckSidecarInjected:   {StatusPass, nil, nil},
+				CheckSidecarReady:      {StatusSkip, []string{"no status"}, nil},
+				CheckInitContainer:     {StatusSkip, []string{"no status"}, nil},
+				CheckExclusionsInSync:  {StatusPass, nil, nil},
+				CheckNamespaceMonitor:  {StatusSkip, []string{"offline mode"}, nil},
+				CheckNamespaceInject:   {StatusSkip, []string{"offline mode"}, nil},
+				CheckCRDs:              {StatusSkip, []string{"offline mode"}, nil},
+				CheckMutatingWebhook:   {StatusSkip, []string{"offline mode"}, nil},
+				CheckValidatingWebhook: {StatusSkip, []string{"offline mode"}, nil},
+				CheckOperator:          {StatusSkip, []string{"offline mode"}, nil},
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			checks := DiagnosePod(tc.in())
+			if len(checks) != len(CheckNames) {
+				t.Fatalf("got %d checks, want one per name (%d)", len(checks), len(CheckNames))
+			}
+			for i, c := range checks {
+				if c.Name != CheckNames[i] {
+					t.Errorf("check %d is %q, want %q", i, c.Name, CheckNames[i])
+				}
+				if strings.Contains(c.Reason, "\n") {
+					t.Errorf("%s: reason spans lines: %q", c.Name, c.Reason)
+				}
+				if c.Status == StatusFail && c.Hint == "" {
+					t.Errorf("%s fails without a hint: %s", c.Name, c.Reason)
+				}
+			}
+			for name, w := range tc.checks {
+				c := find(checks, name)
+				if c.Status != w.status {
+					t.Errorf("%s: status %s, want %s (reason: %s)", name, c.Status, w.status, c.Reason)
+				}
+				for _, s := range w.reason {
+					if !strings.Contains(c.Reason, s) {
+						t.Errorf("%s: reason lacks %q: %s", name, s, c.Reason)
+					}
+				}
+				for _, s := range w.hint {
+					if !strings.Contains(c.Hint, s) {
+						t.Errorf("%s: hint lacks %q: %s", name, s, c.Hint)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestCheckCodesAreTheOperatorsReasons(t *testing.T) {
+	in := healthy(makePod("p").osmInit(script(t, "seed001-ranges.sh")).sidecar().running(initOK).obj(), makeMeshConfig(ranges("3.3.3.3/32")))
+	got := map[string]string{}
+	for _, c := range DiagnosePod(in) {
+		got[c.Name] = c.Code
+	}
+	for name, code := range map[string]string{CheckSidecarInjected: conditions.Injected, CheckInitContainer: conditions.Applied, CheckExclusionsInSync: conditions.Drifted} {
+		if got[name] != code {
+			t.Errorf("%s: code %q, want %q", name, got[name], code)
+		}
+	}
+}
+
+func TestWorstAndSummary(t *testing.T) {
+	checks := []Check{{Status: StatusPass}, {Status: StatusSkip}, {Status: StatusWarn}, {Status: StatusPass}}
+	if w := Worst(checks); w != StatusWarn {
+		t.Errorf("worst %s, want warn", w)
+	}
+	if s := Summarize(checks); s != (Summary{Pass: 2, Warn: 1, Skip: 1}) {
+		t.Errorf("summary %+v", s)
+	}
+	if w := Worst(append(checks, Check{Status: StatusFail})); w != StatusFail {
+		t.Errorf("worst %s, want fail", w)
+	}
+}
