@@ -67,7 +67,9 @@ func TestDiagnosePod(t *testing.T) {
 			func() PodInput { return healthy(seedPod().running(initOK).obj(), makeMeshConfig(ranges("1.1.1.1/32"))) },
 			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"outbound IP range 2.2.2.0/24 is in the osm-init rules but neither"}, nil}}},
 		{"seed 001: the basic rules when the MeshConfig asks for ranges",
-			func() PodInput { return healthy(makePod("p").osmInit(basic001).sidecar().running(initOK).obj(), seedMC) },
+			func() PodInput {
+				return healthy(makePod("p").osmInit(basic001).sidecar().running(initOK).obj(), seedMC)
+			},
 			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"1.1.1.1/32", "2.2.2.2/24", "is not in the osm-init rules"}, nil}}},
 		{"the published '&& &&' command is unreadable, not accepted",
 			func() PodInput {
@@ -163,7 +165,9 @@ func TestDiagnosePod(t *testing.T) {
 				CheckExclusionsInSync: {StatusSkip, []string{"does not exist"}, nil},
 			}},
 		{"MeshConfig with a range that breaks every new pod",
-			func() PodInput { return healthy(seedPod().running(initOK).obj(), makeMeshConfig(ranges("999.1.1.1/32"))) },
+			func() PodInput {
+				return healthy(seedPod().running(initOK).obj(), makeMeshConfig(ranges("999.1.1.1/32")))
+			},
 			map[string]want{CheckMeshConfig: {StatusFail, []string{"invalid traffic settings", "999.1.1.1/32"}, []string{"kubectl edit meshconfig osm-mesh-config -n osm-system"}}}},
 		{"control plane broken: a CRD missing, empty CA bundle, webhook Service gone, operator unavailable",
 			func() PodInput {
