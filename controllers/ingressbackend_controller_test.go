@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -63,7 +64,7 @@ func TestIngressBackendTargetPort(t *testing.T) {
 	if got := kstatusOf(t, ib); got != kstatus.InProgressStatus {
 		t.Fatalf("fresh IngressBackend: kstatus %s, want InProgress", got)
 	}
-	startPolicyManager(t, "ibport")
+	h := startPolicyManager(t, "ibport")
 	key := client.ObjectKeyFromObject(ib)
 
 	start := time.Now()
@@ -96,6 +97,32 @@ func TestIngressBackendTargetPort(t *testing.T) {
 	}
 	if got := kstatusOf(t, ib); got != kstatus.CurrentStatus {
 		t.Errorf("fixed IngressBackend: kstatus %s, want Current", got)
+	}
+
+	// Settled: re-evaluations caused by unrelated changes write nothing.
+	writes := h.statusWrites(ib)
+	gw := &corev1.Service{}
+	must(t, env.Client.Get(ctx, client.ObjectKey{Namespace: w.app, Name: "gateway"}, gw))
+	gw.Labels = map[string]string{"touched": "yes"}
+	must(t, env.Client.Update(ctx, gw))
+	consistently(t, 2*time.Second, func() error {
+		if n := h.statusWrites(ib); n != writes {
+			return fmt.Errorf("%d status writes while nothing the policy reads changed", n-writes)
+		}
+		return nil
+	})
+
+	// An AuthenticatedPrincipal source over plain http passes the schema (no webhook here) but
+	// can never match anyone: invalid but admitted, so stalled and kstatus Failed.
+	bad := webBackend(w.app, "principal-over-http", 8080)
+	bad.Spec.Sources = []policyv1alpha1.IngressSourceSpec{{Kind: "AuthenticatedPrincipal", Name: "ingress.example.cluster.local"}}
+	must(t, env.Client.Create(ctx, bad))
+	bad = waitIngressBackend(t, client.ObjectKeyFromObject(bad), osmStatus(policyv1alpha1.CurrentStatusError))
+	if got := conditionString(bad.Status.Conditions, conditions.Accepted); got != "False/InvalidSpec" {
+		t.Errorf("Accepted = %s (%s)", got, bad.Status.Reason)
+	}
+	if got := kstatusOf(t, bad); got != kstatus.FailedStatus {
+		t.Errorf("invalid-but-admitted IngressBackend: kstatus %s, want Failed", got)
 	}
 }
 
