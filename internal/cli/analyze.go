@@ -42,6 +42,8 @@ func newAnalyzeCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		all         bool
 		meshConfig  string
 		pods, files []string
+		svcCIDRs    []string
+		podCIDRs    []string
 		out         = string(outputTable)
 		failOn      string
 	)
@@ -72,6 +74,13 @@ cluster and every object given is analysed.`,
 			if err != nil {
 				return err
 			}
+			if len(svcCIDRs) > 0 || len(podCIDRs) > 0 {
+				cr, err := analysis.ParseClusterRanges(svcCIDRs, podCIDRs)
+				if err != nil {
+					return usageError("--service-cidr/--pod-cidr: %v", err)
+				}
+				in.Cluster = cr
+			}
 			findings := diagnose.Analyze(in)
 			rep.Summary = map[string]int{string(conditions.SeverityError): 0, string(conditions.SeverityWarning): 0, string(conditions.SeverityInfo): 0}
 			rep.Findings = []conditions.Finding{}
@@ -101,6 +110,8 @@ cluster and every object given is analysed.`,
 	f.StringVar(&meshConfig, "meshconfig", "", "read the MeshConfig from this file instead of the cluster")
 	f.StringArrayVar(&pods, "pod", nil, "offline: a pod YAML/JSON file to analyze (repeatable)")
 	f.StringArrayVar(&files, "objects", nil, "offline: Namespaces, Pods, Services, ServiceAccounts, Egresses, IngressBackends (YAML/JSON, several documents or a List; repeatable)")
+	f.StringSliceVar(&svcCIDRs, "service-cidr", nil, "the cluster's Service CIDRs, when ServiceCIDR objects cannot be read (and offline)")
+	f.StringSliceVar(&podCIDRs, "pod-cidr", nil, "the cluster's Pod CIDRs, when nodes cannot be read (and offline)")
 	f.StringVarP(&out, "output", "o", out, "output format: table, json or yaml")
 	f.StringVar(&failOn, "fail-on", "error", "exit 1 when a finding reaches this severity: info, warning or error")
 	return withUsageErrors(cmd)

@@ -373,7 +373,8 @@ func orPhase(p corev1.PodPhase) string {
 // the action is the check's hint.
 func trimAction(message string, pod *corev1.Pod) string {
 	action := drift.Action(pod)
-	for _, suffix := range []string{"; restart the pod: " + action, "; restart it: " + action, "; restart it to have it injected: " + action} {
+	for _, suffix := range []string{"; restart the pod: " + action, "; restart it: " + action, "; restart it to have it injected: " + action,
+		", restart it to have it rendered again: " + action} {
 		if strings.HasSuffix(message, suffix) {
 			return strings.TrimSuffix(message, suffix)
 		}

@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+)
+
+// golden compares a command's exit code and output with testdata/NAME.golden (-update rewrites it).
+func golden(t *testing.T, name string, wantCode int, args ...string) (stdout, stderr string) {
+	t.Helper()
+	stdout, stderr, code := run("", args...)
+	if code != wantCode {
+		t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, wantCode, stdout, stderr)
+	}
+	got := fmt.Sprintf("$ meshkeeper %s\n--- exit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), code, stdout, stderr)
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return stdout, stderr
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s:\n%s", path, got)
+	}
+	return stdout, stderr
+}
+
+const (
+	seedPod       = "testdata/diagnose/seed001-pod.yaml"
+	seedDoubleAnd = "testdata/diagnose/seed001-double-and-pod.yaml"
+	seedMC        = "testdata/diagnose/seed001-meshconfig.yaml"
+	seedMCExtra   = "testdata/diagnose/seed001-meshconfig-extra.yaml"
+	seed003MC     = "testdata/diagnose/seed003-meshconfig.yaml"
+	seed003Objs   = "testdata/diagnose/seed003-objects.yaml"
+)
+
+func TestOfflineGolden(t *testing.T) {
+	cases := []struct {
+		name string
+		code int
+		args []string
+	}{
+		{"diagnose-offline-seed001", 0, []string{"diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMC}},
+		{"diagnose-offline-seed001-json", 0, []string{"diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMC, "-o", "json"}},
+		{"diagnose-offline-extra-range-json", 1, []string{"diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMCExtra, "-o", "json"}},
+		{"diagnose-offline-extra-range", 1, []string{"diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMCExtra}},
+		{"diagnose-offline-double-and", 1, []string{"diagnose", "pod", "--pod", seedDoubleAnd, "--meshconfig", seedMC}},
+		{"diagnose-offline-rules-file-yaml", 1, []string{"diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--rules-file", "testdata/iptables-save.txt", "-o", "yaml"}},
+		{"diagnose-offline-no-meshconfig", 0, []string{"diagnose", "pod", "--pod", seedPod}},
+		{"explain-pod-offline-bypass", 0, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--to", "1.1.1.1:443"}},
+		{"explain-pod-offline-seed003", 1, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seed003MC, "--objects", seed003Objs, "--to", "10.0.0.6:7000"}},
+		{"explain-pod-offline-seed003-json", 0, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seed003MC, "--objects", seed003Objs, "--to", "10.0.0.6:7003", "-o", "json"}},
+		{"analyze-offline-seed003", 1, []string{"analyze", "--meshconfig", seed003MC, "--objects", seed003Objs, "--pod", seedPod, "--service-cidr", "10.96.0.0/12"}},
+		{"analyze-offline-clean", 0, []string{"analyze", "--meshconfig", seedMC, "--pod", seedPod, "--service-cidr", "10.96.0.0/12", "--pod-cidr", "10.244.0.0/16"}},
+		{"analyze-offline-seed003-json", 1, []string{"analyze", "--meshconfig", seedMCExtra, "--objects", seed003Objs, "--pod", seedPod, "-o", "json", "--fail-on", "warning"}},
+		{"usage-bad-output", 2, []string{"diagnose", "pod", "--pod", seedPod, "-o", "xml"}},
+		{"usage-name-and-file", 2, []string{"diagnose", "pod", "web", "--pod", seedPod}},
+		{"usage-no-pod", 2, []string{"diagnose", "pod", "--meshconfig", seedMC}},
+		{"usage-unknown-flag", 2, []string{"analyze", "--bogus"}},
+		{"usage-bad-fail-on", 2, []string{"analyze", "--objects", seed003Objs, "--fail-on", "fatal"}},
+		{"usage-bad-to", 2, []string{"explain", "pod", "--pod", seedPod, "--to", "10.0.0.6"}},
+		{"usage-missing-file", 2, []string{"diagnose", "pod", "--pod", "testdata/diagnose/nope.yaml"}},
+		{"usage-wrong-kind", 2, []string{"diagnose", "pod", "--pod", seedMC}},
+		{"usage-unknown-object-kind", 2, []string{"analyze", "--objects", "testdata/diagnose/seed001-pod.yaml", "--objects", "testdata/meshconfig-warn.yaml", "--objects", "testdata/osm-v12-pod.json", "--objects", "testdata/diagnose/deployment.yaml"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { golden(t, tc.name, tc.code, tc.args...) })
+	}
+}
+
+// The JSON contract: a checks list whose items carry name, status (pass|warn|fail), reason and
+// hint; skipped checks are listed apart, never as failures.
+func TestDiagnoseJSONContract(t *testing.T) {
+	for _, mc := range []string{seedMC, seedMCExtra} {
+		stdout, stderr, _ := run("", "diagnose", "pod", "--pod", seedPod, "--meshconfig", mc, "-o", "json")
+		var rep struct {
+			Checks  []map[string]any `json:"checks"`
+			Skipped []map[string]any `json:"skipped"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("%v: %s %s", err, stdout, stderr)
+		}
+		if len(rep.Checks) == 0 || len(rep.Skipped) == 0 {
+			t.Fatalf("want both checks and skipped checks offline, got %d and %d", len(rep.Checks), len(rep.Skipped))
+		}
+		for _, c := range rep.Checks {
+			for _, k := range []string{"name", "status", "reason", "hint"} {
+				if _, ok := c[k]; !ok {
+					t.Errorf("check %v lacks %q", c["name"], k)
+				}
+			}
+			if s := c["status"]; s != "pass" && s != "warn" && s != "fail" {
+				t.Errorf("check %v has status %v", c["name"], s)
+			}
+			if c["name"] == "exclusions-in-sync" {
+				wantStatus, has := "pass", ""
+				if mc == seedMCExtra {
+					wantStatus, has = "fail", "3.3.3.0/24"
+				}
+				if c["status"] != wantStatus || !strings.Contains(c["reason"].(string), has) {
+					t.Errorf("%s: exclusions-in-sync %v: %v", mc, c["status"], c["reason"])
+				}
+			}
+		}
+	}
+}
+
+func TestTroubleshootingVerbsRegistered(t *testing.T) {
+	root := NewRootCommand(genericiooptionsDiscard())
+	for _, path := range [][]string{{"diagnose", "pod"}, {"explain", "pod"}, {"analyze"}} {
+		c, _, err := root.Find(path)
+		if err != nil || c.Name() != path[len(path)-1] {
+			t.Errorf("%v not found: %v", path, err)
+			continue
+		}
+		for _, f := range []string{"kubeconfig", "context", "namespace", "output"} {
+			if c.Flags().Lookup(f) == nil {
+				t.Errorf("%v lacks --%s", path, f)
+			}
+		}
+	}
+}
+
+func genericiooptionsDiscard() genericiooptions.IOStreams {
+	return genericiooptions.NewTestIOStreamsDiscard()
+}
