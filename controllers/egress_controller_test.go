@@ -105,8 +105,8 @@ func TestEgressSeed003PortCollision(t *testing.T) {
 	// The mesh Service on 7000 appears in another monitored namespace: the Service watch and
 	// port index must bring the Egress back without any change to it.
 	w.namespace("seed3-b", false)
-	must(t, env.Client.Create(ctx, tcpService("seed3-b", "rediscluster", 7000)))
 	start = time.Now()
+	must(t, env.Client.Create(ctx, tcpService("seed3-b", "rediscluster", 7000)))
 	e = waitEgress(t, key, func(e *policyv1alpha1.Egress) error {
 		if findingOf(e.Status.Findings, conditions.FindingPortCollision) == nil {
 			return fmt.Errorf("no PortCollision yet: %v", e.Status.Findings)
