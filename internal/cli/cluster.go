@@ -63,6 +63,16 @@ func cliScheme() *runtime.Scheme {
 
 // connect builds clients from the kubectl-style flags. Nothing is sent to the server yet.
 func connect(cf *genericclioptions.ConfigFlags) (*kube, error) {
+	// Without any kubeconfig, client-go falls back to http://localhost:8080, which only ever
+	// yields a confusing "connection refused": say what is missing instead.
+	raw, err := cf.ToRawKubeConfigLoader().RawConfig()
+	if err != nil {
+		return nil, kubeconfigError(cf, err)
+	}
+	inCluster := os.Getenv("KUBERNETES_SERVICE_HOST") != "" && os.Getenv("KUBERNETES_SERVICE_PORT") != ""
+	if len(raw.Contexts) == 0 && (cf.APIServer == nil || *cf.APIServer == "") && !inCluster {
+		return nil, kubeconfigError(cf, clientcmd.ErrEmptyConfig)
+	}
 	cfg, err := cf.ToRESTConfig()
 	if err != nil {
 		return nil, kubeconfigError(cf, err)

@@ -303,7 +303,7 @@ func gatherInitLog(ctx context.Context, k *kube, in *diagnose.PodInput) {
 			return
 		}
 	}
-	in.InitLogUnknown = "the container logged nothing"
+	in.InitLogUnknown = "the log is empty"
 }
 
 var crdGVK = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinitionList"}

@@ -19,6 +19,9 @@ func golden(t *testing.T, name string, wantCode int, args ...string) (stdout, st
 		t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, wantCode, stdout, stderr)
 	}
 	got := fmt.Sprintf("$ meshkeeper %s\n--- exit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(args, " "), code, stdout, stderr)
+	if env != nil {
+		got = strings.ReplaceAll(got, env.Kubeconfig, "$KUBECONFIG")
+	}
 	path := filepath.Join("testdata", name+".golden")
 	if *update {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {

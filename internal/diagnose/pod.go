@@ -157,9 +157,10 @@ func initContainer(in PodInput) Check {
 		case in.InitLog != "":
 			c.Reason += "; last log line: " + in.InitLog
 		case in.InitLogUnknown != "":
-			c.Reason += "; log not read: " + string(in.InitLogUnknown)
+			c.Reason += "; last log line unavailable: " + string(in.InitLogUnknown)
 		}
 		c.Hint = fmt.Sprintf("kubectl logs %s -n %s -c %s", pod.Name, pod.Namespace, name)
+		c.Reason = strings.Replace(c.Reason, "; inspect it with: "+c.Hint, "", 1)
 	}
 	return c
 }

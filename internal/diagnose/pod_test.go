@@ -111,7 +111,7 @@ func TestDiagnosePod(t *testing.T) {
 				in.InitLogUnknown = "cannot get pods/log: node unreachable"
 				return in
 			},
-			map[string]want{CheckInitContainer: {StatusFail, []string{"CrashLoopBackOff", "4 restarts", "log not read: cannot get pods/log"}, nil}}},
+			map[string]want{CheckInitContainer: {StatusFail, []string{"CrashLoopBackOff", "4 restarts", "last log line unavailable: cannot get pods/log"}, nil}}},
 		{"no sidecar in an injected namespace: restart, later pod checks skipped",
 			func() PodInput { return healthy(makePod("p").running(initOK).obj(), seedMC) },
 			map[string]want{
