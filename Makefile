@@ -6,6 +6,7 @@ export GOTOOLCHAIN := local
 BIN          := $(CURDIR)/bin
 CONTROLLER_GEN := $(BIN)/controller-gen
 GOLANGCI_LINT  := $(BIN)/golangci-lint
+KWOK           := $(BIN)/kwok
 IMG          ?= ghcr.io/meshkeeper/manager:latest
 INIT_IMG     ?= ghcr.io/meshkeeper/init:latest
 # Bounded fuzzing in CI; run `make fuzz FUZZTIME=5m` for a longer session.
@@ -69,9 +70,10 @@ build: ## Build the manager, the init program and the CLI into bin/.
 	CGO_ENABLED=0 go build -o $(BIN)/meshkeeper-init ./cmd/meshkeeper-init
 	CGO_ENABLED=0 go build -o $(BIN)/meshkeeper ./cmd/meshkeeper
 	ln -sf meshkeeper $(BIN)/kubectl-meshkeeper
+	CGO_ENABLED=0 go build -o $(BIN)/meshkeeper-demo ./cmd/meshkeeper-demo
 
 .PHONY: demo
-demo: build envtest ## Local demo on an embedded control plane (no cluster needed).
+demo: build envtest $(KWOK) ## Local demo on an embedded control plane (no cluster needed).
 	@hack/demo.sh
 
 .PHONY: run
@@ -95,6 +97,10 @@ undeploy: ## Remove the operator.
 # Each tool has its own module under hack/tools so its dependencies never touch ours.
 $(CONTROLLER_GEN): hack/tools/controller-gen/go.mod
 	cd hack/tools/controller-gen && go build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(KWOK): hack/tools/kwok/go.mod
+	@echo "building kwok (fake nodes and pod lifecycle for the demo; a few minutes when cold)"
+	cd hack/tools/kwok && CGO_ENABLED=0 go build -o $(KWOK) sigs.k8s.io/kwok/cmd/kwok
 
 $(GOLANGCI_LINT): hack/tools/golangci-lint/go.mod
 	cd hack/tools/golangci-lint && go build -o $(GOLANGCI_LINT) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
