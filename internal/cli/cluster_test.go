@@ -13,6 +13,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -113,7 +114,13 @@ func loadScenario(ctx context.Context, c client.Client) error {
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(1)), Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "manager", Image: "ghcr.io/meshkeeper/manager:test"}}}}}}
-	objs = append(objs, dep)
+	objs = append(objs, dep,
+		// A user who may read pods in namespace test and nothing else.
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "test", Name: "pod-reader"},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}}}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: "test", Name: "pod-reader"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "pod-reader"},
+			Subjects: []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "pod-reader"}}})
 	pods := []*corev1.Pod{
 		seedPodObj("test-58d4f8ff58-wtz4f", string(ranges)), // healthy
 		seedPodObj("broken-58d4f8ff58-x7k2p", string(ranges)),
@@ -194,6 +201,8 @@ func TestClusterGolden(t *testing.T) {
 		{"cluster-analyze-clean-namespace", 0, []string{"analyze", "-n", "plain"}},
 		{"cluster-pod-not-found", 3, []string{"diagnose", "pod", "nope", "-n", "test"}},
 		{"cluster-forbidden", 3, []string{"diagnose", "pod", "test-58d4f8ff58-wtz4f", "-n", "test", "--as", "jane"}},
+		{"cluster-diagnose-pod-reader", 0, []string{"diagnose", "pod", "test-58d4f8ff58-wtz4f", "-n", "test", "--as", "pod-reader"}},
+		{"cluster-explain-pod-reader", 0, []string{"explain", "pod", "test-58d4f8ff58-wtz4f", "-n", "test", "--as", "pod-reader", "--to", "1.1.1.1:443"}},
 		{"cluster-analyze-forbidden", 3, []string{"analyze", "-A", "--as", "jane"}},
 	}
 	for _, tc := range cases {

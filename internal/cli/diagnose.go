@@ -256,7 +256,7 @@ func gatherPod(ctx context.Context, streams genericiooptions.IOStreams, cf *gene
 			in.MeshConfig = mc
 		case apierrors.IsNotFound(err) || isNoMatch(err):
 		default:
-			in.MeshConfigUnknown = diagnose.Unknown(soft(err, "get", "meshconfigs.config.openservicemesh.io"))
+			in.MeshConfigUnknown = diagnose.Unknown(soft(err, "get", "meshconfigs.config.openservicemesh.io -n "+in.MeshConfigRef.Namespace))
 		}
 	}
 
@@ -336,6 +336,7 @@ func gatherControlPlane(ctx context.Context, k *kube, in *diagnose.PodInput) {
 		in.WebhooksUnknown = diagnose.Unknown(soft(err, "list", "mutatingwebhookconfigurations"))
 	} else if err := k.client.List(ctx, &validating); err != nil {
 		in.WebhooksUnknown = diagnose.Unknown(soft(err, "list", "validatingwebhookconfigurations"))
+		in.Mutating = nil
 	} else {
 		in.Mutating, in.Validating = mutating.Items, validating.Items
 		in.Services = map[types.NamespacedName]bool{}
@@ -376,7 +377,7 @@ func gatherControlPlane(ctx context.Context, k *kube, in *diagnose.PodInput) {
 	var deps appsv1.DeploymentList
 	if err := k.client.List(ctx, &deps, client.InNamespace(in.OperatorNamespace),
 		client.MatchingLabels{diagnose.OperatorLabelKey: diagnose.OperatorLabelValue}); err != nil {
-		in.OperatorUnknown = diagnose.Unknown(soft(err, "list", "deployments"))
+		in.OperatorUnknown = diagnose.Unknown(soft(err, "list", "deployments -n "+in.OperatorNamespace))
 	} else {
 		in.Deployments = deps.Items
 	}
