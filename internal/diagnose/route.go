@@ -137,6 +137,8 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 			res.Setting = fmt.Sprintf("the proxy's own traffic (UID %d) is never redirected", uid)
 		case ok && len(errs) == 0:
 			res.Setting = b.String()
+		case in.MeshConfig == nil:
+			res.Status = StatusWarn // the setting is probably in the MeshConfig nobody could read
 		default:
 			res.Notes = append(res.Notes, "no setting of the MeshConfig or the pod's annotations explains this bypass: the rules differ from the configuration (see the exclusions-in-sync check of diagnose)")
 			res.Status = StatusWarn
