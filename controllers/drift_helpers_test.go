@@ -87,6 +87,27 @@ func TestTrimPodKeepsEveryVerdict(t *testing.T) {
 	if len(a) == 0 || unsafeStringData(a[len(a)-2]) != unsafeStringData(b[len(b)-2]) {
 		t.Error("identical rule strings of two replicas are not shared")
 	}
+	t2 := out2.(*corev1.Pod)
+	for what, same := range map[string]bool{
+		"labels":           reflect.ValueOf(trimmed.Labels).Pointer() == reflect.ValueOf(t2.Labels).Pointer(),
+		"annotations":      reflect.ValueOf(trimmed.Annotations).Pointer() == reflect.ValueOf(t2.Annotations).Pointer(),
+		"owners":           &trimmed.OwnerReferences[0] == &t2.OwnerReferences[0],
+		"init containers":  &trimmed.Spec.InitContainers[0] == &t2.Spec.InitContainers[0],
+		"containers":       &trimmed.Spec.Containers[0] == &t2.Spec.Containers[0],
+		"init status":      &trimmed.Status.InitContainerStatuses[0] == &t2.Status.InitContainerStatuses[0],
+		"distinct objects": trimmed != t2,
+	} {
+		if !same {
+			t.Errorf("%s of two replicas are not shared", what)
+		}
+	}
+	// A replica with different labels gets its own map, and the first one is unchanged.
+	third := fullPod(t)
+	third.Labels["canary"] = "true"
+	out3, _ := TrimPod(third)
+	if _, leaked := trimmed.Labels["canary"]; leaked || out3.(*corev1.Pod).Labels["canary"] != "true" {
+		t.Error("sharing mixed up two different label sets")
+	}
 
 	if got, _ := TrimPod(&corev1.Namespace{}); !reflect.DeepEqual(got, &corev1.Namespace{}) {
 		t.Error("non-pods must pass through")

@@ -36,6 +36,7 @@ const summaryDelay = time.Second
 type MeshConfigReconciler struct {
 	Client  client.Client
 	Options DriftOptions
+	rules   *drift.RuleCache
 }
 
 // meshConfigOutcome is what a reconcile found, turned into status by setMeshConfigStatus.
@@ -103,7 +104,9 @@ func (r *MeshConfigReconciler) summarize(ctx context.Context, mc *configv1alpha2
 			if pod.DeletionTimestamp != nil {
 				continue
 			}
-			s.Add(pod, drift.Evaluate(drift.Gather(pod, ns.ObjectMeta, mc, r.Options.Selection, now)))
+			in := drift.Gather(pod, ns.ObjectMeta, mc, r.Options.Selection, now)
+			in.Rules = r.rules
+			s.Add(pod, drift.Evaluate(in))
 		}
 	}
 	s.Cap(configv1alpha2.MaxDriftedPods)
@@ -114,6 +117,9 @@ func (r *MeshConfigReconciler) summarize(ctx context.Context, mc *configv1alpha2
 // the findings) are coalesced: a rollout of thousands of pods leads to a recount per
 // summaryDelay, not one per pod.
 func (r *MeshConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.rules == nil {
+		r.rules = drift.NewRuleCache(ruleCacheSize)
+	}
 	recount := r.recountHandler()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("drift-meshconfig").

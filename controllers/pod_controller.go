@@ -32,6 +32,10 @@ import (
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
 
+// ruleCacheSize bounds the distinct init container rule sets remembered: one per workload
+// revision in practice.
+const ruleCacheSize = 4096
+
 // PodReconciler keeps the meshkeeper.io pod conditions of meshed pods truthful and, where a
 // namespace or workload opted in, restarts workloads whose pods drifted.
 type PodReconciler struct {
@@ -43,12 +47,15 @@ type PodReconciler struct {
 	Recorder  events.EventRecorder
 	Options   DriftOptions
 	restarts  *restartLimiter
+	rules     *drift.RuleCache
+	written   *writeMemo
 }
 
 // Reconcile is gather, evaluate, remediate, then one status patch when something changed.
 func (r *PodReconciler) Reconcile(ctx context.Context, req reconcile.Request) (result ctrl.Result, err error) {
 	pod := &corev1.Pod{}
 	if err := r.Client.Get(ctx, req.NamespacedName, pod); err != nil || pod.DeletionTimestamp != nil {
+		r.written.forget(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	in, ok, err := r.gather(ctx, pod)
@@ -59,8 +66,9 @@ func (r *PodReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	if !drift.Relevant(in, computed) {
 		return ctrl.Result{}, nil
 	}
-	before := pod.Status.Conditions
+	before, basedOn := pod.Status.Conditions, pod.ResourceVersion
 	updated, changed := drift.SetPodConditions(before, computed...)
+	changed = changed && !r.written.alreadyWritten(req.NamespacedName, basedOn, updated)
 	defer func() {
 		if !changed {
 			return
@@ -69,6 +77,7 @@ func (r *PodReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 			err = errors.Join(err, perr)
 			return
 		}
+		r.written.record(req.NamespacedName, basedOn, updated)
 		for _, ev := range drift.Transitions(before, updated) {
 			r.Recorder.Eventf(pod, nil, ev.Type, ev.Reason, "Evaluate", "%s", ev.Message)
 		}
@@ -82,7 +91,7 @@ func (r *PodReconciler) gather(ctx context.Context, pod *corev1.Pod) (drift.Inpu
 	if err := r.Client.Get(ctx, types.NamespacedName{Name: pod.Namespace}, ns); err != nil {
 		return drift.Input{}, false, client.IgnoreNotFound(err)
 	}
-	if !monitored(ns, r.Options.Selection.MeshName) && !hasOwnedCondition(pod) {
+	if !r.ours(ns, pod) {
 		return drift.Input{}, false, nil
 	}
 	mc := &configv1alpha2.MeshConfig{}
@@ -90,7 +99,9 @@ func (r *PodReconciler) gather(ctx context.Context, pod *corev1.Pod) (drift.Inpu
 		// Without a MeshConfig there is no desired state; its creation re-queues every pod.
 		return drift.Input{}, false, client.IgnoreNotFound(err)
 	}
-	return drift.Gather(pod, ns.ObjectMeta, mc, r.Options.Selection, r.Options.now()), true, nil
+	in := drift.Gather(pod, ns.ObjectMeta, mc, r.Options.Selection, r.Options.now())
+	in.Rules = r.rules
+	return in, true, nil
 }
 
 // patchConditions sends a strategic-merge patch holding only our conditions. Pod conditions are
@@ -117,6 +128,21 @@ func (r *PodReconciler) patchConditions(ctx context.Context, pod *corev1.Pod, co
 	return nil
 }
 
+// ours decides whether this operator judges the pod: every pod of a namespace in our mesh, and,
+// so that they do not keep stale verdicts, pods carrying our conditions in a namespace that left
+// every mesh. Pods of another mesh, or injected against another MeshConfig, belong to the
+// operator serving that mesh.
+func (r *PodReconciler) ours(ns *corev1.Namespace, pod *corev1.Pod) bool {
+	if monitored(ns, r.Options.Selection.MeshName) {
+		return true
+	}
+	if _, other := ns.Labels[injection.LabelMonitoredBy]; other || !hasOwnedCondition(pod) {
+		return false
+	}
+	stamp, ok := pod.Annotations[injection.AnnotationMeshConfig]
+	return !ok || stamp == r.Options.MeshConfig.String()
+}
+
 func hasOwnedCondition(pod *corev1.Pod) bool {
 	for _, c := range pod.Status.Conditions {
 		if drift.Owned(c.Type) {
@@ -140,6 +166,10 @@ func (r *PodReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) 
 	if r.restarts == nil {
 		r.restarts = newRestartLimiter()
 	}
+	if r.rules == nil {
+		r.rules = drift.NewRuleCache(ruleCacheSize)
+	}
+	r.written = newWriteMemo()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("drift-pod").
 		For(&corev1.Pod{}).

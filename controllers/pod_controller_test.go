@@ -198,3 +198,27 @@ func ownConditions(pod *corev1.Pod) []corev1.PodCondition {
 	}
 	return out
 }
+
+// TestPodsOfAnotherMeshAreLeftAlone runs the operator of one mesh next to pods of another mesh
+// that carry conditions written by that mesh's operator: it must neither judge nor rewrite them.
+func TestPodsOfAnotherMeshAreLeftAlone(t *testing.T) {
+	mine := newWorld(t, "meshone", nil)
+	theirs := newWorld(t, "meshtwo", func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundPortExclusionList = []int32{1234} })
+	foreign := theirs.create(theirs.injected(theirs.appPod("other", "a")), initExited(0, "Completed"), func(p *corev1.Pod) {
+		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: conditions.PodExclusionsInSync,
+			Status: condTrue, Reason: conditions.InSync, Message: "written by the other mesh's operator"})
+	})
+	h := startManager(t, mine.mesh)
+	own := mine.create(mine.injected(mine.appPod("web", "a")), initExited(0, "Completed"))
+	mine.condition(own.Name, conditions.PodExclusionsInSync, condTrue, conditions.InSync)
+	consistently(t, 2*time.Second, func() error {
+		conds := ownConditions(theirs.pod(foreign.Name))
+		if len(conds) != 1 || conds[0].Message != "written by the other mesh's operator" {
+			return fmt.Errorf("the other mesh's pod was rewritten: %+v", conds)
+		}
+		return nil
+	})
+	if writes, _ := h.client.Writes(); writes["*v1.Pod/status"] != 1 {
+		t.Errorf("pod writes %v, want exactly one (our own pod)", writes)
+	}
+}

@@ -64,45 +64,43 @@ func TrimPod(obj any) (any, error) {
 	out.Generation = pod.Generation
 	out.CreationTimestamp = pod.CreationTimestamp
 	out.DeletionTimestamp = pod.DeletionTimestamp
-	out.Labels = internMap(pod.Labels, "")
-	out.Annotations = internMap(pod.Annotations, annotationLastApplied)
-	out.OwnerReferences = pod.OwnerReferences
-	for i := range out.OwnerReferences {
-		ref := &out.OwnerReferences[i]
-		ref.APIVersion, ref.Kind = intern(ref.APIVersion), intern(ref.Kind)
-	}
+	out.Labels = shareMap(internMap(pod.Labels, ""))
+	out.Annotations = shareMap(internMap(pod.Annotations, annotationLastApplied))
+	out.OwnerReferences = shareOwners(pod.OwnerReferences)
 
 	out.Spec.NodeName = pod.Spec.NodeName
 	out.Spec.ServiceAccountName = intern(pod.Spec.ServiceAccountName) // the Egress controller indexes pods by it
 	out.Spec.HostNetwork = pod.Spec.HostNetwork
 	if n := len(pod.Spec.InitContainers); n > 0 {
-		out.Spec.InitContainers = make([]corev1.Container, n)
+		cs := make([]corev1.Container, n)
 		for i, c := range pod.Spec.InitContainers {
-			out.Spec.InitContainers[i] = corev1.Container{Name: intern(c.Name), Image: intern(c.Image),
+			cs[i] = corev1.Container{Name: intern(c.Name), Image: intern(c.Image),
 				Command: internSlice(c.Command), Args: internSlice(c.Args)}
 		}
+		out.Spec.InitContainers = shareContainers(cs)
 	}
 	if n := len(pod.Spec.Containers); n > 0 {
-		out.Spec.Containers = make([]corev1.Container, n)
+		cs := make([]corev1.Container, n)
 		for i, c := range pod.Spec.Containers {
-			out.Spec.Containers[i] = corev1.Container{Name: intern(c.Name), Image: intern(c.Image)}
+			cs[i] = corev1.Container{Name: intern(c.Name), Image: intern(c.Image)}
 		}
+		out.Spec.Containers = shareContainers(cs)
 	}
 
 	out.Status.Phase = pod.Status.Phase
 	for _, c := range pod.Status.Conditions {
 		if drift.Owned(c.Type) {
-			c.Type, c.Reason = corev1.PodConditionType(intern(string(c.Type))), intern(c.Reason)
+			c.Type, c.Reason, c.Message = corev1.PodConditionType(intern(string(c.Type))), intern(c.Reason), intern(c.Message)
 			out.Status.Conditions = append(out.Status.Conditions, c)
 		}
 	}
 	if ic := drift.RedirectionInitContainer(pod); ic != nil {
 		for _, st := range pod.Status.InitContainerStatuses {
 			if st.Name == ic.Name {
-				out.Status.InitContainerStatuses = []corev1.ContainerStatus{{
-					Name: intern(st.Name), State: st.State, LastTerminationState: st.LastTerminationState,
-					RestartCount: st.RestartCount, Ready: st.Ready,
-				}}
+				out.Status.InitContainerStatuses = shareStatuses([]corev1.ContainerStatus{{
+					Name: intern(st.Name), State: trimState(st.State), LastTerminationState: trimState(st.LastTerminationState),
+					RestartCount: st.RestartCount,
+				}})
 				break
 			}
 		}

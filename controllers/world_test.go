@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -130,15 +131,29 @@ func initExited(code int32, reason string) func(*corev1.Pod) {
 
 // create stores the pod and then plays the kubelet: running phase, kubelet conditions and
 // whatever the status functions add.
+// Like a kubelet, it keeps conditions of other types that a controller may have written between
+// the two steps, and retries on conflict.
 func (w *world) create(pod *corev1.Pod, status ...func(*corev1.Pod)) *corev1.Pod {
 	w.t.Helper()
 	must(w.t, env.Client.Create(ctx, pod))
-	pod.Status.Phase = corev1.PodRunning
-	pod.Status.Conditions = kubeletConditions()
-	for _, f := range status {
-		f(pod)
-	}
-	must(w.t, env.Client.Status().Update(ctx, pod))
+	key := client.ObjectKeyFromObject(pod)
+	must(w.t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := env.Client.Get(ctx, key, pod); err != nil {
+			return err
+		}
+		pod.Status.Phase = corev1.PodRunning
+		for _, k := range kubeletConditions() {
+			if c := drift.Find(pod.Status.Conditions, k.Type); c != nil {
+				*c = k
+			} else {
+				pod.Status.Conditions = append(pod.Status.Conditions, k)
+			}
+		}
+		for _, f := range status {
+			f(pod)
+		}
+		return env.Client.Status().Update(ctx, pod)
+	}))
 	return pod
 }
 

@@ -237,3 +237,47 @@ func TestSummary(t *testing.T) {
 		t.Fatalf("got %+v, want %+v", s, want)
 	}
 }
+
+func TestRuleCacheNeverChangesAVerdict(t *testing.T) {
+	cache := NewRuleCache(2)
+	mcs := []int64{1, 2}
+	pods := []*corev1.Pod{
+		makePod("a").sidecar().osmInit(fixture(t, "seed001-ports.sh")).initDone().obj(),
+		makePod("b").sidecar().osmInit(fixture(t, "seed001-ports.sh")).initDone().obj(),
+		makePod("c").sidecar().osmInit(fixture(t, "seed001-ranges.sh")).initDone().obj(),
+		makePod("d").sidecar().osmInit(fixture(t, "seed001-ranges-double-and.sh")).initDone().obj(),
+		makePod("e").sidecar().osmInit(fixture(t, "osm-v12-heredoc.sh")).initDone().obj(),
+	}
+	for _, gen := range mcs {
+		mc := meshConfig(gen, ipExclusions("1.1.1.1/32", "2.2.2.2/24"), outPorts(6379, 7070))
+		if gen == 2 {
+			mc = meshConfig(gen)
+		}
+		for _, pod := range pods {
+			plain := gather(pod, mc)
+			cached := gather(pod, mc)
+			cached.Rules = cache
+			want, got := Evaluate(plain), Evaluate(cached)
+			if len(want) != len(got) {
+				t.Fatalf("%s: %v vs %v", pod.Name, want, got)
+			}
+			for i := range want {
+				if want[i] != got[i] {
+					t.Errorf("%s generation %d: cached verdict %+v, parsed verdict %+v", pod.Name, gen, got[i], want[i])
+				}
+			}
+		}
+	}
+	if n := cache.Len(); n > 2 {
+		t.Errorf("cache holds %d rule sets, bound is 2", n)
+	}
+	one := NewRuleCache(8)
+	for _, pod := range pods[:2] {
+		in := gather(pod, meshConfig(1))
+		in.Rules = one
+		Evaluate(in)
+	}
+	if one.Len() != 1 {
+		t.Errorf("two replicas with identical rules take %d entries, want 1", one.Len())
+	}
+}

@@ -29,14 +29,14 @@ func CheckExclusionsInSync(in Input) (reason, message string, failed bool) {
 		return conditions.RulesUnreadable, fmt.Sprintf("pod has no %s or %s init container to read rules from",
 			redirect.InitContainerName, redirect.OSMInitContainerName), true
 	}
-	parsed, err := redirect.ParseContainer(*c)
-	if err != nil {
+	rules := in.Rules.read(c)
+	if rules.err != nil {
 		return conditions.RulesUnreadable, fmt.Sprintf("cannot read the rules of init container %s: %v; the pod's redirection is unknown, restart it to have it rendered again: %s",
-			c.Name, err, Action(in.Pod)), true
+			c.Name, rules.err, Action(in.Pod)), true
 	}
-	diff := redirect.Diff(in.Expected.Exclusions(), parsed.Exclusions())
+	diff := redirect.Diff(in.Expected.Exclusions(), rules.exclusions)
 	problems := describeDiff(in, diff, c.Name)
-	if want, got := in.Expected.LocalProxyMode == redirect.LocalProxyModePodIP, hasDNAT(parsed); want != got {
+	if want, got := in.Expected.LocalProxyMode == redirect.LocalProxyModePodIP, rules.podIP; want != got {
 		problems = append(problems, proxyModeProblem(in, want, c.Name))
 	}
 	if len(problems) == 0 {

@@ -47,6 +47,8 @@ type Input struct {
 	Expected     redirect.Config
 	ExpectedErrs field.ErrorList
 	Now          time.Time
+	// Rules, when set, remembers parsed init containers across evaluations; nil parses each time.
+	Rules *RuleCache
 }
 
 // Gather builds the Input from objects already read. It computes the expected configuration

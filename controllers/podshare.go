@@ -1,0 +1,152 @@
+package controllers
+
+import (
+	"hash/maphash"
+	"maps"
+	"reflect"
+	"slices"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// sharedMax bounds each table of shared values. Distinct values are about one per workload
+// revision; when a table fills up it starts over, which only costs memory until the pods holding
+// the old copies are replaced, never a wrong value.
+const sharedMax = 16384
+
+var shareSeed = maphash.MakeSeed()
+
+// sharedTable hands out one stored copy per distinct content. A hash collision between different
+// contents is resolved by equal, so it can only cost a missed share.
+type sharedTable[T any] struct {
+	mu    sync.Mutex
+	m     map[uint64]T
+	equal func(a, b T) bool
+}
+
+func newSharedTable[T any](equal func(a, b T) bool) *sharedTable[T] {
+	return &sharedTable[T]{m: make(map[uint64]T), equal: equal}
+}
+
+func (t *sharedTable[T]) share(h uint64, v T) T {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old, ok := t.m[h]; ok && t.equal(old, v) {
+		return old
+	}
+	if len(t.m) >= sharedMax {
+		clear(t.m)
+	}
+	t.m[h] = v
+	return v
+}
+
+var (
+	sharedMaps       = newSharedTable(maps.Equal[map[string]string])
+	sharedContainers = newSharedTable(func(a, b []corev1.Container) bool {
+		return slices.EqualFunc(a, b, func(x, y corev1.Container) bool {
+			return x.Name == y.Name && x.Image == y.Image && slices.Equal(x.Command, y.Command) && slices.Equal(x.Args, y.Args)
+		})
+	})
+	sharedOwners   = newSharedTable(func(a, b []metav1.OwnerReference) bool { return reflect.DeepEqual(a, b) })
+	sharedStatuses = newSharedTable(func(a, b []corev1.ContainerStatus) bool { return reflect.DeepEqual(a, b) })
+)
+
+func shareMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	// Order-independent: the sum of per-entry hashes.
+	var sum uint64
+	for k, v := range m {
+		var h maphash.Hash
+		h.SetSeed(shareSeed)
+		h.WriteString(k)
+		h.WriteByte(0)
+		h.WriteString(v)
+		sum += h.Sum64()
+	}
+	return sharedMaps.share(sum, m)
+}
+
+func shareContainers(cs []corev1.Container) []corev1.Container {
+	var h maphash.Hash
+	h.SetSeed(shareSeed)
+	for _, c := range cs {
+		h.WriteString(c.Name)
+		h.WriteByte(0)
+		h.WriteString(c.Image)
+		h.WriteByte(0)
+		for _, part := range [2][]string{c.Command, c.Args} {
+			for _, s := range part {
+				h.WriteString(s)
+				h.WriteByte(0)
+			}
+			h.WriteByte(1)
+		}
+		h.WriteByte(2)
+	}
+	return sharedContainers.share(h.Sum64(), cs)
+}
+
+func shareOwners(refs []metav1.OwnerReference) []metav1.OwnerReference {
+	if len(refs) == 0 {
+		return nil
+	}
+	out := make([]metav1.OwnerReference, len(refs))
+	var h maphash.Hash
+	h.SetSeed(shareSeed)
+	for i, r := range refs {
+		r.APIVersion, r.Kind = intern(r.APIVersion), intern(r.Kind)
+		out[i] = r
+		h.WriteString(r.Kind)
+		h.WriteByte(0)
+		h.WriteString(r.Name)
+		h.WriteByte(0)
+		h.WriteString(string(r.UID))
+		h.WriteByte(1)
+	}
+	return sharedOwners.share(h.Sum64(), out)
+}
+
+func shareStatuses(st []corev1.ContainerStatus) []corev1.ContainerStatus {
+	var h maphash.Hash
+	h.SetSeed(shareSeed)
+	for _, s := range st {
+		h.WriteString(s.Name)
+		for _, state := range [2]corev1.ContainerState{s.State, s.LastTerminationState} {
+			switch {
+			case state.Terminated != nil:
+				h.WriteByte('t')
+				h.WriteString(state.Terminated.Reason)
+				h.WriteByte(byte(state.Terminated.ExitCode))
+			case state.Waiting != nil:
+				h.WriteByte('w')
+				h.WriteString(state.Waiting.Reason)
+			case state.Running != nil:
+				h.WriteByte('r')
+			}
+		}
+		h.WriteByte(byte(s.RestartCount))
+	}
+	return sharedStatuses.share(h.Sum64(), st)
+}
+
+// trimState keeps what the redirection check reads: exit code, signal, reason and message, not
+// timestamps or container IDs, which differ on every pod and would defeat sharing.
+func trimState(s corev1.ContainerState) corev1.ContainerState {
+	var out corev1.ContainerState
+	if t := s.Terminated; t != nil {
+		out.Terminated = &corev1.ContainerStateTerminated{ExitCode: t.ExitCode, Signal: t.Signal,
+			Reason: intern(t.Reason), Message: intern(t.Message)}
+	}
+	if w := s.Waiting; w != nil {
+		out.Waiting = &corev1.ContainerStateWaiting{Reason: intern(w.Reason), Message: intern(w.Message)}
+	}
+	if s.Running != nil {
+		out.Running = &corev1.ContainerStateRunning{}
+	}
+	return out
+}
