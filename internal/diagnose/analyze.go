@@ -108,12 +108,11 @@ func Analyze(in ClusterInput) []analysis.Finding {
 	mcObj := analysis.Object("MeshConfig", in.MeshConfigRef.Namespace, in.MeshConfigRef.Name)
 	mesh := analysis.MeshOf(in.MeshConfigRef, in.MeshConfig)
 	meshUsable := false
-	switch {
-	case in.MeshConfig == nil:
+	if in.MeshConfig == nil {
 		out = append(out, analysis.Finding{Code: conditions.FindingMeshConfigNotFound, Severity: conditions.SeverityError,
 			Message: fmt.Sprintf("MeshConfig %s does not exist: pods cannot be judged against it and policies are not acted on; create it, or pass --mesh-namespace/--meshconfig-name", in.MeshConfigRef),
 			Objects: []string{mcObj}})
-	default:
+	} else {
 		errs := redirect.ValidateSettings(injection.MeshSettings(&in.MeshConfig.Spec), field.NewPath("spec"))
 		if len(errs) > 0 {
 			out = append(out, analysis.Finding{Code: CodeMeshConfigInvalid, Severity: conditions.SeverityError,
