@@ -235,7 +235,8 @@ type DriftOptions struct {
 	MeshConfig types.NamespacedName
 	// Selection identifies our mesh (the monitored-by label value).
 	Selection injection.SelectOptions
-	// MaxConcurrentReconciles bounds parallel pod evaluations (default 4).
+	// MaxConcurrentReconciles bounds parallel pod evaluations (default 8). Each one is mostly a
+	// wait for the API server, so a few more than the cores keeps the server busy.
 	MaxConcurrentReconciles int
 	// AutoRestartMinInterval is the least time between two restarts of one workload (default 10m).
 	AutoRestartMinInterval time.Duration
@@ -257,7 +258,7 @@ func (o DriftOptions) maxConcurrent() int {
 	if o.MaxConcurrentReconciles > 0 {
 		return o.MaxConcurrentReconciles
 	}
-	return 4
+	return 8
 }
 
 func (o DriftOptions) minInterval() time.Duration {

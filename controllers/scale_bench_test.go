@@ -61,7 +61,7 @@ func BenchmarkDriftAtScale(b *testing.B) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 
-	h := startManager(b, w.mesh, func(o *DriftOptions) { o.MaxConcurrentReconciles = 16 })
+	h := startManager(b, w.mesh) // the operator's defaults
 	eventually(b, 5*time.Minute, func() error {
 		if st := w.meshConfig().Status; st.Pods.InSync != int32(pods) {
 			return fmt.Errorf("pods %+v", st.Pods)

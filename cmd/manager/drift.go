@@ -18,7 +18,7 @@ var driftFlags struct {
 }
 
 func init() {
-	flag.IntVar(&driftFlags.maxConcurrent, "drift-max-concurrent-reconciles", 4,
+	flag.IntVar(&driftFlags.maxConcurrent, "drift-max-concurrent-reconciles", 8,
 		"Pods evaluated in parallel by the drift controller.")
 	flag.DurationVar(&driftFlags.autoRestartMinWait, "auto-restart-min-interval", 10*time.Minute,
 		"Least time between two restarts of one workload by the opt-in auto-restart (annotation meshkeeper.io/auto-restart: \"true\").")
