@@ -1,0 +1,35 @@
+package drift
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+)
+
+// Rules read from elsewhere (iptables-save inside the pod) are judged like the init container's.
+func TestCheckParsedExclusionsInSync(t *testing.T) {
+	pod := makePod("web").sidecar().osmInit(fixture(t, "seed001-basic.sh")).obj()
+	ranges, err := redirect.Parse([]byte(fixture(t, "seed001-ranges.sh")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc := meshConfig(5, ipExclusions("1.1.1.1/32", "2.2.2.2/24"))
+	if reason, msg, failed := CheckParsedExclusionsInSync(gather(pod, mc), ranges, "iptables-save"); reason != conditions.InSync || failed {
+		t.Errorf("ranges rendered: %s %s", reason, msg)
+	}
+	// The init container itself still lacks them: the two sources disagree, as they should.
+	if reason, _, failed := CheckExclusionsInSync(gather(pod, mc)); reason != conditions.Drifted || !failed {
+		t.Errorf("init container: %s", reason)
+	}
+	mc = meshConfig(6, ipExclusions("1.1.1.1/32"))
+	reason, msg, failed := CheckParsedExclusionsInSync(gather(pod, mc), ranges, "iptables-save")
+	if reason != conditions.Drifted || !failed || !strings.Contains(msg, "outbound IP range 2.2.2.0/24 is in the iptables-save rules") {
+		t.Errorf("range removed: %s %s", reason, msg)
+	}
+	mc = meshConfig(7, ipExclusions("999.1.1.1/32"))
+	if reason, _, failed := CheckParsedExclusionsInSync(gather(pod, mc), ranges, "iptables-save"); reason != conditions.InvalidSpec || failed {
+		t.Errorf("invalid MeshConfig: %s", reason)
+	}
+}
