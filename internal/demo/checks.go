@@ -115,7 +115,7 @@ func InitFailed(exitCode int) Verdict {
 			return false, describeCondition(pod, conditions.PodRedirectionApplied)
 		}
 		want := fmt.Sprintf("exited with code %d", exitCode)
-		if !strings.Contains(c.Message, want) {
+		if !containsNumber(c.Message, want) {
 			return false, fmt.Sprintf("InitContainerFailed, but the message does not say %q: %s", want, c.Message)
 		}
 		return true, c.Message
@@ -187,4 +187,20 @@ func HasFinding(findings []conditions.Finding, code, mention string) (bool, stri
 		return false, "no findings"
 	}
 	return false, fmt.Sprintf("no %s finding mentioning %s; findings: %s", code, mention, strings.Join(seen, ", "))
+}
+
+// containsNumber reports whether s contains prefix (which ends in a number) not followed by
+// another digit, so that "code 1" does not match "code 137".
+func containsNumber(s, prefix string) bool {
+	for i := 0; ; {
+		j := strings.Index(s[i:], prefix)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(prefix)
+		if end == len(s) || s[end] < '0' || s[end] > '9' {
+			return true
+		}
+		i = end
+	}
 }

@@ -61,14 +61,19 @@ func Wait(ctx context.Context, timeout, interval time.Duration, alive func() err
 				return out
 			}
 		}
-		if !time.Now().Add(interval).Before(deadline) {
+		if ctx.Err() != nil {
+			out.Aborted = "interrupted"
+			return out
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
 			return out
 		}
 		select {
 		case <-ctx.Done():
 			out.Aborted = "interrupted"
 			return out
-		case <-time.After(interval):
+		case <-time.After(min(interval, left)):
 		}
 	}
 }
