@@ -22,6 +22,9 @@ func Egress(e *policyv1alpha1.Egress) Result {
 	spec := field.NewPath("spec")
 	s := &e.Spec
 
+	if len(s.Sources) == 0 {
+		r.Errors = append(r.Errors, field.Required(spec.Child("sources"), "at least one service account the policy applies to"))
+	}
 	type srcKey struct{ kind, name, ns string }
 	seenSrc := map[srcKey]int{}
 	for i, src := range s.Sources {

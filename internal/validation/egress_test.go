@@ -53,6 +53,11 @@ func TestEgress(t *testing.T) {
 		{"port zero", MakeEgress("x").Port(0, "tcp").IPs("10.0.0.0/8").Obj(),
 			expect{errs: []string{"spec.ports[0].number"}}},
 		{"no ports", MakeEgress("x").Obj(), expect{errs: []string{"spec.ports"}}},
+		{"no sources", func() *policyv1alpha1.Egress {
+			e := MakeEgress("x").Port(80, "http").Hosts("a.example.com").Obj()
+			e.Spec.Sources = nil
+			return e
+		}(), expect{errs: []string{"spec.sources: Required"}}},
 		{"wrong source kind", MakeEgress("x").Source("Service", "svc", "app").Port(80, "http").Hosts("a.example.com").Obj(),
 			expect{errs: []string{"spec.sources[1].kind", `"Service"`}}},
 		{"source without namespace", MakeEgress("x").Source("ServiceAccount", "sa", "").Port(80, "http").Hosts("a.example.com").Obj(),

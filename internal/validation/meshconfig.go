@@ -2,6 +2,7 @@ package validation
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -35,6 +36,7 @@ func MeshConfig(mc *configv1alpha2.MeshConfig, cluster redirect.ClusterRanges) R
 	}
 
 	sc := spec.Child("sidecar")
+	r.Errors = append(r.Errors, checkSchemaLimits(s, spec)...)
 	r.Errors = append(r.Errors, checkTLSRange(s.Sidecar.TLSMinProtocolVersion, s.Sidecar.TLSMaxProtocolVersion, sc)...)
 	r.Errors = append(r.Errors, checkDuration(s.Sidecar.ConfigResyncInterval, sc.Child("configResyncInterval"), false)...)
 
@@ -71,6 +73,46 @@ func MeshConfig(mc *configv1alpha2.MeshConfig, cluster redirect.ClusterRanges) R
 		}
 	}
 	return r
+}
+
+var logLevels = []string{
+	configv1alpha2.LogLevelTrace, configv1alpha2.LogLevelDebug, configv1alpha2.LogLevelInfo, configv1alpha2.LogLevelWarning,
+	configv1alpha2.LogLevelWarn, configv1alpha2.LogLevelError, configv1alpha2.LogLevelCritical, configv1alpha2.LogLevelOff,
+}
+
+var tlsVersions = []string{
+	string(configv1alpha2.TLSVersionAuto), string(configv1alpha2.TLSVersion10), string(configv1alpha2.TLSVersion11),
+	string(configv1alpha2.TLSVersion12), string(configv1alpha2.TLSVersion13),
+}
+
+// checkSchemaLimits repeats the schema's enums and list limits. The API server enforces them
+// first; repeating them here keeps a cluster whose installed CRDs are older than this release
+// from admitting values the rest of meshkeeper assumes cannot exist.
+func checkSchemaLimits(s *configv1alpha2.MeshConfigSpec, spec *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	sc, tr := spec.Child("sidecar"), spec.Child("traffic")
+	if v := s.Sidecar.LogLevel; v != "" && !slices.Contains(logLevels, v) {
+		errs = append(errs, field.NotSupported(sc.Child("logLevel"), v, logLevels))
+	}
+	for _, f := range []struct {
+		name string
+		v    configv1alpha2.TLSProtocolVersion
+	}{{"tlsMinProtocolVersion", s.Sidecar.TLSMinProtocolVersion}, {"tlsMaxProtocolVersion", s.Sidecar.TLSMaxProtocolVersion}} {
+		if f.v != "" && !slices.Contains(tlsVersions, string(f.v)) {
+			errs = append(errs, field.NotSupported(sc.Child(f.name), f.v, tlsVersions))
+		}
+	}
+	limit := func(name string, n, most int) {
+		if n > most {
+			errs = append(errs, field.TooMany(tr.Child(name), n, most))
+		}
+	}
+	limit("outboundIPRangeExclusionList", len(s.Traffic.OutboundIPRangeExclusionList), configv1alpha2.MaxIPRanges)
+	limit("outboundIPRangeInclusionList", len(s.Traffic.OutboundIPRangeInclusionList), configv1alpha2.MaxIPRanges)
+	limit("outboundPortExclusionList", len(s.Traffic.OutboundPortExclusionList), configv1alpha2.MaxPorts)
+	limit("inboundPortExclusionList", len(s.Traffic.InboundPortExclusionList), configv1alpha2.MaxPorts)
+	limit("networkInterfaceExclusionList", len(s.Traffic.NetworkInterfaceExclusionList), configv1alpha2.MaxInterfaces)
+	return errs
 }
 
 var tlsOrder = map[configv1alpha2.TLSProtocolVersion]int{

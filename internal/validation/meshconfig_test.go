@@ -1,6 +1,7 @@
 package validation
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -74,6 +75,16 @@ func TestMeshConfig(t *testing.T) {
 			s.Traffic.OutboundPortExclusionList = ports(redirect.MaxPorts + 1)
 		},
 			expect{errs: []string{"spec.traffic.outboundPortExclusionList", "Too many"}}},
+		{"unknown log level", func(s *configv1alpha2.MeshConfigSpec) { s.Sidecar.LogLevel = "verbose" },
+			expect{errs: []string{"spec.sidecar.logLevel", `"verbose"`}}},
+		{"unknown TLS version", func(s *configv1alpha2.MeshConfigSpec) { s.Sidecar.TLSMaxProtocolVersion = "TLSv1_4" },
+			expect{errs: []string{"spec.sidecar.tlsMaxProtocolVersion", `"TLSv1_4"`}}},
+		{"more ranges than the API allows", func(s *configv1alpha2.MeshConfigSpec) {
+			s.Traffic.OutboundIPRangeExclusionList = nil
+			for i := range configv1alpha2.MaxIPRanges + 1 {
+				s.Traffic.OutboundIPRangeExclusionList = append(s.Traffic.OutboundIPRangeExclusionList, fmt.Sprintf("192.0.%d.0/24", i))
+			}
+		}, expect{errs: []string{"spec.traffic.outboundIPRangeExclusionList", "Too many"}}},
 		{"TLS range inverted", func(s *configv1alpha2.MeshConfigSpec) {
 			s.Sidecar.TLSMinProtocolVersion, s.Sidecar.TLSMaxProtocolVersion = configv1alpha2.TLSVersion13, configv1alpha2.TLSVersion12
 		}, expect{errs: []string{"spec.sidecar.tlsMinProtocolVersion", "TLSv1_2"}}},
