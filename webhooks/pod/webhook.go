@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -79,8 +81,8 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 		return admission.Allowed("already injected")
 	}
 
-	ns := &corev1.Namespace{}
-	if err := i.Reader.Get(ctx, types.NamespacedName{Name: req.Namespace}, ns); err != nil {
+	ns, err := i.namespace(ctx, req.Namespace)
+	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading namespace %s: %w", req.Namespace, err))
 	}
 	decision, err := injection.Select(ns, pod, i.Select)
@@ -114,6 +116,29 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 	}
 	log.V(1).Info("injecting sidecar", "namespace", req.Namespace, "pod", podName(req, pod), "reason", decision.Reason)
 	return admission.PatchResponseFromRaw(req.Object.Raw, raw).WithWarnings(i.warnings(pod)...)
+}
+
+// namespaceCacheWait bounds how long a pod waits for its namespace to reach the cache.
+const namespaceCacheWait = 2 * time.Second
+
+// namespace reads the pod's namespace from the cache. A namespace created a moment before its
+// first pod may not have reached the informer yet; rather than fail the pod, wait briefly for it
+// (still without calling the API server).
+func (i *Injector) namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	ns := &corev1.Namespace{}
+	key := types.NamespacedName{Name: name}
+	err := i.Reader.Get(ctx, key, ns)
+	if !apierrors.IsNotFound(err) {
+		return ns, err
+	}
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, namespaceCacheWait, false, func(ctx context.Context) (bool, error) {
+		err := i.Reader.Get(ctx, key, ns)
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	return ns, err
 }
 
 // decode reads the pod with a plain JSON unmarshal: the webhook is registered for core/v1 pods

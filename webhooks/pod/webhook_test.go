@@ -8,7 +8,11 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/meshkeeper/meshkeeper/internal/injection"
@@ -165,5 +169,29 @@ func TestLargePodIsAbout64KiB(t *testing.T) {
 	}
 	if n := len(raw); n < 60<<10 || n > 72<<10 {
 		t.Fatalf("large pod is %d bytes; the benchmark is meant for about 64 KiB", n)
+	}
+}
+
+// lateReader hides the namespace for the first few reads, as an informer that has not yet seen a
+// namespace created a moment before its first pod.
+type lateReader struct {
+	cacheReader
+	misses int
+}
+
+func (l *lateReader) Get(ctx context.Context, key types.NamespacedName, obj client.Object, opts ...client.GetOption) error {
+	if _, isNS := obj.(*corev1.Namespace); isNS && l.misses > 0 {
+		l.misses--
+		return apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, key.Name)
+	}
+	return l.cacheReader.Get(ctx, key, obj, opts...)
+}
+
+func TestHandleWaitsForANewNamespace(t *testing.T) {
+	inj := newInjector(namespace("app", true, "enabled"), testMeshConfig())
+	inj.Reader = &lateReader{cacheReader: inj.Reader.(cacheReader), misses: 3}
+	resp := inj.Handle(context.Background(), request(t, typicalPod(), "app"))
+	if !resp.Allowed || len(resp.Patches) == 0 {
+		t.Fatalf("pod in a namespace the cache learnt of late was not injected: %+v", resp.Result)
 	}
 }
