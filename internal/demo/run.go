@@ -124,16 +124,25 @@ func Run(ctx context.Context, o Options) int {
 	summary, failed := Summary(r.Results)
 	fmt.Fprint(o.Out, summary)
 	progress("scenario finished")
-	fmt.Fprintf(o.Out, "\nExplore the cluster while it runs:\n    export KUBECONFIG=%s\n    kubectl get pods -n %s -o custom-columns='%s'\n    kubectl get meshconfig -A\n"+
-		"Logs: %s (manager.log, kwok.log, kube-apiserver.log, etcd.log)\n",
-		cp.Kubeconfig, AppNamespace, PodColumns, o.Dir)
-	if o.Hold && ctx.Err() == nil {
-		fmt.Fprintln(o.Out, "\nEverything keeps running; press Ctrl-C to stop.")
+	switch {
+	case ctx.Err() != nil:
+		fmt.Fprintf(o.Out, "\nInterrupted. Logs: %s\n", o.Dir)
+	case o.Hold:
+		fmt.Fprintf(o.Out, "\nExplore the cluster; it keeps running until Ctrl-C:\n"+
+			"    export KUBECONFIG=%s\n"+
+			"    kubectl get pods -n %s -o custom-columns='%s'\n"+
+			"    kubectl get meshconfig -A\n"+
+			"    bin/meshkeeper diagnose pod <pod> -n %s\n"+
+			"Logs: %s (manager.log, kwok.log, kube-apiserver.log, etcd.log)\n",
+			cp.Kubeconfig, AppNamespace, PodColumns, AppNamespace, o.Dir)
 		select {
 		case <-ctx.Done():
 		case <-mgr.Done():
 			fmt.Fprintf(o.Out, "the manager exited (%v); see %s\n", mgr.Err(), mgr.Log)
 		}
+	default:
+		fmt.Fprintf(o.Out, "\nNot holding (DEMO_HOLD=0 or stdin is not a terminal): stopping now. Logs: %s\n"+
+			"Run `make demo` at a terminal to keep the cluster up and explore it with KUBECONFIG=%s.\n", o.Dir, cp.Kubeconfig)
 	}
 	if failed > 0 || len(r.Results) == 0 {
 		return 1

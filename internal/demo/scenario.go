@@ -108,10 +108,19 @@ func (s *scenario) run(ctx context.Context) {
 		"payments": {name: "payments", hash: "5f6b7d9c4", image: "registry.example.com/shop/payments:2.0.1", port: 8443},
 	}
 	if !s.stepInSync(ctx) {
+		if ctx.Err() != nil {
+			return
+		}
 		s.r.Say("step 1 did not show an injected, in-sync mesh; the next steps would only repeat its failure, so they are skipped")
 		return
 	}
+	if ctx.Err() != nil {
+		return
+	}
 	s.stepDrift(ctx)
+	if ctx.Err() != nil {
+		return
+	}
 	s.stepRecover(ctx)
 }
 

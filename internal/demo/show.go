@@ -63,6 +63,10 @@ func (s *Shell) Command(ctx context.Context, bin string, args ...string) {
 }
 
 func (s *Shell) run(ctx context.Context, bin string, args []string) {
+	if ctx.Err() != nil {
+		fmt.Fprintln(s.Out, "      (not run: interrupted)")
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var buf bytes.Buffer
