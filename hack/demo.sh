@@ -7,7 +7,6 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${root}"
 export GOTOOLCHAIN=local
 
-echo "demo: locating the envtest binaries (kube-apiserver, etcd)"
 assets="$(hack/envtest.sh)"
 for bin in manager meshkeeper meshkeeper-demo kwok; do
   if [ ! -x "bin/${bin}" ]; then

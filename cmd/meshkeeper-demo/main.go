@@ -29,7 +29,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "run the demo from the meshkeeper repository (make demo):", err)
 		os.Exit(2)
 	}
-	fmt.Println("meshkeeper demo: locating kube-apiserver and etcd (hack/envtest.sh builds them on first use)")
+	if os.Getenv(testenv.AssetsEnv) == "" {
+		fmt.Println("meshkeeper demo: locating kube-apiserver and etcd (hack/envtest.sh builds them on first use)")
+	}
 	assets, err := testenv.Assets(root)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
