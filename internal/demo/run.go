@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options) int {
 	ok = r.Expect(ctx, "the manager is ready and serving its webhooks", managerReady(probe)) && ok
 	if ok {
 		sh := &Shell{Out: o.Out, Kubeconfig: cp.Kubeconfig, KubectlBin: FindKubectl(o.Assets), Dir: o.Root}
-		s := &scenario{r: r, sh: sh, c: cp.Client, start: start}
+		s := &scenario{r: r, sh: sh, c: cp.Client}
 		s.run(ctx)
 	}
 

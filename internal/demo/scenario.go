@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -90,14 +89,16 @@ func MeshConfig() *configv1alpha2.MeshConfig {
 	}
 }
 
+// ExclusionChange is the merge patch of step 2: it adds 192.0.2.0/24 and outbound port 6379.
+const ExclusionChange = `{"spec":{"traffic":{"outboundIPRangeExclusionList":["169.254.169.254/32","192.0.2.0/24"],"outboundPortExclusionList":[5432,6379]}}}`
+
 // scenario holds what the steps share.
 type scenario struct {
-	r     *Runner
-	sh    *Shell
-	c     client.Client
-	apps  map[string]*app
-	pods  []string // names of the checkout pods, in creation order
-	start time.Time
+	r    *Runner
+	sh   *Shell
+	c    client.Client
+	apps map[string]*app
+	pods []string // names of the checkout pods, in creation order
 }
 
 func (s *scenario) checkout() *app { return s.apps["checkout"] }
@@ -203,7 +204,7 @@ func (s *scenario) stepDrift(ctx context.Context) {
 		r.Record("the apiserver refuses the invalid CIDR", false, "unexpected error: "+err.Error())
 	}
 
-	patch := []byte(`{"spec":{"traffic":{"outboundIPRangeExclusionList":["169.254.169.254/32","192.0.2.0/24"],"outboundPortExclusionList":[5432,6379]}}}`)
+	patch := []byte(ExclusionChange)
 	mc := &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Namespace: MeshNamespace, Name: MeshConfigName}}
 	r.Say("then the real change: exclude 192.0.2.0/24 and outbound port 6379 as well")
 	fmt.Fprintf(r.Out, "\n    $ kubectl patch meshconfig %s -n %s --type=merge -p %s\n", MeshConfigName, MeshNamespace, shellQuote(string(patch)))
