@@ -31,7 +31,7 @@ func fullPod(t *testing.T) *corev1.Pod {
 		DefaultEnvoyImage: "envoy", DefaultInitImage: "init"})
 	must(t, err)
 	pod.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate,
-		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{}}}`)}}}
+		FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{"f:labels":{}}}`)}}
 	pod.Annotations[annotationLastApplied] = strings.Repeat("x", 4096)
 	pod.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	pod.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MODE", Value: "prod"}}

@@ -21,7 +21,7 @@ const annotationLastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 
 func indexPodMeshed(o client.Object) []string {
 	pod, ok := o.(*corev1.Pod)
-	if !ok || !(drift.HasSidecar(pod) || drift.RedirectionInitContainer(pod) != nil) {
+	if !ok || (!drift.HasSidecar(pod) && drift.RedirectionInitContainer(pod) == nil) {
 		return nil
 	}
 	return []string{"true"}

@@ -270,7 +270,9 @@ func (h *harness) stop() {
 	}
 	h.cancel()
 	h.cancel = nil
-	<-h.done
+	if err := <-h.done; err != nil {
+		fmt.Fprintln(os.Stderr, "manager stopped with:", err)
+	}
 }
 
 // cacheOptionsFor mirrors the operator's own cache settings: only the served MeshConfig.
