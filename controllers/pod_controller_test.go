@@ -93,12 +93,18 @@ func TestInitContainerExitingNonZeroIsReported(t *testing.T) {
 
 func TestPodWithoutSidecarInInjectedNamespaceIsReported(t *testing.T) {
 	w := newWorld(t, "nosidecar", nil)
-	startManager(t, w.mesh)
+	h := startManager(t, w.mesh)
 	pod := w.create(w.appPod("bookthief", "a"))
 	c := w.condition(pod.Name, conditions.PodSidecarInjected, condFalse, conditions.SidecarMissing)
 	if !strings.Contains(c.Message, "kubectl rollout restart deployment/bookthief -n "+w.app) {
 		t.Errorf("message %q lacks the restart command", c.Message)
 	}
+	eventually(t, 10*time.Second, func() error {
+		if h.events.Count(conditions.SidecarMissing) != 1 {
+			return fmt.Errorf("events: %v", h.events.Events())
+		}
+		return nil
+	})
 	if n := len(ownConditions(w.pod(pod.Name))); n != 1 {
 		t.Errorf("a pod without sidecar should carry only SidecarInjected, has %d of our conditions", n)
 	}
@@ -125,7 +131,7 @@ func TestOSMFormatsAreRead(t *testing.T) {
 		s.Traffic.OutboundPortExclusionList = []int32{6379, 7070}
 		s.Traffic.InboundPortExclusionList = []int32{9090}
 	})
-	startManager(t, w.mesh)
+	h := startManager(t, w.mesh)
 	v0 := w.create(w.osmPod("legacy", "a", fixture(t, "seed001-basic.sh")), initExited(0, "Completed"))
 	v12 := w.create(w.osmPod("modern", "a", fixture(t, "osm-v12-heredoc.sh")), initExited(0, "Completed"))
 
@@ -141,6 +147,13 @@ func TestOSMFormatsAreRead(t *testing.T) {
 	w.updateMeshConfig(func(s *configv1alpha2.MeshConfigSpec) { s.Traffic = configv1alpha2.TrafficSpec{} })
 	w.condition(v0.Name, conditions.PodExclusionsInSync, condTrue, conditions.InSync)
 	c = w.condition(v12.Name, conditions.PodExclusionsInSync, condFalse, conditions.Drifted)
+	eventually(t, 10*time.Second, func() error {
+		// v0 drifted then came back; v1.2 was in sync then drifted.
+		if h.events.Count(conditions.InSync) != 1 || h.events.Count(conditions.Drifted) != 2 {
+			return fmt.Errorf("events: %v", h.events.Events())
+		}
+		return nil
+	})
 	if !strings.Contains(c.Message, "outbound IP range 10.0.0.0/8 is in the osm-init rules but neither") {
 		t.Errorf("v1.2 message %q", c.Message)
 	}
