@@ -13,8 +13,9 @@ import (
 
 // sharedMax bounds each table of shared values. Distinct values are about one per workload
 // revision; when a table fills up it starts over, which only costs memory until the pods holding
-// the old copies are replaced, never a wrong value.
-const sharedMax = 16384
+// the old copies are replaced, never a wrong value. The tables hold their values strongly, so the
+// bound is also what a table can keep alive after its pods are gone (a few MiB at most).
+const sharedMax = 4096
 
 var shareSeed = maphash.MakeSeed()
 
