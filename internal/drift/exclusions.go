@@ -34,10 +34,16 @@ func CheckExclusionsInSync(in Input) (reason, message string, failed bool) {
 		return conditions.RulesUnreadable, fmt.Sprintf("cannot read the rules of init container %s: %v; the pod's redirection is unknown, restart it to have it rendered again: %s",
 			c.Name, rules.err, Action(in.Pod)), true
 	}
+	return judge(in, rules, c.Name)
+}
+
+// judge compares what the rules implement with what the pod should have. source names the rules
+// in messages ("the <source> rules").
+func judge(in Input, rules readRules, source string) (reason, message string, failed bool) {
 	diff := redirect.Diff(in.Expected.Exclusions(), rules.exclusions)
-	problems := describeDiff(in, diff, c.Name)
-	if want, got := in.Expected.LocalProxyMode == redirect.LocalProxyModePodIP, rules.podIP; want != got {
-		problems = append(problems, proxyModeProblem(in, want, c.Name))
+	problems := describeDiff(in, diff, source)
+	if want := in.Expected.LocalProxyMode == redirect.LocalProxyModePodIP; want != rules.podIP {
+		problems = append(problems, proxyModeProblem(in, want, source))
 	}
 	if len(problems) == 0 {
 		return conditions.InSync, inSyncMessage(in), false

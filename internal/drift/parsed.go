@@ -2,7 +2,6 @@ package drift
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
@@ -18,13 +17,5 @@ func CheckParsedExclusionsInSync(in Input, parsed *redirect.Parsed, source strin
 		return conditions.InvalidSpec, fmt.Sprintf("cannot tell which exclusions the pod should have: %s or the pod's annotations are invalid: %v",
 			in.Mesh, in.ExpectedErrs.ToAggregate()), false
 	}
-	diff := redirect.Diff(in.Expected.Exclusions(), parsed.Exclusions())
-	problems := describeDiff(in, diff, source)
-	if want, got := in.Expected.LocalProxyMode == redirect.LocalProxyModePodIP, hasDNAT(parsed); want != got {
-		problems = append(problems, proxyModeProblem(in, want, source))
-	}
-	if len(problems) == 0 {
-		return conditions.InSync, inSyncMessage(in), false
-	}
-	return conditions.Drifted, strings.Join(problems, "; ") + "; restart the pod: " + Action(in.Pod), true
+	return judge(in, readRules{exclusions: parsed.Exclusions(), podIP: hasDNAT(parsed)}, source)
 }
