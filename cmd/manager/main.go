@@ -61,27 +61,28 @@ func init() {
 
 // Options are the manager's flags, shared with every setupFunc.
 type Options struct {
-	MetricsAddr           string
-	SecureMetrics         bool
-	ProbeAddr             string
-	LeaderElect           bool
-	LeaderElectionID      string
-	EnableHTTP2           bool
-	WebhookPort           int
-	WebhookCertDir        string
-	CertManager           bool
-	WebhookSecret         string
-	WebhookService        string
-	MutatingWebhookName   string
-	ValidatingWebhookName string
-	OperatorNamespace     string
-	MeshName              string
-	MeshConfig            types.NamespacedName
-	ServiceCIDRs          []string
-	PodCIDRs              []string
-	EnvoyImage            string
-	InitImage             string
-	EnvoyBootstrapSecret  string
+	MetricsAddr            string
+	SecureMetrics          bool
+	ProbeAddr              string
+	LeaderElect            bool
+	LeaderElectionID       string
+	EnableHTTP2            bool
+	WebhookPort            int
+	WebhookCertDir         string
+	CertManager            bool
+	WebhookSecret          string
+	WebhookService         string
+	MutatingWebhookName    string
+	ValidatingWebhookName  string
+	OperatorNamespace      string
+	MeshName               string
+	MeshConfig             types.NamespacedName
+	ServiceCIDRs           []string
+	PodCIDRs               []string
+	EnvoyImage             string
+	InitImage              string
+	UseMeshConfigInitImage bool
+	EnvoyBootstrapSecret   string
 }
 
 // ClusterRanges returns the configured Service and Pod CIDRs, parsed.
@@ -128,7 +129,8 @@ func (o *Options) bind(fs *flag.FlagSet) {
 	fs.Func("service-cidr", "The cluster's Service CIDR, used to warn about exclusions that cover it (repeatable).", appendTo(&o.ServiceCIDRs))
 	fs.Func("pod-cidr", "The cluster's Pod CIDR, used to warn about exclusions that cover it (repeatable).", appendTo(&o.PodCIDRs))
 	fs.StringVar(&o.EnvoyImage, "envoy-image", "envoyproxy/envoy:v1.31.2", "Sidecar image when MeshConfig spec.sidecar.envoyImage is empty.")
-	fs.StringVar(&o.InitImage, "init-image", "ghcr.io/meshkeeper/init:"+version, "Init container image when MeshConfig spec.sidecar.initContainerImage is empty.")
+	fs.StringVar(&o.InitImage, "init-image", "ghcr.io/meshkeeper/init:"+version, "Image of meshkeeper's init program, injected into every meshed pod.")
+	fs.BoolVar(&o.UseMeshConfigInitImage, "use-meshconfig-init-image", false, "Inject MeshConfig spec.sidecar.initContainerImage instead of --init-image (only for images that contain meshkeeper-init; OSM's own init image does not).")
 	fs.StringVar(&o.EnvoyBootstrapSecret, "envoy-bootstrap-secret", "", "Secret (in each pod's namespace) mounted as the sidecar's bootstrap; empty starts Envoy with an admin-only bootstrap.")
 }
 
@@ -315,10 +317,11 @@ func setupWebhooks(ctx context.Context, mgr ctrl.Manager, o *Options) error {
 		MeshConfig:        o.MeshConfig,
 		Cluster:           ranges,
 		Injection: injection.Options{
-			Version:           version,
-			DefaultEnvoyImage: o.EnvoyImage,
-			DefaultInitImage:  o.InitImage,
-			BootstrapSecret:   o.EnvoyBootstrapSecret,
+			Version:                version,
+			DefaultEnvoyImage:      o.EnvoyImage,
+			DefaultInitImage:       o.InitImage,
+			UseMeshConfigInitImage: o.UseMeshConfigInitImage,
+			BootstrapSecret:        o.EnvoyBootstrapSecret,
 		},
 	})
 }

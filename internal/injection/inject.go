@@ -56,9 +56,14 @@ type Options struct {
 	MeshConfigGeneration int64
 	// Version is the injector's version, stamped as AnnotationInjectedBy.
 	Version string
-	// DefaultEnvoyImage and DefaultInitImage apply when MeshConfig names no image.
+	// DefaultEnvoyImage applies when MeshConfig names no Envoy image.
 	DefaultEnvoyImage string
-	DefaultInitImage  string
+	// DefaultInitImage is the image of meshkeeper's own init program. It is used even when
+	// MeshConfig names spec.sidecar.initContainerImage: OSM manifests carry OSM's init image,
+	// which has no meshkeeper-init binary, so honouring it would fail every new pod at start.
+	// UseMeshConfigInitImage lets an operator who builds their own image opt back in.
+	DefaultInitImage       string
+	UseMeshConfigInitImage bool
 	// BootstrapSecret, when set, is mounted into the sidecar as its bootstrap configuration.
 	// When empty, Envoy starts with an inline bootstrap that only serves the admin endpoint on
 	// localhost; listeners then come from the control plane.
@@ -112,7 +117,10 @@ func Inject(pod *corev1.Pod, spec *configv1alpha2.MeshConfigSpec, opts Options) 
 	}
 	plan := redirect.Render(cfg)
 
-	initImage := firstNonEmpty(spec.Sidecar.InitContainerImage, opts.DefaultInitImage)
+	initImage := opts.DefaultInitImage
+	if opts.UseMeshConfigInitImage || initImage == "" {
+		initImage = firstNonEmpty(spec.Sidecar.InitContainerImage, initImage)
+	}
 	envoyImage := firstNonEmpty(spec.Sidecar.EnvoyImage, opts.DefaultEnvoyImage)
 	var errList field.ErrorList
 	if initImage == "" {

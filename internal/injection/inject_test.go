@@ -379,3 +379,30 @@ func TestInjectDefaultImagesAndLogLevel(t *testing.T) {
 		t.Errorf("init image %q", c.Image)
 	}
 }
+
+// An OSM MeshConfig names OSM's init image, which has no meshkeeper-init program: the operator's
+// image must win unless the operator opted in to the MeshConfig's image.
+func TestInjectInitImageComesFromTheOperator(t *testing.T) {
+	spec := testSpec()
+	spec.Sidecar.InitContainerImage = "openservicemesh/init:v1.2.4"
+	for _, tc := range []struct {
+		name string
+		use  bool
+		want string
+	}{
+		{"operator image wins by default", false, "ghcr.io/meshkeeper/init:op"},
+		{"MeshConfig image when opted in", true, "openservicemesh/init:v1.2.4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := testOptions()
+			opts.DefaultEnvoyImage, opts.DefaultInitImage, opts.UseMeshConfigInitImage = "envoy:op", "ghcr.io/meshkeeper/init:op", tc.use
+			got, err := Inject(testPod(), spec, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := container(got.Spec.InitContainers, redirect.InitContainerName); c.Image != tc.want {
+				t.Errorf("init image %q, want %q", c.Image, tc.want)
+			}
+		})
+	}
+}

@@ -36,6 +36,10 @@ func MeshConfig(mc *configv1alpha2.MeshConfig, cluster redirect.ClusterRanges) R
 	}
 
 	sc := spec.Child("sidecar")
+	if s.Sidecar.InitContainerImage != "" {
+		// OSM manifests name OSM's init image, which cannot run meshkeeper's init program.
+		r.warnf(sc.Child("initContainerImage"), "not used for injection: pods get the operator's own init image (manager flag --init-image) unless the operator runs with --use-meshconfig-init-image")
+	}
 	r.Errors = append(r.Errors, checkSchemaLimits(s, spec)...)
 	r.Errors = append(r.Errors, checkTLSRange(s.Sidecar.TLSMinProtocolVersion, s.Sidecar.TLSMaxProtocolVersion, sc)...)
 	r.Errors = append(r.Errors, checkDuration(s.Sidecar.ConfigResyncInterval, sc.Child("configResyncInterval"), false)...)

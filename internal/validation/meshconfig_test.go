@@ -56,6 +56,9 @@ func TestMeshConfig(t *testing.T) {
 		{"IPv6 exclusion", func(s *configv1alpha2.MeshConfigSpec) {
 			s.Traffic.OutboundIPRangeExclusionList = []string{"fd00:ec2::254/128"}
 		}, expect{}},
+		{"OSM's init image is not injected", func(s *configv1alpha2.MeshConfigSpec) {
+			s.Sidecar.InitContainerImage = "openservicemesh/init:v1.2.4"
+		}, expect{warns: []string{"spec.sidecar.initContainerImage", "--init-image"}}},
 		{"more than 15 ports render in chunks", func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundPortExclusionList = ports(40) }, expect{}},
 
 		{"out-of-range octet", func(s *configv1alpha2.MeshConfigSpec) {
