@@ -43,6 +43,7 @@ func TestCommandsGolden(t *testing.T) {
 		{"explain-inbound-json", "", []string{"rules", "explain", "testdata/iptables-save.txt", "--to", "10.244.0.7:8080", "--inbound", "-o", "json"}, 0},
 		{"explain-no-ipv6", "", []string{"rules", "explain", "testdata/seed001-ranges.txt", "--to", "[fd00::1]:80"}, 1},
 		{"explain-bad-to", "", []string{"rules", "explain", "testdata/seed001-ranges.txt", "--to", "10.0.0.1"}, 1},
+		{"rules-unknown-command", "", []string{"rules", "pars", "testdata/seed001-ranges.txt"}, 1},
 		{"render", "", []string{"rules", "render", "--meshconfig", "testdata/meshconfig.yaml", "--pod", "testdata/pod.yaml"}, 0},
 		{"render-invalid", "", []string{"rules", "render", "--meshconfig", "testdata/meshconfig-invalid.yaml"}, 1},
 		{"render-warnings", "", []string{"rules", "render", "--meshconfig", "testdata/meshconfig-warn.yaml", "--service-cidr", "10.96.0.0/12", "--image", "init:test"}, 0},

@@ -84,7 +84,7 @@ func newDiagnoseCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Run the troubleshooting runbooks as automated checks",
 	}
 	cmd.AddCommand(newDiagnosePodCommand(streams))
-	return cmd
+	return asGroup(cmd, exitUsage)
 }
 
 func newDiagnosePodCommand(streams genericiooptions.IOStreams) *cobra.Command {

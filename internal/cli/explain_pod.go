@@ -26,7 +26,7 @@ func newExplainCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Explain where a meshed pod's traffic goes",
 	}
 	cmd.AddCommand(newExplainPodCommand(streams))
-	return cmd
+	return asGroup(cmd, exitUsage)
 }
 
 func newExplainPodCommand(streams genericiooptions.IOStreams) *cobra.Command {

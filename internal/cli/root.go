@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -33,7 +34,30 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	for _, v := range verbs {
 		root.AddCommand(v(streams))
 	}
-	return root
+	// An unknown flag anywhere is a usage error; subcommands that set their own keep theirs.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: err}
+	})
+	return asGroup(root, exitUsage)
+}
+
+// asGroup makes a command that only holds subcommands reject an unknown one with the given exit
+// code instead of printing its help and exiting 0, which would let a typo in a script pass.
+// Without arguments the help is printed.
+func asGroup(cmd *cobra.Command, code int) *cobra.Command {
+	cmd.SuggestionsMinimumDistance = 2
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf("; did you mean %s?", strings.Join(s, " or "))
+		}
+		return &exitError{code: code, err: fmt.Errorf("%s (run %s --help for the list)", msg, c.CommandPath())}
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	return cmd
 }
 
 // Run executes the command line and returns the process exit code, printing any error on the

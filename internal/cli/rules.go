@@ -25,7 +25,10 @@ func newRulesCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Short: "Parse, explain and render pod traffic-redirection rules",
 	}
 	cmd.AddCommand(newRulesParseCommand(streams), newRulesExplainCommand(streams), newRulesRenderCommand(streams))
-	return cmd
+	// The rules commands keep their own codes (2 means a difference), so their usage errors
+	// stay plain errors.
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	return asGroup(cmd, 1)
 }
 
 func checkOutput(o string) error {
@@ -334,7 +337,7 @@ func newRulesRenderCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&meshConfigFile, "meshconfig", "", "MeshConfig YAML or JSON (config.openservicemesh.io v1alpha1 or v1alpha2; required)")
 	f.StringVar(&podFile, "pod", "", "pod YAML or JSON whose annotations extend the exclusions")
-	f.StringVar(&image, "image", "meshkeeper-init:latest", "init image when the MeshConfig names none")
+	f.StringVar(&image, "image", "meshkeeper-init:latest", "init image to inject, as the operator's --init-image (the MeshConfig's initContainerImage is ignored, as by the operator)")
 	f.StringSliceVar(&serviceCIDRs, "service-cidr", nil, "cluster Service CIDR, for warnings (repeatable)")
 	f.StringSliceVar(&podCIDRs, "pod-cidr", nil, "cluster Pod CIDR, for warnings (repeatable)")
 	_ = cmd.MarkFlagRequired("meshconfig")
