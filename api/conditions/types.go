@@ -58,9 +58,11 @@ const (
 	// ones the current MeshConfig and pod annotations ask for. Rules are only rendered at pod start,
 	// so a False here is fixed by restarting the pod. Polarity: normal.
 	//   True:    InSync.
-	//   False:   Drifted, RulesUnreadable.
+	//   False:   Drifted.
 	//   Unknown: NotMeshed, InitContainerPending, SidecarNotReady, InvalidSpec (the MeshConfig or
-	//            the pod's annotations are invalid, so the desired exclusions are unknown).
+	//            the pod's annotations are invalid, so the desired exclusions are unknown),
+	//            RulesUnreadable (the rendered rules cannot be parsed, so what the pod runs is
+	//            unknown; the message carries the parse error and its position).
 	PodExclusionsInSync = "meshkeeper.io/ExclusionsInSync"
 )
 
@@ -122,7 +124,8 @@ const (
 	InitContainerPending = "InitContainerPending"
 	// InSync: rendered and desired exclusions have the same meaning.
 	InSync = "InSync"
-	// RulesUnreadable: the rendered rules could not be parsed, so drift cannot be judged.
+	// RulesUnreadable: the rendered rules could not be parsed, so drift cannot be judged; the
+	// verdict is Unknown, not False, since the pod may well run what it should.
 	RulesUnreadable = "RulesUnreadable"
 )
 
@@ -181,8 +184,8 @@ var Vocabulary = []TypeInfo{
 		Unknown: []string{InitContainerPending}},
 	{Type: PodExclusionsInSync, Polarity: PositivePolarity, Pod: true,
 		True:    []string{InSync},
-		False:   []string{Drifted, RulesUnreadable},
-		Unknown: []string{NotMeshed, InitContainerPending, SidecarNotReady, InvalidSpec}},
+		False:   []string{Drifted},
+		Unknown: []string{NotMeshed, InitContainerPending, SidecarNotReady, InvalidSpec, RulesUnreadable}},
 }
 
 // Lookup returns the documentation of a condition type.

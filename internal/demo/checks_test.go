@@ -78,7 +78,7 @@ func TestDrifted(t *testing.T) {
 		{"drifted, a value missing from the message", meshedPod("a", cond(conditions.PodExclusionsInSync, corev1.ConditionFalse, conditions.Drifted, msg)),
 			[]string{"6380"}, false, "does not mention 6380"},
 		{"still in sync", meshedPod("a", allTrue...), []string{"6379"}, false, "ExclusionsInSync=True (InSync)"},
-		{"unreadable is not drift", meshedPod("a", cond(conditions.PodExclusionsInSync, corev1.ConditionFalse, conditions.RulesUnreadable, msg)),
+		{"unreadable is not drift", meshedPod("a", cond(conditions.PodExclusionsInSync, corev1.ConditionUnknown, conditions.RulesUnreadable, msg)),
 			nil, false, "(RulesUnreadable)"},
 	}
 	for _, tt := range tests {

@@ -207,7 +207,9 @@ func podFindings(in ClusterInput, pod *corev1.Pod, nsByName map[string]*corev1.N
 			Objects: []string{obj}})
 	}
 	for _, c := range conds {
-		if c.Status != corev1.ConditionFalse {
+		// Unreadable rules are Unknown on the pod (drift cannot be judged), but the pod still
+		// needs a person: its redirection is whatever the unparsable command did.
+		if c.Status != corev1.ConditionFalse && c.Reason != conditions.RulesUnreadable {
 			continue
 		}
 		if c.Type == conditions.PodExclusionsInSync && (!meshUsable || drift.RedirectionInitContainer(pod) == nil) {

@@ -206,7 +206,9 @@ func exclusionsInSync(in PodInput) Check {
 		return skipped(c.Name, why)
 	}
 	if in.RulesErr != nil {
-		c.Status, c.Code = StatusFail, conditions.RulesUnreadable
+		// Unreadable rules are not drift: whether the pod runs what it should is unknown, which
+		// is what a warning means here, as it does for the operator's Unknown condition.
+		c.Status, c.Code = StatusWarn, conditions.RulesUnreadable
 		c.Reason = fmt.Sprintf("cannot read the rules in %s: %v", in.RulesSource, in.RulesErr)
 		c.Hint = "pass iptables-save output taken inside the pod, or the init container spec"
 		return c
@@ -232,6 +234,9 @@ func exclusionsInSync(in PodInput) Check {
 	case failed:
 		c.Status = StatusFail
 		c.Hint = drift.Action(in.Pod)
+	case reason == conditions.RulesUnreadable:
+		c.Status = StatusWarn
+		c.Hint = "pass iptables-save output taken inside the pod, or restart it to have its rules rendered again: " + drift.Action(in.Pod)
 	default:
 		c.Status = StatusWarn
 	}

@@ -75,7 +75,8 @@ func TestDiagnosePod(t *testing.T) {
 			func() PodInput {
 				return healthy(makePod("p").osmInit(script(t, "seed001-ranges-double-and.sh")).sidecar().running(initOK).obj(), seedMC)
 			},
-			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"cannot read the rules of init container osm-init"}, nil}}},
+			map[string]want{CheckExclusionsInSync: {StatusWarn, []string{"cannot read the rules of init container osm-init", "1:1049:", "whether the pod is in sync is unknown"},
+				[]string{"kubectl rollout restart deployment/test -n test"}}}},
 		{"rules given separately replace the init container",
 			func() PodInput {
 				in := healthy(makePod("p").osmInit(basic001).sidecar().running(initOK).obj(), seedMC)
@@ -87,13 +88,13 @@ func TestDiagnosePod(t *testing.T) {
 				return in
 			},
 			map[string]want{CheckExclusionsInSync: {StatusPass, nil, nil}}},
-		{"unreadable rules given separately fail the check naming the source",
+		{"unreadable rules given separately warn, naming the source",
 			func() PodInput {
 				in := healthy(seedPod().running(initOK).obj(), seedMC)
 				in.RulesSource, in.RulesErr = "dump.txt", errors.New("dump.txt:1:5: unknown option")
 				return in
 			},
-			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"dump.txt", "unknown option"}, nil}}},
+			map[string]want{CheckExclusionsInSync: {StatusWarn, []string{"dump.txt", "unknown option"}, nil}}},
 		{"init container failed: exit code and last log line",
 			func() PodInput {
 				in := healthy(seedPod().running(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error"}}).obj(), seedMC)

@@ -16,6 +16,8 @@ import (
 // MeshConfig and the pod's annotations ask for. Pods we injected carry a digest of what they
 // were rendered from; when it equals today's digest nothing is parsed. Otherwise (an older
 // injection, or a pod injected by OSM) the init container is parsed and compared by meaning.
+// Rules that cannot be parsed give RulesUnreadable, which the vocabulary lists as Unknown: the
+// pod may or may not run what it should, and saying Drifted would be a guess.
 func CheckExclusionsInSync(in Input) (reason, message string, failed bool) {
 	if len(in.ExpectedErrs) > 0 {
 		return conditions.InvalidSpec, fmt.Sprintf("cannot tell which exclusions the pod should have: %s or the pod's annotations are invalid: %v",
@@ -27,12 +29,12 @@ func CheckExclusionsInSync(in Input) (reason, message string, failed bool) {
 	c := RedirectionInitContainer(in.Pod)
 	if c == nil {
 		return conditions.RulesUnreadable, fmt.Sprintf("pod has no %s or %s init container to read rules from",
-			redirect.InitContainerName, redirect.OSMInitContainerName), true
+			redirect.InitContainerName, redirect.OSMInitContainerName), false
 	}
 	rules := in.Rules.read(c)
 	if rules.err != nil {
-		return conditions.RulesUnreadable, fmt.Sprintf("cannot read the rules of init container %s: %v; the pod's redirection is unknown, restart it to have it rendered again: %s",
-			c.Name, rules.err, Action(in.Pod)), true
+		return conditions.RulesUnreadable, fmt.Sprintf("cannot read the rules of init container %s: %v; whether the pod is in sync is unknown, restart it to have its rules rendered again: %s",
+			c.Name, rules.err, Action(in.Pod)), false
 	}
 	return judge(in, rules, c.Name)
 }

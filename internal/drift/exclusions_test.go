@@ -49,9 +49,10 @@ func TestCheckExclusionsInSync(t *testing.T) {
 				"restart the pod: kubectl rollout restart deployment/bookbuyer -n bookbuyer"}},
 		{name: "seed 001: ranges rendered (with the stray && fixed)", pod: seedPod("seed001-ranges.sh").obj(),
 			mc: meshConfig(7, ipExclusions("2.2.2.2/24", "1.1.1.1/32")), reason: conditions.InSync},
-		{name: "seed 001: the published '&& &&' command is reported, not accepted", pod: seedPod("seed001-ranges-double-and.sh").obj(),
-			mc: meshConfig(7, ipExclusions("1.1.1.1/32", "2.2.2.2/24")), reason: conditions.RulesUnreadable, failed: true,
-			contains: []string{"cannot read the rules of init container osm-init", "kubectl rollout restart deployment/bookbuyer"}},
+		{name: "seed 001: the published '&& &&' command is reported, not accepted, and not called drift", pod: seedPod("seed001-ranges-double-and.sh").obj(),
+			mc: meshConfig(7, ipExclusions("1.1.1.1/32", "2.2.2.2/24")), reason: conditions.RulesUnreadable,
+			contains: []string{"cannot read the rules of init container osm-init", "1:1049: args[1]: syntax error near unexpected token `&&'",
+				"whether the pod is in sync is unknown", "kubectl rollout restart deployment/bookbuyer"}},
 		{name: "seed 001: ports from MeshConfig and pod annotation", pod: seedPod("seed001-ports.sh").
 			annotate(redirect.AnnotationOutboundPortExclusionList, "8080").obj(),
 			mc: meshConfig(7, outPorts(6379, 7070)), reason: conditions.InSync},
@@ -84,7 +85,7 @@ func TestCheckExclusionsInSync(t *testing.T) {
 			contains: []string{"spec.traffic.outboundIPRangeExclusionList[0]", "999.1.1.1/32"}},
 		{name: "invalid pod annotation", pod: seedPod("seed001-basic.sh").annotate(redirect.AnnotationOutboundPortExclusionList, "70000").obj(),
 			mc: meshConfig(9), reason: conditions.InvalidSpec, contains: []string{"70000"}},
-		{name: "no init container", pod: makePod("p").sidecar().obj(), mc: meshConfig(1), reason: conditions.RulesUnreadable, failed: true},
+		{name: "no init container", pod: makePod("p").sidecar().obj(), mc: meshConfig(1), reason: conditions.RulesUnreadable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,5 +115,24 @@ func TestInSyncMessageIgnoresGeneration(t *testing.T) {
 	_, m2, _ := CheckExclusionsInSync(gather(pod, meshConfig(2, func(s *configv1alpha2.MeshConfigSpec) { s.Sidecar.LogLevel = "debug" })))
 	if m1 != m2 {
 		t.Fatalf("message changed with the generation: %q vs %q", m1, m2)
+	}
+}
+
+// Unreadable rules say nothing about drift: the pod condition is Unknown, the pod is not counted
+// as drifted on the MeshConfig, and no Drifted event is emitted for it.
+func TestUnreadableRulesAreUnknown(t *testing.T) {
+	pod := makePod("bookbuyer-7d9f8c-x").deployment("bookbuyer").sidecar().osmInit(fixture(t, "seed001-ranges-double-and.sh")).initDone().obj()
+	conds := Evaluate(gather(pod, meshConfig(7, ipExclusions("1.1.1.1/32", "2.2.2.2/24"))))
+	c := Find(conds, conditions.PodExclusionsInSync)
+	if c == nil || c.Status != corev1.ConditionUnknown || c.Reason != conditions.RulesUnreadable {
+		t.Fatalf("ExclusionsInSync = %+v, want Unknown/RulesUnreadable", c)
+	}
+	var s Summary
+	s.Add(pod, conds)
+	if s.Meshed != 1 || s.Drifted != 0 || s.InSync != 0 || len(s.DriftedPods) != 0 {
+		t.Errorf("summary %+v: an unreadable pod is meshed but neither in sync nor drifted", s)
+	}
+	if ev := Transitions(nil, conds); len(ev) != 0 {
+		t.Errorf("events %+v, want none", ev)
 	}
 }
