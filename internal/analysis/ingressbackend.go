@@ -6,10 +6,12 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
 // IngressBackendInput is everything AnalyzeIngressBackend looks at, gathered by the caller.
@@ -20,6 +22,11 @@ type IngressBackendInput struct {
 	Services []corev1.Service
 	// Others are the other IngressBackends of the namespace, to find backends claimed twice.
 	Others []policyv1alpha1.IngressBackend
+	// Pods are the pods of the namespace behind the backend Services. Only those a backend
+	// Service's selector picks count, so the caller may pass every pod of the namespace. A pod's
+	// own inbound-port-exclusion-list annotation takes a backend port away from its sidecar just
+	// as the MeshConfig's list does.
+	Pods []corev1.Pod
 }
 
 // BackendKey identifies what an IngressBackend claims: a Service and a target port.
@@ -29,8 +36,8 @@ func BackendKey(namespace, service string, port int32) string {
 
 // AnalyzeIngressBackend checks one IngressBackend: its backend Services exist and have a
 // targetPort equal to the backend port (OSM matches targetPort, never port), the port is
-// intercepted at all, source Services exist, and no other IngressBackend claims the same
-// backend.
+// intercepted at all (neither the MeshConfig nor the backend pods' annotations exclude it),
+// source Services exist, and no other IngressBackend claims the same backend.
 func AnalyzeIngressBackend(in IngressBackendInput) []Finding {
 	ib := in.IngressBackend
 	self := Object("IngressBackend", ib.Namespace, ib.Name)
@@ -62,11 +69,16 @@ func AnalyzeIngressBackend(in IngressBackendInput) []Finding {
 		} else if f, bad := targetPortMismatch(svc, b, self); bad {
 			out = append(out, f)
 		}
-		if in.Mesh.Found && len(in.Mesh.ConfigErrs) == 0 && slices.Contains(in.Mesh.Config.InboundPortExclusions, uint16(b.Port.Number)) {
+		meshExcluded := in.Mesh.Found && len(in.Mesh.ConfigErrs) == 0 && slices.Contains(in.Mesh.Config.InboundPortExclusions, uint16(b.Port.Number))
+		if meshExcluded {
 			out = append(out, Finding{Code: conditions.FindingBackendPortNotIntercepted, Severity: conditions.SeverityError,
 				Message: fmt.Sprintf("backend %s port %d is in %s's traffic.inboundPortExclusionList, so traffic to it bypasses the sidecar and this policy is not enforced: any client reaches the backend unauthenticated; remove %d from the list",
 					b.Name, b.Port.Number, in.Mesh, b.Port.Number),
 				Objects: objects(self, svcObj, in.Mesh.object()), Condition: conditions.Ready, Reason: conditions.Bypassed, Stalls: true})
+		} else if svc != nil && len(in.Mesh.ConfigErrs) == 0 {
+			if f, ok := podExcludesBackend(in, svc, b, self); ok {
+				out = append(out, f)
+			}
 		}
 		out = append(out, claimedTwice(ib, b, in.Others, self)...)
 	}
@@ -81,6 +93,50 @@ func AnalyzeIngressBackend(in IngressBackendInput) []Finding {
 		}
 	}
 	Sort(out)
+	return out
+}
+
+// podExcludesBackend reports the pods behind a backend Service whose own
+// openservicemesh.io/inbound-port-exclusion-list annotation names the backend port: their rules
+// were rendered to let that port past the sidecar, so the policy is not enforced on them.
+func podExcludesBackend(in IngressBackendInput, svc *corev1.Service, b policyv1alpha1.BackendSpec, self string) (Finding, bool) {
+	var names, objs []string
+	for _, p := range BackendPods(svc, in.Pods) {
+		if _, ok := p.Annotations[redirect.AnnotationInboundPortExclusionList]; !ok {
+			continue
+		}
+		cfg, errs := redirect.Effective(in.Mesh.Settings, p.Annotations)
+		if len(errs) > 0 || !slices.Contains(cfg.InboundPortExclusions, uint16(b.Port.Number)) {
+			continue // an invalid annotation is the pod's own finding
+		}
+		names = append(names, p.Namespace+"/"+p.Name)
+		objs = append(objs, Object("Pod", p.Namespace, p.Name))
+	}
+	if len(names) == 0 {
+		return Finding{}, false
+	}
+	return Finding{Code: conditions.FindingBackendPortNotIntercepted, Severity: conditions.SeverityError,
+		Message: fmt.Sprintf("backend %s port %d is in the %s annotation of pods %s (selected by Service %s/%s), so traffic to them bypasses their sidecar and this policy is not enforced there: any client reaches them unauthenticated; remove %d from the annotation in the workload's pod template and restart it",
+			b.Name, b.Port.Number, redirect.AnnotationInboundPortExclusionList, nameList(names, 5), svc.Namespace, svc.Name, b.Port.Number),
+		Objects: objects(append([]string{self, Object("Service", svc.Namespace, svc.Name)}, objs...)...),
+		Condition: conditions.Ready, Reason: conditions.Bypassed, Stalls: true}, true
+}
+
+// BackendPods returns the pods a Service's selector picks, in its namespace, sorted by name. A
+// Service without a selector picks none: its endpoints are managed by hand.
+func BackendPods(svc *corev1.Service, pods []corev1.Pod) []*corev1.Pod {
+	if len(svc.Spec.Selector) == 0 {
+		return nil
+	}
+	sel := labels.SelectorFromSet(svc.Spec.Selector)
+	var out []*corev1.Pod
+	for i := range pods {
+		p := &pods[i]
+		if p.Namespace == svc.Namespace && p.DeletionTimestamp == nil && sel.Matches(labels.Set(p.Labels)) {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b *corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

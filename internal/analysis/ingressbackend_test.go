@@ -7,9 +7,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
 func TestAnalyzeIngressBackend(t *testing.T) {
@@ -22,6 +24,7 @@ func TestAnalyzeIngressBackend(t *testing.T) {
 		want     []string
 		contains map[string][]string
 		effect   map[string]string // code -> Condition=Reason
+		objects  map[string][]string
 	}{{
 		name: "clean",
 		in: IngressBackendInput{IngressBackend: makeIngressBackend("shop", "web").backend("web", 8080).sourceService("ingress", "gateway").obj(),
@@ -63,6 +66,45 @@ func TestAnalyzeIngressBackend(t *testing.T) {
 		want:     []string{conditions.FindingBackendPortNotIntercepted},
 		contains: map[string][]string{conditions.FindingBackendPortNotIntercepted: {"inboundPortExclusionList", "remove 8080"}},
 		effect:   map[string]string{conditions.FindingBackendPortNotIntercepted: "Ready=Bypassed"},
+	}, {
+		name: "backend port excluded by the annotation of pods the Service selects",
+		in: IngressBackendInput{IngressBackend: makeIngressBackend("shop", "web").backend("web", 8080).sourceService("ingress", "gateway").obj(),
+			Mesh: makeMesh().mesh(), Services: []corev1.Service{selecting(web, "app", "web"), gw},
+			Pods: []corev1.Pod{
+				labelled(makePod("shop", "web-2", "web", redirect.AnnotationInboundPortExclusionList, "9090,8080"), "app", "web"),
+				labelled(makePod("shop", "web-1", "web", redirect.AnnotationInboundPortExclusionList, "8080"), "app", "web"),
+				labelled(makePod("shop", "web-3", "web"), "app", "web"),
+				labelled(makePod("shop", "api-1", "api", redirect.AnnotationInboundPortExclusionList, "8080"), "app", "api"),
+				labelled(makePod("other", "web-9", "web", redirect.AnnotationInboundPortExclusionList, "8080"), "app", "web"),
+			}},
+		want: []string{conditions.FindingBackendPortNotIntercepted},
+		contains: map[string][]string{conditions.FindingBackendPortNotIntercepted: {"openservicemesh.io/inbound-port-exclusion-list annotation of pods shop/web-1, shop/web-2 (selected by Service shop/web)",
+			"remove 8080 from the annotation"}},
+		effect:  map[string]string{conditions.FindingBackendPortNotIntercepted: "Ready=Bypassed"},
+		objects: map[string][]string{conditions.FindingBackendPortNotIntercepted: {"IngressBackend/shop/web", "Service/shop/web", "Pod/shop/web-1", "Pod/shop/web-2"}},
+	}, {
+		name: "annotations of other ports, of unselected pods, or invalid ones do not count",
+		in: IngressBackendInput{IngressBackend: makeIngressBackend("shop", "web").backend("web", 8080).sourceService("ingress", "gateway").obj(),
+			Mesh: makeMesh().mesh(), Services: []corev1.Service{selecting(web, "app", "web"), gw},
+			Pods: []corev1.Pod{
+				labelled(makePod("shop", "web-1", "web", redirect.AnnotationInboundPortExclusionList, "9090"), "app", "web"),
+				labelled(makePod("shop", "web-2", "web", redirect.AnnotationInboundPortExclusionList, "8080,99999"), "app", "web"),
+				labelled(makePod("shop", "api-1", "api", redirect.AnnotationInboundPortExclusionList, "8080"), "app", "api"),
+			}},
+		want: []string{},
+	}, {
+		name: "a Service without a selector picks no pods",
+		in: IngressBackendInput{IngressBackend: makeIngressBackend("shop", "web").backend("web", 8080).sourceRange("10.0.0.0/8").obj(),
+			Mesh: makeMesh().mesh(), Services: []corev1.Service{web},
+			Pods: []corev1.Pod{labelled(makePod("shop", "web-1", "web", redirect.AnnotationInboundPortExclusionList, "8080"), "app", "web")}},
+		want: []string{},
+	}, {
+		name: "excluded mesh-wide and by a pod: reported once, for the MeshConfig",
+		in: IngressBackendInput{IngressBackend: makeIngressBackend("shop", "web").backend("web", 8080).sourceService("ingress", "gateway").obj(),
+			Mesh: makeMesh().excludeInbound(8080).mesh(), Services: []corev1.Service{selecting(web, "app", "web"), gw},
+			Pods: []corev1.Pod{labelled(makePod("shop", "web-1", "web", redirect.AnnotationInboundPortExclusionList, "8080"), "app", "web")}},
+		want:     []string{conditions.FindingBackendPortNotIntercepted},
+		contains: map[string][]string{conditions.FindingBackendPortNotIntercepted: {"traffic.inboundPortExclusionList"}},
 	}, {
 		name: "feature flag off",
 		in: IngressBackendInput{IngressBackend: makeIngressBackend("shop", "web").backend("web", 8080).sourceService("ingress", "gateway").obj(),
@@ -106,6 +148,11 @@ func TestAnalyzeIngressBackend(t *testing.T) {
 					}
 				}
 			}
+			for code, objs := range tt.objects {
+				if f := find(got, code); !slices.Equal(f.Objects, objs) {
+					t.Errorf("%s objects = %v, want %v", code, f.Objects, objs)
+				}
+			}
 			for code, eff := range tt.effect {
 				f := find(got, code)
 				if g := f.Condition + "=" + f.Reason; g != eff {
@@ -130,5 +177,34 @@ func TestIndexKeys(t *testing.T) {
 	}
 	if got, want := EgressServiceAccounts(e), []string{"shop/frontend"}; !slices.Equal(got, want) {
 		t.Errorf("EgressServiceAccounts = %v, want %v", got, want)
+	}
+}
+
+func selecting(svc corev1.Service, k, v string) corev1.Service {
+	svc = *svc.DeepCopy()
+	svc.Spec.Selector = map[string]string{k: v}
+	return svc
+}
+
+func labelled(p corev1.Pod, k, v string) corev1.Pod {
+	if p.Labels == nil {
+		p.Labels = map[string]string{}
+	}
+	p.Labels[k] = v
+	return p
+}
+
+func TestBackendPods(t *testing.T) {
+	svc := selecting(makeService("shop", "web").port(80, 8080).obj(), "app", "web")
+	gone := labelled(makePod("shop", "web-0", "web"), "app", "web")
+	gone.DeletionTimestamp = &metav1.Time{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	pods := []corev1.Pod{labelled(makePod("shop", "web-b", "web"), "app", "web"), gone, labelled(makePod("shop", "web-a", "web"), "app", "web"),
+		labelled(makePod("shop", "api", "api"), "app", "api"), labelled(makePod("other", "web-c", "web"), "app", "web")}
+	var got []string
+	for _, p := range BackendPods(&svc, pods) {
+		got = append(got, p.Name)
+	}
+	if want := []string{"web-a", "web-b"}; !slices.Equal(got, want) {
+		t.Errorf("BackendPods = %v, want %v", got, want)
 	}
 }

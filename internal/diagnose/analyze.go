@@ -152,7 +152,7 @@ func Analyze(in ClusterInput) []analysis.Finding {
 			}
 		}
 		out = append(out, analysis.AnalyzeIngressBackend(analysis.IngressBackendInput{IngressBackend: ib, Mesh: mesh,
-			Services: in.Services, Others: others})...)
+			Services: in.Services, Others: others, Pods: in.Pods})...)
 	}
 	analysis.Sort(out)
 	return dedupe(out)

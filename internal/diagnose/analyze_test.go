@@ -12,12 +12,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
 func service(ns, name, clusterIP string, port int32) corev1.Service {
@@ -112,6 +114,22 @@ func TestAnalyze(t *testing.T) {
 				return in
 			}(),
 			[]string{conditions.FindingClusterRangesUnknown}, nil},
+		{"IngressBackend port excluded by the backend pods' own annotation",
+			func() ClusterInput {
+				mc := makeMeshConfig(ranges("1.1.1.1/32", "2.2.2.2/24"), func(s *configv1alpha2.MeshConfigSpec) { s.FeatureFlags.EnableIngressBackendPolicy = true })
+				pod := makePod("web-1").osmInit(ranges001).sidecar().running(initOK).annotate(redirect.AnnotationInboundPortExclusionList, "8080").obj()
+				pod.Labels["app"] = "web"
+				in := base(mc, pod)
+				web := service("test", "web", "10.96.0.80", 80)
+				web.Spec.Ports[0].TargetPort = intstr.FromInt32(8080)
+				web.Spec.Selector = map[string]string{"app": "web"}
+				in.Services = []corev1.Service{web}
+				in.IngressBackends = []policyv1alpha1.IngressBackend{{ObjectMeta: metav1.ObjectMeta{Namespace: "test", Name: "web"},
+					Spec: policyv1alpha1.IngressBackendSpec{Backends: []policyv1alpha1.BackendSpec{{Name: "web", Port: policyv1alpha1.BackendPortSpec{Number: 8080, Protocol: "http"}}},
+						Sources: []policyv1alpha1.IngressSourceSpec{{Kind: policyv1alpha1.KindIPRange, Name: "10.0.0.0/8"}}}}}
+				return in
+			}(),
+			[]string{conditions.FindingBackendPortNotIntercepted, CodeExclusionsDrifted}, map[string][]string{conditions.FindingBackendPortNotIntercepted: {"annotation of pods test/web-1"}}},
 		{"shadowed Egress destination",
 			func() ClusterInput {
 				in := base(makeMeshConfig(ranges("10.0.0.0/24"), egressOn))
