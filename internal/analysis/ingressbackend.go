@@ -118,7 +118,7 @@ func podExcludesBackend(in IngressBackendInput, svc *corev1.Service, b policyv1a
 	return Finding{Code: conditions.FindingBackendPortNotIntercepted, Severity: conditions.SeverityError,
 		Message: fmt.Sprintf("backend %s port %d is in the %s annotation of pods %s (selected by Service %s/%s), so traffic to them bypasses their sidecar and this policy is not enforced there: any client reaches them unauthenticated; remove %d from the annotation in the workload's pod template and restart it",
 			b.Name, b.Port.Number, redirect.AnnotationInboundPortExclusionList, nameList(names, 5), svc.Namespace, svc.Name, b.Port.Number),
-		Objects: objects(append([]string{self, Object("Service", svc.Namespace, svc.Name)}, objs...)...),
+		Objects:   objects(append([]string{self, Object("Service", svc.Namespace, svc.Name)}, objs...)...),
 		Condition: conditions.Ready, Reason: conditions.Bypassed, Stalls: true}, true
 }
 
