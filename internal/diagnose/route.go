@@ -13,6 +13,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/redirect/podspec"
 )
 
 // RouteInput describes one pod, the rules it runs and the mesh around it.
@@ -87,7 +88,7 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 				dst, redirect.InitContainerName, redirect.OSMInitContainerName)
 			return res, nil
 		}
-		p, err := redirect.ParseContainer(*c)
+		p, err := podspec.ParseContainer(c)
 		if err != nil {
 			return res, fmt.Errorf("cannot read the rules of init container %s of pod %s: %w", c.Name, res.Pod, err)
 		}

@@ -13,6 +13,7 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/redirect/podspec"
 )
 
 var testNow = time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
@@ -76,7 +77,7 @@ func (b *podBuilder) osmInit(script string) *podBuilder {
 
 // ourInit adds our init container rendered from cfg and stamps the digest the injector would.
 func (b *podBuilder) ourInit(cfg redirect.Config, generation string) *podBuilder {
-	b.p.Spec.InitContainers = append(b.p.Spec.InitContainers, redirect.InitContainer(redirect.Render(cfg), "meshkeeper/init:v1"))
+	b.p.Spec.InitContainers = append(b.p.Spec.InitContainers, podspec.InitContainer(redirect.Render(cfg), "meshkeeper/init:v1"))
 	b.annotate(injection.AnnotationExclusionsDigest, cfg.Digest())
 	return b.annotate(injection.AnnotationMeshConfigGeneration, generation)
 }

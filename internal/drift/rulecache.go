@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/redirect/podspec"
 )
 
 // readRules is what the exclusions check needs from an init container.
@@ -18,7 +19,7 @@ type readRules struct {
 }
 
 func parseRules(c *corev1.Container) readRules {
-	parsed, err := redirect.ParseContainer(*c)
+	parsed, err := podspec.ParseContainer(c)
 	if err != nil {
 		return readRules{err: err}
 	}

@@ -12,6 +12,7 @@ import (
 
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/redirect/podspec"
 )
 
 // Annotations stamped on every injected pod. They record what the init container was rendered
@@ -159,7 +160,7 @@ func Inject(pod *corev1.Pod, spec *configv1alpha2.MeshConfigSpec, opts Options) 
 // dropped. Privileged mode is an explicit mesh-wide opt-in for nodes whose iptables backend
 // needs it.
 func initContainer(plan redirect.Plan, image string, privileged bool) corev1.Container {
-	c := redirect.InitContainer(plan, image)
+	c := podspec.InitContainer(plan, image)
 	c.SecurityContext = &corev1.SecurityContext{
 		Capabilities: &corev1.Capabilities{
 			Add:  []corev1.Capability{"NET_ADMIN", "NET_RAW"},

@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 // benchConfig is a realistic pod: a few mesh-wide exclusions plus a pod annotation.
@@ -23,7 +21,7 @@ func benchConfig(b *testing.B) Config {
 // init container: render what the pod should have, read what it has, compare.
 func BenchmarkPodRenderParseDiff(b *testing.B) {
 	cfg := benchConfig(b)
-	c := InitContainer(Render(cfg), "img")
+	c := InitContainer(Render(cfg))
 	b.ReportAllocs()
 	for b.Loop() {
 		want := Render(cfg)
@@ -44,7 +42,11 @@ func BenchmarkParseContainerOSMv1(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var pod corev1.Pod
+	var pod struct {
+		Spec struct {
+			InitContainers []Container `json:"initContainers"`
+		} `json:"spec"`
+	}
 	if err := yaml.Unmarshal(data, &pod); err != nil {
 		b.Fatal(err)
 	}
@@ -65,7 +67,7 @@ func BenchmarkParseContainerOSMv0(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := corev1.Container{Name: "osm-init", Command: []string{"/bin/sh"}, Args: []string{"-c", string(data)}}
+	c := Container{Name: "osm-init", Command: []string{"/bin/sh"}, Args: []string{"-c", string(data)}}
 	b.ReportAllocs()
 	for b.Loop() {
 		p, err := ParseContainer(c)

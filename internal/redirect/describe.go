@@ -1,10 +1,6 @@
 package redirect
 
-import (
-	"strings"
-
-	corev1 "k8s.io/api/core/v1"
-)
+import "strings"
 
 // parseDescribe reads the init containers out of `kubectl describe pod` output, which is what
 // OSM's troubleshooting guides show. Under "Init Containers:", each container is a line indented
@@ -21,8 +17,8 @@ func parseDescribe(s string) (*Parsed, error) {
 			break
 		}
 	}
-	var cands []corev1.Container
-	var cur *corev1.Container
+	var cands []Container
+	var cur *Container
 	var list *[]string
 	listIndent := 0
 	for i := start; start >= 0 && i < len(lines); i++ {
@@ -37,7 +33,7 @@ func parseDescribe(s string) (*Parsed, error) {
 			i = len(lines)
 			continue
 		case indent == 2 && strings.HasSuffix(body, ":") && !strings.Contains(body, " "):
-			cands = append(cands, corev1.Container{Name: strings.TrimSuffix(body, ":")})
+			cands = append(cands, Container{Name: strings.TrimSuffix(body, ":")})
 			cur, list = &cands[len(cands)-1], nil
 			continue
 		case cur == nil:

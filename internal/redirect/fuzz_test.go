@@ -79,7 +79,7 @@ func FuzzParseAnnotations(f *testing.F) {
 		if len(errs) > 0 {
 			return
 		}
-		p, err := ParseContainer(InitContainer(Render(cfg), "img"))
+		p, err := ParseContainer(InitContainer(Render(cfg)))
 		if err != nil {
 			t.Fatalf("rendered rules do not parse: %v", err)
 		}

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -596,17 +595,26 @@ func (b *builder) scriptResult(p *Parsed, root string) (*Parsed, error) {
 	return nil, toParseError(root, errAt(0, "no iptables commands found"))
 }
 
+// Container is as much of a container as its redirection rules need: they live in its argv.
+// The JSON names match a Kubernetes container, so pod manifests decode into it directly and
+// this package stays free of the Kubernetes API types (the init container program links it).
+type Container struct {
+	Name    string   `json:"name"`
+	Command []string `json:"command"`
+	Args    []string `json:"args"`
+}
+
 // ParseContainer reads the rules of an init container (ours or OSM's). It runs for every pod
 // the drift controller looks at, so it works on the container's strings directly. Error
 // positions are relative to the failing argument string, which the message names.
-func ParseContainer(c corev1.Container) (*Parsed, error) {
+func ParseContainer(c Container) (*Parsed, error) {
 	p, _, _, err := parseContainer(&c)
 	return p, err
 }
 
 // parseContainer also returns the string an error is positioned in, for callers that can map
 // it back to a file.
-func parseContainer(c *corev1.Container) (*Parsed, string, string, error) {
+func parseContainer(c *Container) (*Parsed, string, string, error) {
 	var buf [8]string
 	argv := append(buf[:0], c.Command...)
 	argv = append(argv, c.Args...)
@@ -658,8 +666,8 @@ func parseContainer(c *corev1.Container) (*Parsed, string, string, error) {
 }
 
 type specProbe struct {
-	InitContainers []corev1.Container `json:"initContainers"`
-	Containers     []corev1.Container `json:"containers"`
+	InitContainers []Container `json:"initContainers"`
+	Containers     []Container `json:"containers"`
 	Template       *struct {
 		Spec *specProbe `json:"spec"`
 	} `json:"template"`
@@ -676,10 +684,10 @@ type objProbe struct {
 	Command []string `json:"command"`
 	Args    []string `json:"args"`
 	// A bare pod spec.
-	InitContainers []corev1.Container `json:"initContainers"`
+	InitContainers []Container `json:"initContainers"`
 }
 
-func (s *specProbe) candidates(out []corev1.Container) []corev1.Container {
+func (s *specProbe) candidates(out []Container) []Container {
 	if s == nil {
 		return out
 	}
@@ -694,20 +702,20 @@ func (s *specProbe) candidates(out []corev1.Container) []corev1.Container {
 	return out
 }
 
-func (o *objProbe) candidates(out []corev1.Container) []corev1.Container {
+func (o *objProbe) candidates(out []Container) []Container {
 	out = o.Spec.candidates(out)
 	out = append(out, o.InitContainers...)
 	for i := range o.Items {
 		out = o.Items[i].candidates(out)
 	}
 	if len(o.Command) > 0 || len(o.Args) > 0 {
-		out = append(out, corev1.Container{Name: o.Name, Command: o.Command, Args: o.Args})
+		out = append(out, Container{Name: o.Name, Command: o.Command, Args: o.Args})
 	}
 	return out
 }
 
 // pickContainer prefers our container, then OSM's, then anything shaped like either.
-func pickContainer(cs []corev1.Container) *corev1.Container {
+func pickContainer(cs []Container) *Container {
 	for _, name := range [...]string{InitContainerName, OSMInitContainerName} {
 		for i := range cs {
 			if cs[i].Name == name {
@@ -747,11 +755,11 @@ func splitDocs(s string) []string {
 
 func parseStructured(data []byte, s string) (*Parsed, error) {
 	trimmed := bytes.TrimSpace(data)
-	var cands []corev1.Container
+	var cands []Container
 	if len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '-') {
 		var args []string
 		if err := yaml.Unmarshal(trimmed, &args); err == nil {
-			cands = append(cands, corev1.Container{Args: args})
+			cands = append(cands, Container{Args: args})
 		} else if err := yaml.Unmarshal(trimmed, &cands); err != nil {
 			return nil, structuredError(err)
 		}

@@ -174,7 +174,7 @@ func TestParseErrors(t *testing.T) {
 // `kubectl describe pod` prints each argument on its own line, multi-line ones over several.
 func TestParseDescribeMeshkeeper(t *testing.T) {
 	cfg := mustEffective(t, MeshSettings{OutboundIPRangeExclusionList: []string{"1.1.1.1/32", "fd00::/8"}, OutboundPortExclusionList: []int{6379}, LocalProxyMode: "PodIP"}, nil)
-	c := InitContainer(Render(cfg), "img")
+	c := InitContainer(Render(cfg))
 	var b strings.Builder
 	b.WriteString("Name:         web-1\nNamespace:    default\nInit Containers:\n  meshkeeper-init:\n    Image:         img\n    Command:\n")
 	for _, s := range c.Command {

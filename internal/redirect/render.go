@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 // The init container contract shared with cmd/meshkeeper-init.
@@ -158,25 +156,12 @@ func InitArgs(p Plan) []string {
 	return args
 }
 
-// InitContainer is the container the injector adds for a plan. Privilege beyond NET_ADMIN is a
-// mesh-wide decision left to the injector.
-func InitContainer(p Plan, image string) corev1.Container {
-	c := corev1.Container{
-		Name:    InitContainerName,
-		Image:   image,
-		Command: []string{InitCommand},
-		Args:    InitArgs(p),
-		SecurityContext: &corev1.SecurityContext{
-			Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}},
-		},
-	}
-	if p.NeedsPodIP {
-		c.Env = []corev1.EnvVar{{
-			Name:      PodIPEnvVar,
-			ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}},
-		}}
-	}
-	return c
+// InitContainer is the part of the injected init container that carries the plan: its name and
+// argv. internal/redirect/podspec dresses it as a Kubernetes container (image, NET_ADMIN, the
+// pod IP from the downward API); keeping that out of here keeps the Kubernetes API types out of
+// the init container program.
+func InitContainer(p Plan) Container {
+	return Container{Name: InitContainerName, Command: []string{InitCommand}, Args: InitArgs(p)}
 }
 
 // ResolvePodIP replaces PodIPPlaceholder in one family's iptables-restore text with the pod IP.

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -90,16 +89,19 @@ func TestRoundTrip(t *testing.T) {
 		plan := Render(cfg)
 
 		// 1. The container the injector builds, read back by the drift controller.
-		c := InitContainer(plan, "img")
+		c := InitContainer(plan)
 		p, err := ParseContainer(c)
 		if err != nil {
 			t.Fatalf("case %d: ParseContainer: %v\n%q", i, err, c.Args)
 		}
 		check(t, i, "container", p, want, plan.NeedsPodIP)
 
-		// 2. The same container inside a pod manifest, through the file parser.
-		pod := corev1.Pod{Spec: corev1.PodSpec{InitContainers: []corev1.Container{c}, Containers: []corev1.Container{{Name: "app"}}}}
-		pod.APIVersion, pod.Kind = "v1", "Pod"
+		// 2. The same container inside a pod manifest, through the file parser. (podspec's
+		// tests do the same with the full Kubernetes container.)
+		pod := map[string]any{"apiVersion": "v1", "kind": "Pod", "spec": map[string]any{
+			"initContainers": []Container{c},
+			"containers":     []Container{{Name: "app"}},
+		}}
 		data, err := yaml.Marshal(pod)
 		if err != nil {
 			t.Fatal(err)
@@ -175,7 +177,7 @@ func TestRoundTripReservedValues(t *testing.T) {
 		InboundPortExclusionList:     []int{15010, 15904},
 		OutboundPortExclusionList:    []int{15001},
 	}, nil)
-	p, err := ParseContainer(InitContainer(Render(cfg), "img"))
+	p, err := ParseContainer(InitContainer(Render(cfg)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,35 @@
+package podspec
+
+import (
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+)
+
+// InitContainer is the container the injector adds for a plan. Privilege beyond NET_ADMIN is a
+// mesh-wide decision left to the injector.
+func InitContainer(p redirect.Plan, image string) corev1.Container {
+	rc := redirect.InitContainer(p)
+	c := corev1.Container{
+		Name:    rc.Name,
+		Image:   image,
+		Command: rc.Command,
+		Args:    rc.Args,
+		SecurityContext: &corev1.SecurityContext{
+			Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}},
+		},
+	}
+	if p.NeedsPodIP {
+		c.Env = []corev1.EnvVar{{
+			Name:      redirect.PodIPEnvVar,
+			ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}},
+		}}
+	}
+	return c
+}
+
+// ParseContainer reads the rules of a pod's init container (ours or OSM's); see
+// redirect.ParseContainer. Only the name and argv are read, and they are not copied.
+func ParseContainer(c *corev1.Container) (*redirect.Parsed, error) {
+	return redirect.ParseContainer(redirect.Container{Name: c.Name, Command: c.Command, Args: c.Args})
+}
