@@ -123,9 +123,10 @@ func apiError(err error, host, verb, resource, namespace string) error {
 	case apierrors.IsForbidden(err):
 		msg = fmt.Sprintf("forbidden: your credentials may not %s %s%s (%s); ask for a Role granting %q on %q, and check with: kubectl auth can-i %s %s%s",
 			verb, resource, in, apierrors.ReasonForError(err), verb, resource, verb, resource, nsFlag)
-		if status, ok := err.(apierrors.APIStatus); ok {
-			msg = fmt.Sprintf("forbidden: %s; ask for a Role granting %q on %q%s, and check with: kubectl auth can-i %s %s%s",
-				status.Status().Message, verb, resource, in, verb, resource, nsFlag)
+		if m := apiStatusMessage(err); m != "" {
+			// The API server's message already says "... is forbidden: User ... cannot ...".
+			msg = fmt.Sprintf("%s; ask for a Role granting %q on %q%s, and check with: kubectl auth can-i %s %s%s",
+				m, verb, resource, in, verb, resource, nsFlag)
 		}
 	case apierrors.IsUnauthorized(err):
 		msg = fmt.Sprintf("the API server at %s rejected the credentials of the current kubeconfig context (%v); log in again or pick another --context", host, err)
@@ -139,6 +140,15 @@ func apiError(err error, host, verb, resource, namespace string) error {
 		msg = fmt.Sprintf("%s %s%s: %v", verb, resource, in, err)
 	}
 	return &exitError{code: exitCluster, err: errors.New(msg)}
+}
+
+// apiStatusMessage is the API server's own explanation of a refusal, or "" when there is none.
+func apiStatusMessage(err error) string {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return ""
+	}
+	return strings.TrimSpace(status.Status().Message)
 }
 
 func isUnreachable(err error) bool {

@@ -330,23 +330,29 @@ func gatherControlPlane(ctx context.Context, k *kube, in *diagnose.PodInput) {
 		}
 	}
 
+	// Each kind is listed on its own: a refusal for one must not hide the other, nor be
+	// reported under the other's name.
 	var mutating admissionregistrationv1.MutatingWebhookConfigurationList
 	var validating admissionregistrationv1.ValidatingWebhookConfigurationList
 	if err := k.client.List(ctx, &mutating); err != nil {
-		in.WebhooksUnknown = diagnose.Unknown(soft(err, "list", "mutatingwebhookconfigurations"))
-	} else if err := k.client.List(ctx, &validating); err != nil {
-		in.WebhooksUnknown = diagnose.Unknown(soft(err, "list", "validatingwebhookconfigurations"))
-		in.Mutating = nil
+		in.MutatingUnknown = diagnose.Unknown(soft(err, "list", "mutatingwebhookconfigurations"))
 	} else {
-		in.Mutating, in.Validating = mutating.Items, validating.Items
+		in.Mutating = mutating.Items
+	}
+	if err := k.client.List(ctx, &validating); err != nil {
+		in.ValidatingUnknown = diagnose.Unknown(soft(err, "list", "validatingwebhookconfigurations"))
+	} else {
+		in.Validating = validating.Items
+	}
+	if in.MutatingUnknown == "" || in.ValidatingUnknown == "" {
 		in.Services = map[types.NamespacedName]bool{}
 		var refs []*admissionregistrationv1.ServiceReference
-		for _, m := range mutating.Items {
+		for _, m := range in.Mutating {
 			for _, w := range m.Webhooks {
 				refs = append(refs, w.ClientConfig.Service)
 			}
 		}
-		for _, v := range validating.Items {
+		for _, v := range in.Validating {
 			for _, w := range v.Webhooks {
 				refs = append(refs, w.ClientConfig.Service)
 			}

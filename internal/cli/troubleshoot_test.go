@@ -58,7 +58,7 @@ func TestOfflineGolden(t *testing.T) {
 		{"diagnose-offline-seed001-json", 0, []string{"diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMC, "-o", "json"}},
 		{"diagnose-offline-extra-range-json", 1, []string{"diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMCExtra, "-o", "json"}},
 		{"diagnose-offline-extra-range", 1, []string{"diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMCExtra}},
-		{"diagnose-offline-double-and", 1, []string{"diagnose", "pod", "--pod", seedDoubleAnd, "--meshconfig", seedMC}},
+		{"diagnose-offline-double-and", 0, []string{"diagnose", "pod", "--pod", seedDoubleAnd, "--meshconfig", seedMC}},
 		{"diagnose-offline-rules-file-yaml", 1, []string{"diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--rules-file", "testdata/iptables-save.txt", "-o", "yaml"}},
 		{"diagnose-offline-no-meshconfig", 0, []string{"diagnose", "pod", "--pod", seedPod}},
 		{"explain-pod-offline-bypass", 0, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--to", "1.1.1.1:443"}},

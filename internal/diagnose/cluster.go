@@ -59,9 +59,6 @@ type hook struct {
 }
 
 func webhooks(in PodInput) []Check {
-	if in.WebhooksUnknown != "" {
-		return []Check{skipped(CheckMutatingWebhook, in.WebhooksUnknown), skipped(CheckValidatingWebhook, in.WebhooksUnknown)}
-	}
 	var mutating, validating []hook
 	for _, cfg := range in.Mutating {
 		for _, w := range cfg.Webhooks {
@@ -77,10 +74,27 @@ func webhooks(in PodInput) []Check {
 			}
 		}
 	}
-	return []Check{
-		webhookCheck(in, CheckMutatingWebhook, "MutatingWebhookConfiguration", "pods are created without a sidecar", mutating),
-		webhookCheck(in, CheckValidatingWebhook, "ValidatingWebhookConfiguration", "invalid MeshConfig, Egress and IngressBackend objects are accepted", validating),
+	out := make([]Check, 0, 2)
+	if why := firstUnknown(in.WebhooksUnknown, in.MutatingUnknown); why != "" {
+		out = append(out, skipped(CheckMutatingWebhook, why))
+	} else {
+		out = append(out, webhookCheck(in, CheckMutatingWebhook, "MutatingWebhookConfiguration", "pods are created without a sidecar", mutating))
 	}
+	if why := firstUnknown(in.WebhooksUnknown, in.ValidatingUnknown); why != "" {
+		out = append(out, skipped(CheckValidatingWebhook, why))
+	} else {
+		out = append(out, webhookCheck(in, CheckValidatingWebhook, "ValidatingWebhookConfiguration", "invalid MeshConfig, Egress and IngressBackend objects are accepted", validating))
+	}
+	return out
+}
+
+func firstUnknown(list ...Unknown) Unknown {
+	for _, u := range list {
+		if u != "" {
+			return u
+		}
+	}
+	return ""
 }
 
 func webhookCheck(in PodInput, name, kind, consequence string, hooks []hook) Check {

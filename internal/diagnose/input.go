@@ -48,9 +48,14 @@ type PodInput struct {
 	CRDs        map[string]bool
 	CRDsUnknown Unknown
 
-	Mutating        []admissionregistrationv1.MutatingWebhookConfiguration
-	Validating      []admissionregistrationv1.ValidatingWebhookConfiguration
-	WebhooksUnknown Unknown
+	// Mutating and Validating are the webhook configurations found. Each kind is listed on its
+	// own, so a refusal for one leaves the other's check running; WebhooksUnknown says why
+	// neither could be read (offline mode).
+	Mutating          []admissionregistrationv1.MutatingWebhookConfiguration
+	Validating        []admissionregistrationv1.ValidatingWebhookConfiguration
+	MutatingUnknown   Unknown
+	ValidatingUnknown Unknown
+	WebhooksUnknown   Unknown
 	// Services are the webhook Services that exist, keyed namespace/name; nil means unknown.
 	Services map[types.NamespacedName]bool
 

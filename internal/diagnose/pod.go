@@ -380,7 +380,7 @@ func orPhase(p corev1.PodPhase) string {
 func trimAction(message string, pod *corev1.Pod) string {
 	action := drift.Action(pod)
 	for _, suffix := range []string{"; restart the pod: " + action, "; restart it: " + action, "; restart it to have it injected: " + action,
-		", restart it to have it rendered again: " + action} {
+		", restart it to have it rendered again: " + action, ", restart it to have its rules rendered again: " + action} {
 		if strings.HasSuffix(message, suffix) {
 			return strings.TrimSuffix(message, suffix)
 		}

@@ -197,6 +197,27 @@ func TestDiagnosePod(t *testing.T) {
 				CheckValidatingWebhook: {StatusFail, []string{"no ValidatingWebhookConfiguration"}, nil},
 				CheckOperator:          {StatusFail, []string{"no Deployment labelled app.kubernetes.io/name=meshkeeper in namespace meshkeeper-system"}, nil},
 			}},
+		{"listing validating webhook configurations forbidden: only that check is skipped, naming its own resource",
+			func() PodInput {
+				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in.Validating, in.ValidatingUnknown = nil, "forbidden to list validatingwebhookconfigurations"
+				return in
+			},
+			map[string]want{
+				CheckMutatingWebhook:   {StatusPass, []string{"MutatingWebhookConfiguration"}, nil},
+				CheckValidatingWebhook: {StatusSkip, []string{"validatingwebhookconfigurations"}, nil},
+			}},
+		{"both webhook kinds forbidden: each skip names its own resource",
+			func() PodInput {
+				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in.Mutating, in.MutatingUnknown = nil, "forbidden to list mutatingwebhookconfigurations"
+				in.Validating, in.ValidatingUnknown = nil, "forbidden to list validatingwebhookconfigurations"
+				return in
+			},
+			map[string]want{
+				CheckMutatingWebhook:   {StatusSkip, []string{"mutatingwebhookconfigurations"}, nil},
+				CheckValidatingWebhook: {StatusSkip, []string{"validatingwebhookconfigurations"}, nil},
+			}},
 		{"offline: cluster facts skipped, never failed",
 			func() PodInput {
 				in := healthy(seedPod().obj(), seedMC)
