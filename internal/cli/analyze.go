@@ -168,7 +168,7 @@ func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *
 		if err != nil {
 			return in, rep, usageError("--meshconfig: %v", err)
 		}
-		in.MeshConfig = mc
+		in.MeshConfig, in.MeshConfigSource = mc, meshConfigFile
 		in.MeshConfigRef = types.NamespacedName{Namespace: mc.Namespace, Name: mc.Name}
 	}
 	rep.MeshConfig = in.MeshConfigRef.String()
@@ -188,7 +188,7 @@ func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *
 		if in.MeshConfig == nil {
 			for i := range set.MeshConfigs {
 				if mc := &set.MeshConfigs[i]; mc.Namespace == in.MeshConfigRef.Namespace && mc.Name == in.MeshConfigRef.Name {
-					in.MeshConfig = mc
+					in.MeshConfig, in.MeshConfigSource = mc, set.MeshConfigFiles[i]
 				}
 			}
 		}

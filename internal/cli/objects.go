@@ -27,6 +27,10 @@ type objectSet struct {
 	Egresses        []policyv1alpha1.Egress
 	IngressBackends []policyv1alpha1.IngressBackend
 	MeshConfigs     []configv1alpha2.MeshConfig
+	// MeshConfigFiles names the file each of MeshConfigs was read from.
+	MeshConfigFiles []string
+	// file is the file being read.
+	file string
 }
 
 // readObjects reads YAML (several documents) or JSON files, including v1 Lists. Unknown kinds
@@ -38,6 +42,7 @@ func readObjects(streams genericiooptions.IOStreams, files []string) (*objectSet
 		if err != nil {
 			return nil, usageError("--objects: %v", err)
 		}
+		set.file = name
 		r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 		for doc := 1; ; doc++ {
 			raw, err := r.Read()
@@ -113,6 +118,7 @@ func (s *objectSet) add(raw []byte) error {
 		var o configv1alpha2.MeshConfig
 		err := into(&o)
 		s.MeshConfigs = append(s.MeshConfigs, o)
+		s.MeshConfigFiles = append(s.MeshConfigFiles, s.file)
 		return err
 	}
 	return fmt.Errorf("kind %q (apiVersion %q) is not one of Namespace, Pod, Service, ServiceAccount, Egress, IngressBackend, MeshConfig or a List of them", head.Kind, head.APIVersion)

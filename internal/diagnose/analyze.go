@@ -84,8 +84,10 @@ var Codes = []struct {
 // monitored namespace gives every sidecar a listener.
 type ClusterInput struct {
 	MeshConfigRef types.NamespacedName
-	// MeshConfig is nil when it does not exist.
-	MeshConfig *configv1alpha2.MeshConfig
+	// MeshConfig is nil when it does not exist. MeshConfigSource names the file it was read
+	// from, if it was.
+	MeshConfig       *configv1alpha2.MeshConfig
+	MeshConfigSource string
 
 	Namespaces      []corev1.Namespace
 	Services        []corev1.Service
@@ -196,6 +198,7 @@ func podFindings(in ClusterInput, pod *corev1.Pod, nsByName map[string]*corev1.N
 		mc = &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Namespace: in.MeshConfigRef.Namespace, Name: in.MeshConfigRef.Name}}
 	}
 	din := drift.Gather(pod, ns, mc, in.Selection, in.Now)
+	din.Mesh.Source = in.MeshConfigSource
 	conds := drift.Evaluate(din)
 	if !drift.Relevant(din, conds) {
 		return nil

@@ -56,7 +56,9 @@ func driftInput(in PodInput) drift.Input {
 	if mc == nil {
 		mc = meshConfigStub(in)
 	}
-	return drift.Gather(in.Pod, ns, mc, in.Selection, in.Now)
+	din := drift.Gather(in.Pod, ns, mc, in.Selection, in.Now)
+	din.Mesh.Source = in.MeshConfigSource
+	return din
 }
 
 func sidecarInjected(in PodInput) Check {

@@ -303,3 +303,15 @@ func TestWorstAndSummary(t *testing.T) {
 		t.Errorf("worst %s, want fail", w)
 	}
 }
+
+// A MeshConfig read from a file has no generation: drift messages name the file instead of
+// quoting "(generation 0)".
+func TestDriftMessageNamesTheMeshConfigFile(t *testing.T) {
+	in := healthy(makePod("p").osmInit(script(t, "seed001-ranges.sh")).sidecar().running(initOK).obj(), makeMeshConfig(ranges("3.3.3.3/32")))
+	in.MeshConfig.Generation = 0
+	in.MeshConfigSource = "meshconfig.yaml"
+	c := find(DiagnosePod(in), CheckExclusionsInSync)
+	if c.Status != StatusFail || !strings.Contains(c.Reason, "MeshConfig osm-system/osm-mesh-config (from file meshconfig.yaml)") || strings.Contains(c.Reason, "generation") {
+		t.Errorf("exclusions-in-sync %s: %s", c.Status, c.Reason)
+	}
+}

@@ -19,6 +19,9 @@ type MeshRef struct {
 	Namespace  string
 	Name       string
 	Generation int64
+	// Source names the file the MeshConfig was read from when it did not come from the API
+	// server (the CLI's offline mode); such a MeshConfig has no generation to quote.
+	Source string
 }
 
 // String is how messages refer to the MeshConfig.
@@ -26,8 +29,18 @@ func (m MeshRef) String() string {
 	return fmt.Sprintf("MeshConfig %s/%s", m.Namespace, m.Name)
 }
 
-// WithGeneration is String plus the generation, for messages about a specific change.
+// WithGeneration is String plus the generation, for messages about a specific change. A
+// MeshConfig read from a file is named by the file instead, and one without a generation by
+// its name alone: "(generation 0)" would point at a version that never existed.
 func (m MeshRef) WithGeneration() string {
+	switch {
+	case m.Source != "" && m.Generation > 0:
+		return fmt.Sprintf("MeshConfig %s/%s (generation %d, from file %s)", m.Namespace, m.Name, m.Generation, m.Source)
+	case m.Source != "":
+		return fmt.Sprintf("MeshConfig %s/%s (from file %s)", m.Namespace, m.Name, m.Source)
+	case m.Generation == 0:
+		return m.String()
+	}
 	return fmt.Sprintf("MeshConfig %s/%s (generation %d)", m.Namespace, m.Name, m.Generation)
 }
 
