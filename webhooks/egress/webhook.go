@@ -1,8 +1,6 @@
 package egress
 
 import (
-	"context"
-
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -16,31 +14,17 @@ const Path = "/validate-policy-openservicemesh-io-v1alpha1-egress"
 
 // +kubebuilder:webhook:path=/validate-policy-openservicemesh-io-v1alpha1-egress,mutating=false,failurePolicy=fail,sideEffects=None,groups=policy.openservicemesh.io,resources=egresses,verbs=create;update,versions=v1alpha1,name=egress.meshkeeper.io,admissionReviewVersions=v1,timeoutSeconds=5
 
-// Validator admits Egress policies.
+// Validator admits Egress policies; each is judged on its own content by validation.Egress.
 type Validator struct{}
 
-var _ admission.Validator[*policyv1alpha1.Egress] = Validator{}
+var validator = admit.Standalone[*policyv1alpha1.Egress]{
+	Kind:     policyv1alpha1.GroupVersion.WithKind("Egress").GroupKind(),
+	Validate: validation.Egress,
+}
+
+var _ admission.Validator[*policyv1alpha1.Egress] = validator
 
 // SetupWithManager registers the webhook on the manager's webhook server.
-func (v Validator) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewWebhookManagedBy(mgr, &policyv1alpha1.Egress{}).WithValidator(v).Complete()
-}
-
-func answer(e *policyv1alpha1.Egress) (admission.Warnings, error) {
-	return admit.Answer(policyv1alpha1.GroupVersion.WithKind("Egress").GroupKind(), e.Name, validation.Egress(e))
-}
-
-// ValidateCreate checks a new Egress.
-func (Validator) ValidateCreate(_ context.Context, e *policyv1alpha1.Egress) (admission.Warnings, error) {
-	return answer(e)
-}
-
-// ValidateUpdate checks the new state.
-func (Validator) ValidateUpdate(_ context.Context, _, e *policyv1alpha1.Egress) (admission.Warnings, error) {
-	return answer(e)
-}
-
-// ValidateDelete admits every deletion.
-func (Validator) ValidateDelete(context.Context, *policyv1alpha1.Egress) (admission.Warnings, error) {
-	return nil, nil
+func (Validator) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewWebhookManagedBy(mgr, &policyv1alpha1.Egress{}).WithValidator(validator).Complete()
 }

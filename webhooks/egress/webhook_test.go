@@ -19,12 +19,12 @@ func TestValidator(t *testing.T) {
 			Ports:   []policyv1alpha1.PortSpec{{Number: 5432, Protocol: "tcp"}},
 		},
 	}
-	w, err := Validator{}.ValidateCreate(context.Background(), e)
+	w, err := validator.ValidateCreate(context.Background(), e)
 	if err != nil || !strings.Contains(strings.Join(w, "\n"), "no ipAddresses") {
 		t.Errorf("open tcp port: warnings %v err %v", w, err)
 	}
 	e.Spec.Ports[0].Protocol = "udp"
-	if _, err := (Validator{}).ValidateUpdate(context.Background(), nil, e); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "udp") {
+	if _, err := validator.ValidateUpdate(context.Background(), nil, e); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "udp") {
 		t.Errorf("udp: err = %v", err)
 	}
 }

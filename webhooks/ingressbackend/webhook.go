@@ -1,8 +1,6 @@
 package ingressbackend
 
 import (
-	"context"
-
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -16,31 +14,18 @@ const Path = "/validate-policy-openservicemesh-io-v1alpha1-ingressbackend"
 
 // +kubebuilder:webhook:path=/validate-policy-openservicemesh-io-v1alpha1-ingressbackend,mutating=false,failurePolicy=fail,sideEffects=None,groups=policy.openservicemesh.io,resources=ingressbackends,verbs=create;update,versions=v1alpha1,name=ingressbackend.meshkeeper.io,admissionReviewVersions=v1,timeoutSeconds=5
 
-// Validator admits IngressBackends.
+// Validator admits IngressBackends; each is judged on its own content by
+// validation.IngressBackend.
 type Validator struct{}
 
-var _ admission.Validator[*policyv1alpha1.IngressBackend] = Validator{}
+var validator = admit.Standalone[*policyv1alpha1.IngressBackend]{
+	Kind:     policyv1alpha1.GroupVersion.WithKind("IngressBackend").GroupKind(),
+	Validate: validation.IngressBackend,
+}
+
+var _ admission.Validator[*policyv1alpha1.IngressBackend] = validator
 
 // SetupWithManager registers the webhook on the manager's webhook server.
-func (v Validator) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewWebhookManagedBy(mgr, &policyv1alpha1.IngressBackend{}).WithValidator(v).Complete()
-}
-
-func answer(e *policyv1alpha1.IngressBackend) (admission.Warnings, error) {
-	return admit.Answer(policyv1alpha1.GroupVersion.WithKind("IngressBackend").GroupKind(), e.Name, validation.IngressBackend(e))
-}
-
-// ValidateCreate checks a new IngressBackend.
-func (Validator) ValidateCreate(_ context.Context, e *policyv1alpha1.IngressBackend) (admission.Warnings, error) {
-	return answer(e)
-}
-
-// ValidateUpdate checks the new state.
-func (Validator) ValidateUpdate(_ context.Context, _, e *policyv1alpha1.IngressBackend) (admission.Warnings, error) {
-	return answer(e)
-}
-
-// ValidateDelete admits every deletion.
-func (Validator) ValidateDelete(context.Context, *policyv1alpha1.IngressBackend) (admission.Warnings, error) {
-	return nil, nil
+func (Validator) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewWebhookManagedBy(mgr, &policyv1alpha1.IngressBackend{}).WithValidator(validator).Complete()
 }

@@ -19,11 +19,11 @@ func TestValidator(t *testing.T) {
 			Sources:  []policyv1alpha1.IngressSourceSpec{{Kind: "AuthenticatedPrincipal", Name: "ingress.cluster.local"}},
 		},
 	}
-	if w, err := (Validator{}).ValidateCreate(context.Background(), ib); err != nil || len(w) != 0 {
+	if w, err := validator.ValidateCreate(context.Background(), ib); err != nil || len(w) != 0 {
 		t.Errorf("verified https: warnings %v err %v", w, err)
 	}
 	ib.Spec.Backends[0].TLS.SkipClientCertValidation = true
-	_, err := Validator{}.ValidateUpdate(context.Background(), nil, ib)
+	_, err := validator.ValidateUpdate(context.Background(), nil, ib)
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.backends[0].tls.skipClientCertValidation") {
 		t.Errorf("unverified principal: err = %v", err)
 	}
