@@ -92,11 +92,12 @@ func newDiagnosePodCommand(streams genericiooptions.IOStreams) *cobra.Command {
 	var (
 		mesh    meshFlags
 		offline offlineFlags
+		objects []string
 		out     = string(outputTable)
 		failOn  string
 	)
 	cmd := &cobra.Command{
-		Use:   "pod NAME [-n NAMESPACE] | pod --pod FILE [--meshconfig FILE]",
+		Use:   "pod NAME [-n NAMESPACE] | pod --pod FILE [--meshconfig FILE] [--objects FILE]",
 		Short: "Check every step of a meshed pod's traffic redirection",
 		Long: `Check a meshed pod the way the troubleshooting guides do by hand: sidecar injected and ready,
 init container exited 0 (with its last log line when it did not), exclusions from the MeshConfig
@@ -104,9 +105,11 @@ and the pod's annotations present in the rendered rules (naming each missing or 
 namespace label and annotation, MeshConfig present and valid, CRDs installed, webhooks configured
 (service reference and CA bundle), operator running.
 
-With --pod FILE nothing is read from the cluster: checks that need it are skipped.`,
+With --pod FILE nothing is read from the cluster: checks that need it are skipped, except the
+namespace checks when --objects FILE holds the pod's Namespace.`,
 		Example: `  kubectl meshkeeper diagnose pod bookbuyer-7d9f8c-x2x4q -n bookbuyer
   meshkeeper diagnose pod --pod pod.yaml --meshconfig meshconfig.yaml -o json
+  meshkeeper diagnose pod --pod pod.yaml --objects namespace.yaml --objects meshconfig.yaml
   meshkeeper diagnose pod web-0 -n shop --rules-file iptables-save.txt`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -118,7 +121,7 @@ With --pod FILE nothing is read from the cluster: checks that need it are skippe
 			if err != nil {
 				return err
 			}
-			in, mode, err := gatherPod(c.Context(), streams, cf, mesh, offline, args)
+			in, mode, err := gatherPod(c.Context(), streams, cf, mesh, offline, objects, args)
 			if err != nil {
 				return err
 			}
@@ -146,6 +149,7 @@ With --pod FILE nothing is read from the cluster: checks that need it are skippe
 	cf.AddFlags(cmd.Flags())
 	mesh.add(cmd.Flags())
 	offline.add(cmd)
+	cmd.Flags().StringArrayVar(&objects, "objects", nil, "offline: the pod's Namespace (and the MeshConfig, unless --meshconfig is given) from YAML/JSON files, several documents or a List; repeatable")
 	cmd.Flags().StringVarP(&out, "output", "o", out, "output format: table, json or yaml")
 	failOnFlag(cmd, &failOn)
 	return withUsageErrors(cmd)
@@ -189,7 +193,7 @@ func writeChecksTable(w io.Writer, rep diagnoseReport, checks []diagnose.Check) 
 }
 
 // gatherPod collects the facts for DiagnosePod, from files (--pod) or from the cluster.
-func gatherPod(ctx context.Context, streams genericiooptions.IOStreams, cf *genericclioptions.ConfigFlags, mesh meshFlags, off offlineFlags, args []string) (diagnose.PodInput, string, error) {
+func gatherPod(ctx context.Context, streams genericiooptions.IOStreams, cf *genericclioptions.ConfigFlags, mesh meshFlags, off offlineFlags, objectFiles, args []string) (diagnose.PodInput, string, error) {
 	in := diagnose.PodInput{
 		MeshConfigRef:     types.NamespacedName{Namespace: mesh.meshNamespace, Name: mesh.meshConfigName},
 		OperatorNamespace: mesh.operatorNamespace,
@@ -212,7 +216,10 @@ func gatherPod(ctx context.Context, streams genericiooptions.IOStreams, cf *gene
 		in.MeshConfigRef = types.NamespacedName{Namespace: mc.Namespace, Name: mc.Name}
 	}
 
-	if off.pod != "" {
+	if off.pod != "" || len(objectFiles) > 0 {
+		if off.pod == "" {
+			return in, "", usageError("--objects is for offline mode: pass --pod FILE too")
+		}
 		if len(args) > 0 {
 			return in, "", usageError("give either a pod NAME or --pod FILE, not both")
 		}
@@ -221,8 +228,27 @@ func gatherPod(ctx context.Context, streams genericiooptions.IOStreams, cf *gene
 			return in, "", usageError("--pod: %v", err)
 		}
 		in.Pod = pod
+		set, err := readObjects(streams, objectFiles)
+		if err != nil {
+			return in, "", err
+		}
 		const why = diagnose.Unknown("offline mode (--pod): the cluster is not read")
 		in.NamespaceUnknown, in.CRDsUnknown, in.WebhooksUnknown, in.OperatorUnknown, in.InitLogUnknown = why, why, why, why, why
+		if len(objectFiles) > 0 {
+			in.NamespaceUnknown = diagnose.Unknown(fmt.Sprintf("namespace %s is not in the --objects files", pod.Namespace))
+			for i := range set.Namespaces {
+				if set.Namespaces[i].Name == pod.Namespace {
+					in.Namespace, in.NamespaceUnknown = &set.Namespaces[i], ""
+				}
+			}
+		}
+		if in.MeshConfig == nil {
+			for i := range set.MeshConfigs {
+				if mc := &set.MeshConfigs[i]; mc.Namespace == in.MeshConfigRef.Namespace && mc.Name == in.MeshConfigRef.Name {
+					in.MeshConfig, in.MeshConfigSource = mc, set.MeshConfigFiles[i]
+				}
+			}
+		}
 		if in.MeshConfig == nil {
 			in.MeshConfigUnknown = "offline mode: pass --meshconfig FILE to check the MeshConfig and the exclusions"
 		}

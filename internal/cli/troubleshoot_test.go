@@ -46,6 +46,7 @@ const (
 	seedMCExtra   = "testdata/diagnose/seed001-meshconfig-extra.yaml"
 	seed003MC     = "testdata/diagnose/seed003-meshconfig.yaml"
 	seed003Objs   = "testdata/diagnose/seed003-objects.yaml"
+	seedNS        = "testdata/diagnose/seed001-namespace.yaml"
 )
 
 func TestOfflineGolden(t *testing.T) {
@@ -61,6 +62,9 @@ func TestOfflineGolden(t *testing.T) {
 		{"diagnose-offline-double-and", 0, []string{"diagnose", "pod", "--pod", seedDoubleAnd, "--meshconfig", seedMC}},
 		{"diagnose-offline-rules-file-yaml", 1, []string{"diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--rules-file", "testdata/iptables-save.txt", "-o", "yaml"}},
 		{"diagnose-offline-no-meshconfig", 0, []string{"diagnose", "pod", "--pod", seedPod}},
+		{"diagnose-offline-objects", 0, []string{"diagnose", "pod", "--pod", seedPod, "--objects", seedNS, "--objects", seedMC}},
+		{"diagnose-offline-objects-not-injected", 1, []string{"diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--objects", seed003Objs}},
+		{"usage-objects-without-pod", 2, []string{"diagnose", "pod", "web", "--objects", seedNS}},
 		{"explain-pod-offline-bypass", 0, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--to", "1.1.1.1:443"}},
 		{"explain-pod-offline-seed003", 1, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seed003MC, "--objects", seed003Objs, "--to", "10.0.0.6:7000"}},
 		{"explain-pod-offline-seed003-json", 0, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seed003MC, "--objects", seed003Objs, "--to", "10.0.0.6:7003", "-o", "json"}},
@@ -140,4 +144,41 @@ func TestTroubleshootingVerbsRegistered(t *testing.T) {
 
 func genericiooptionsDiscard() genericiooptions.IOStreams {
 	return genericiooptions.NewTestIOStreamsDiscard()
+}
+
+// With --objects the namespace checks run offline; a file without the pod's namespace says so
+// instead of skipping for "offline mode".
+func TestDiagnoseOfflineNamespace(t *testing.T) {
+	other := filepath.Join(t.TempDir(), "ns.yaml")
+	if err := os.WriteFile(other, []byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		objects string
+		status  string
+		reason  string
+	}{
+		{seedNS, "pass", "namespace test is labelled openservicemesh.io/monitored-by=osm"},
+		{other, "skip", "namespace test is not in the --objects files"},
+	} {
+		stdout, stderr, _ := run("", "diagnose", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--objects", tc.objects, "-o", "json")
+		var rep diagnoseReport
+		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+			t.Fatalf("%v: %s", err, stderr)
+		}
+		var got []string
+		for _, c := range rep.Checks {
+			if c.Name == "namespace-monitored" {
+				got = append(got, string(c.Status), c.Reason)
+			}
+		}
+		for _, s := range rep.Skipped {
+			if s.Name == "namespace-monitored" {
+				got = append(got, "skip", s.Reason)
+			}
+		}
+		if len(got) != 2 || got[0] != tc.status || !strings.Contains(got[1], tc.reason) {
+			t.Errorf("--objects %s: namespace-monitored %v, want %s %q", tc.objects, got, tc.status, tc.reason)
+		}
+	}
 }
