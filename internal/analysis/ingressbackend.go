@@ -241,3 +241,91 @@ func ReferencedServices(ib *policyv1alpha1.IngressBackend) []string {
 	}
 	return out
 }
+
+// IngressBackendMatch is an IngressBackend backend that governs connections arriving at one port
+// of a pod.
+type IngressBackendMatch struct {
+	IngressBackend types.NamespacedName
+	// Service is the backend Service that selects the pod; Port and Protocol are the backend's.
+	Service  string
+	Port     int32
+	Protocol string
+	// Sources are the clients it admits: "Service ns/name", "IPRange cidr" or
+	// "AuthenticatedPrincipal name".
+	Sources []string
+}
+
+func (m IngressBackendMatch) String() string {
+	return fmt.Sprintf("IngressBackend %s/%s backend %s port %d/%s (sources: %s)", m.IngressBackend.Namespace, m.IngressBackend.Name,
+		m.Service, m.Port, m.Protocol, strings.Join(m.Sources, ", "))
+}
+
+// IngressBackendsFor lists the IngressBackend backends that apply to connections arriving at
+// port of pod. OSM's matching is followed: the backend names a Service of the pod's namespace
+// that selects the pod, and its port number is a targetPort of that Service which resolves to
+// port on this pod (a named targetPort through the pod's container ports).
+func IngressBackendsFor(pod *corev1.Pod, port int32, services []corev1.Service, ibs []policyv1alpha1.IngressBackend) []IngressBackendMatch {
+	selecting := map[string]bool{}
+	for i := range services {
+		svc := &services[i]
+		if svc.Namespace != pod.Namespace || svc.DeletionTimestamp != nil || len(BackendPods(svc, []corev1.Pod{*pod})) == 0 {
+			continue
+		}
+		if slices.Contains(targetPortsOn(svc, pod), port) {
+			selecting[svc.Name] = true
+		}
+	}
+	var out []IngressBackendMatch
+	for i := range ibs {
+		ib := &ibs[i]
+		if ib.Namespace != pod.Namespace || ib.DeletionTimestamp != nil {
+			continue
+		}
+		for _, b := range ib.Spec.Backends {
+			if b.Port.Number != port || !selecting[b.Name] {
+				continue
+			}
+			m := IngressBackendMatch{IngressBackend: types.NamespacedName{Namespace: ib.Namespace, Name: ib.Name}, Service: b.Name,
+				Port: b.Port.Number, Protocol: b.Port.Protocol}
+			for _, s := range ib.Spec.Sources {
+				switch s.Kind {
+				case policyv1alpha1.KindService:
+					m.Sources = append(m.Sources, fmt.Sprintf("Service %s/%s", s.Namespace, s.Name))
+				default:
+					m.Sources = append(m.Sources, s.Kind+" "+s.Name)
+				}
+			}
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b IngressBackendMatch) int { return strings.Compare(a.String(), b.String()) })
+	return out
+}
+
+// targetPortsOn resolves a Service's TCP target ports for one pod: numbers as they are, an unset
+// targetPort as the port, a name through the pod's container ports (unresolvable names drop out,
+// as the endpoints controller drops the pod).
+func targetPortsOn(svc *corev1.Service, pod *corev1.Pod) []int32 {
+	var out []int32
+	for _, p := range svc.Spec.Ports {
+		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+			continue
+		}
+		tp := p.TargetPort
+		switch {
+		case tp.StrVal != "" && tp.IntValue() == 0:
+			for _, c := range pod.Spec.Containers {
+				for _, cp := range c.Ports {
+					if cp.Name == tp.StrVal && (cp.Protocol == "" || cp.Protocol == corev1.ProtocolTCP) {
+						out = append(out, cp.ContainerPort)
+					}
+				}
+			}
+		case tp.IntValue() == 0:
+			out = append(out, p.Port)
+		default:
+			out = append(out, int32(tp.IntValue()))
+		}
+	}
+	return out
+}

@@ -208,3 +208,35 @@ func TestBackendPods(t *testing.T) {
 		t.Errorf("BackendPods = %v, want %v", got, want)
 	}
 }
+
+func TestIngressBackendsFor(t *testing.T) {
+	pod := labelled(makePod("shop", "web-1", "web"), "app", "web")
+	pod.Spec.Containers = []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{Name: "admin", ContainerPort: 9090}}}}
+	web := selecting(makeService("shop", "web").port(80, 8080).namedPort(9000, "admin").obj(), "app", "web")
+	api := selecting(makeService("shop", "api").port(80, 8080).obj(), "app", "api")
+	ibs := []policyv1alpha1.IngressBackend{
+		*makeIngressBackend("shop", "web").backend("web", 8080).sourceService("ingress", "gateway").sourceRange("10.0.0.0/8").obj(),
+		*makeIngressBackend("shop", "web-admin").backend("web", 9090).sourceRange("192.168.0.0/16").obj(),
+		*makeIngressBackend("shop", "web-service-port").backend("web", 80).sourceRange("10.0.0.0/8").obj(),
+		*makeIngressBackend("shop", "api").backend("api", 8080).sourceRange("10.0.0.0/8").obj(),
+		*makeIngressBackend("other", "web").backend("web", 8080).sourceRange("10.0.0.0/8").obj(),
+	}
+	svcs := []corev1.Service{web, api}
+	for _, tc := range []struct {
+		port int32
+		want []string
+	}{
+		{8080, []string{"IngressBackend shop/web backend web port 8080/http (sources: Service ingress/gateway, IPRange 10.0.0.0/8)"}},
+		{9090, []string{"IngressBackend shop/web-admin backend web port 9090/http (sources: IPRange 192.168.0.0/16)"}},
+		{80, nil}, // the Service port is never what OSM matches
+		{7000, nil},
+	} {
+		var got []string
+		for _, m := range IngressBackendsFor(&pod, tc.port, svcs, ibs) {
+			got = append(got, m.String())
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("port %d: %v, want %v", tc.port, got, tc.want)
+		}
+	}
+}
