@@ -636,6 +636,9 @@ func parseContainer(c *Container) (*Parsed, string, string, error) {
 	case argv[0] == InitVerbApply:
 		start = 0
 	}
+	if start == len(argv) {
+		return nil, "", "", &ParseError{Line: 1, Column: 1, Msg: "container " + strconv.Quote(c.Name) + " runs meshkeeper-init without arguments; expected the " + strconv.Quote(InitVerbApply) + " verb"}
+	}
 	if start >= 0 {
 		idx, err := b.parseInitArgs(argv[start:], p)
 		if err != nil {

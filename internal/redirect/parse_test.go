@@ -148,6 +148,7 @@ func TestParseErrors(t *testing.T) {
 		{"trailing and after newline", "iptables -t nat -N X &&\n\n", "no command after `&&'", 1, 22},
 		{"semicolon after and", "iptables -t nat -N X && ; iptables -t nat -N Y", "unexpected token `;'", 1, 25},
 		{"structured without init", "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: app\n    image: x\n", "no meshkeeper-init or osm-init", 1, 1},
+		{"init without arguments", "initContainers:\n- name: meshkeeper-init\n  command: [/meshkeeper-init]\n", `runs meshkeeper-init without arguments; expected the "apply" verb`, 1, 1},
 		{"args bad flag", `["apply", "--ipv5-rules", "x"]`, `unknown flag "--ipv5-rules"`, 1, 12},
 		{"args bad rules", "- apply\n- --ipv4-rules\n- |\n  *nat\n  -A OUTPUT -p tcp -j BOGUS\n  COMMIT\n", `unknown chain or unsupported target "BOGUS"`, 5, 3},
 	}

@@ -105,6 +105,7 @@ func TestParseContainerErrors(t *testing.T) {
 		want string
 	}{
 		{"empty", corev1.Container{Name: "x"}, `container "x" has no command or args`},
+		{"no verb", corev1.Container{Name: redirect.InitContainerName, Command: []string{redirect.InitCommand}}, "without arguments"},
 		{"other program", corev1.Container{Name: "x", Command: []string{"/app"}}, "does not run meshkeeper-init"},
 		{"bad rules", corev1.Container{Name: redirect.InitContainerName, Command: []string{redirect.InitCommand}, Args: []string{"apply", "--ipv4-rules", "*nat\n-A NOPE\nCOMMIT\n"}}, "args[2]"},
 	} {
