@@ -125,27 +125,34 @@ func TestSetMeshConfigStatus(t *testing.T) {
 		ready, readyReason string
 		stalled            string // "" means absent
 		reconciling        string
+		podsInSync         string // "Status/Reason", or "absent"
 		observed           int64
+		mentions           []string // in PodsInSync's message
 	}
+	drifted := drift.Summary{Meshed: 3, InSync: 1, Drifted: 2, DriftedPods: []string{"a/b", "a/c"},
+		Restarts: []string{"kubectl rollout restart deployment/web -n a"}}
 	tests := []struct {
 		name string
-		o    meshConfigOutcome
+		v    MeshConfigVerdict
 		want want
 	}{
-		{"in sync", meshConfigOutcome{active: true, summary: drift.Summary{Meshed: 3, InSync: 3}},
-			want{"True", conditions.Succeeded, "", "", 5}},
-		{"drifted pods", meshConfigOutcome{active: true, summary: drift.Summary{Meshed: 3, InSync: 1, Drifted: 2, DriftedPods: []string{"a/b", "a/c"}}},
-			want{"False", conditions.Drifted, "", "", 5}},
-		{"invalid spec", meshConfigOutcome{specErrs: field.ErrorList{field.Invalid(field.NewPath("spec", "traffic", "outboundIPRangeExclusionList").Index(0), "999.1.1.1/32", "bad")}},
-			want{"False", conditions.InvalidSpec, "True", "", 5}},
-		{"transient error keeps observedGeneration", meshConfigOutcome{active: true, err: errors.New("cache not synced")},
-			want{"False", conditions.ReconcileFailed, "", "True", conditions.ObservedGenerationUnset}},
-		{"not the served MeshConfig", meshConfigOutcome{}, want{"True", conditions.Succeeded, "", "", 5}},
+		{"in sync", MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 3, InSync: 3}},
+			want{"True", conditions.Succeeded, "", "", "True/InSync", 5, []string{"3 meshed pods, 3 in sync"}}},
+		{"drifted pods leave Ready True; PodsInSync names them and the fix", MeshConfigVerdict{Active: true, Summary: drifted},
+			want{"True", conditions.Succeeded, "", "", "False/Drifted", 5, []string{"2 of 3 meshed pods", "(generation 5)", "a/b, a/c",
+				"kubectl rollout restart deployment/web -n a", "meshkeeper.io/auto-restart=true"}}},
+		{"failed pods", MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 3, InSync: 2, Failed: 1}},
+			want{"True", conditions.Succeeded, "", "", "False/PodsFailed", 5, []string{"1 of 3 meshed pods lack their sidecar or their redirection failed"}}},
+		{"invalid spec", MeshConfigVerdict{SpecErrs: field.ErrorList{field.Invalid(field.NewPath("spec", "traffic", "outboundIPRangeExclusionList").Index(0), "999.1.1.1/32", "bad")}},
+			want{"False", conditions.InvalidSpec, "True", "", "Unknown/InvalidSpec", 5, nil}},
+		{"transient error keeps observedGeneration", MeshConfigVerdict{Active: true, Err: errors.New("cache not synced")},
+			want{"False", conditions.ReconcileFailed, "", "True", "absent", conditions.ObservedGenerationUnset, nil}},
+		{"not the served MeshConfig", MeshConfigVerdict{}, want{"True", conditions.Succeeded, "", "", "Unknown/Ignored", 5, nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mc := fresh()
-			setMeshConfigStatus(mc, tt.o, now)
+			SetMeshConfigStatus(mc, tt.v, now)
 			st := mc.Status
 			r := meta.FindStatusCondition(st.Conditions, conditions.Ready)
 			if r == nil || string(r.Status) != tt.want.ready || r.Reason != tt.want.readyReason || r.ObservedGeneration != 5 {
@@ -157,6 +164,15 @@ func TestSetMeshConfigStatus(t *testing.T) {
 					t.Errorf("%s = %+v, want %q", c.typ, got, c.want)
 				}
 			}
+			p := meta.FindStatusCondition(st.Conditions, conditions.PodsInSync)
+			if got := conditionString(st.Conditions, conditions.PodsInSync); got != tt.want.podsInSync {
+				t.Errorf("PodsInSync = %q, want %q", got, tt.want.podsInSync)
+			}
+			for _, m := range tt.want.mentions {
+				if p == nil || !strings.Contains(p.Message, m) {
+					t.Errorf("PodsInSync %+v does not mention %q", p, m)
+				}
+			}
 			for _, c := range st.Conditions {
 				if !conditions.Allowed(c.Type, string(c.Status), c.Reason) {
 					t.Errorf("%s=%s %s is outside the vocabulary", c.Type, c.Status, c.Reason)
@@ -165,16 +181,16 @@ func TestSetMeshConfigStatus(t *testing.T) {
 			if st.ObservedGeneration != tt.want.observed {
 				t.Errorf("observedGeneration %d, want %d", st.ObservedGeneration, tt.want.observed)
 			}
-			if tt.o.active && st.Pods.Drifted != tt.o.summary.Drifted {
+			if tt.v.Active && st.Pods.Drifted != tt.v.Summary.Drifted {
 				t.Errorf("pods %+v", st.Pods)
 			}
 		})
 	}
 	t.Run("unchanged verdict keeps lastTransitionTime", func(t *testing.T) {
 		mc := fresh()
-		o := meshConfigOutcome{active: true, summary: drift.Summary{Meshed: 1, InSync: 1}}
-		setMeshConfigStatus(mc, o, now)
-		setMeshConfigStatus(mc, o, now.Add(time.Hour))
+		v := MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 1, InSync: 1}}
+		SetMeshConfigStatus(mc, v, now)
+		SetMeshConfigStatus(mc, v, now.Add(time.Hour))
 		if r := meta.FindStatusCondition(mc.Status.Conditions, conditions.Ready); !r.LastTransitionTime.Time.Equal(now) {
 			t.Errorf("lastTransitionTime moved to %v", r.LastTransitionTime)
 		}

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,8 +36,10 @@ import (
 // ServiceAccounts exist, and what silently defeats it: egress-open mode, exclusions that route
 // its destinations around the sidecar, and mesh Services whose ports swallow its destinations.
 type EgressReconciler struct {
-	Client  client.Client
-	Options PolicyOptions
+	Client client.Client
+	// Recorder receives the events of Ready and Stalled transitions; nil records none.
+	Recorder events.EventRecorder
+	Options  PolicyOptions
 }
 
 // egressTypes are the positive conditions an Egress carries besides Ready, in judging order.
@@ -48,7 +51,7 @@ func (r *EgressReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	if err := r.Client.Get(ctx, req.NamespacedName, e); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	patcher := status.NewPatcher(e)
+	patcher := status.NewPatcher(e).WithEvents(r.Recorder, func(o *policyv1alpha1.Egress) []metav1.Condition { return o.Status.Conditions })
 	outcome := status.Outcome{Generation: e.Generation, Types: egressTypes,
 		Summary: fmt.Sprintf("allows %d port(s) for %d service account(s)", len(e.Spec.Ports), len(e.Spec.Sources))}
 	var findings []analysis.Finding

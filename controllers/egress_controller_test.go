@@ -101,6 +101,13 @@ func TestEgressSeed003PortCollision(t *testing.T) {
 		t.Fatalf("healthy Egress: kstatus %s, want Current", got)
 	}
 	t.Logf("healthy after %s", time.Since(start).Round(time.Millisecond))
+	wantEvents := func(want ...string) {
+		t.Helper()
+		if got := h.events.About(e.Namespace, e.Name); strings.Join(got, ", ") != strings.Join(want, ", ") {
+			t.Errorf("events %q, want %q", got, want)
+		}
+	}
+	wantEvents("Normal Ready")
 
 	// The mesh Service on 7000 appears in another monitored namespace: the Service watch and
 	// port index must bring the Egress back without any change to it.
@@ -129,6 +136,7 @@ func TestEgressSeed003PortCollision(t *testing.T) {
 	if got := kstatusOf(t, e); got != kstatus.FailedStatus {
 		t.Errorf("colliding Egress: kstatus %s, want Failed", got)
 	}
+	wantEvents("Normal Ready", "Warning Conflict")
 
 	// A second pod of the service account shows up in the finding (pod watch and index).
 	pod2 := w.appPod("frontend", "d3e4f")
@@ -149,6 +157,8 @@ func TestEgressSeed003PortCollision(t *testing.T) {
 		}
 		return nil
 	})
+	// A new pod in a finding's message, and resyncs, are no transitions: no event.
+	wantEvents("Normal Ready", "Warning Conflict")
 
 	// Fixing it: the Service moves to another port.
 	svc := &corev1.Service{}
@@ -162,6 +172,7 @@ func TestEgressSeed003PortCollision(t *testing.T) {
 	if got := kstatusOf(t, e); got != kstatus.CurrentStatus {
 		t.Errorf("fixed Egress: kstatus %s, want Current", got)
 	}
+	wantEvents("Normal Ready", "Warning Conflict", "Normal Ready")
 }
 
 // TestEgressReferencesAndSpec covers a missing ServiceAccount (not stalled: it may be applied

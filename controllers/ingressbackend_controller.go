@@ -10,7 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,8 +38,10 @@ import (
 // IngressBackend claims the same backend. It keeps OSM's status.currentStatus and status.reason
 // so that tooling written for OSM keeps working.
 type IngressBackendReconciler struct {
-	Client  client.Client
-	Options PolicyOptions
+	Client client.Client
+	// Recorder receives the events of Ready and Stalled transitions; nil records none.
+	Recorder events.EventRecorder
+	Options  PolicyOptions
 }
 
 var ingressBackendTypes = []string{conditions.Accepted, conditions.ResolvedRefs}
@@ -48,7 +52,7 @@ func (r *IngressBackendReconciler) Reconcile(ctx context.Context, req reconcile.
 	if err := r.Client.Get(ctx, req.NamespacedName, ib); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	patcher := status.NewPatcher(ib)
+	patcher := status.NewPatcher(ib).WithEvents(r.Recorder, func(o *policyv1alpha1.IngressBackend) []metav1.Condition { return o.Status.Conditions })
 	outcome := status.Outcome{Generation: ib.Generation, Types: ingressBackendTypes,
 		Summary: fmt.Sprintf("%d backend(s) admit traffic from %d source(s)", len(ib.Spec.Backends), len(ib.Spec.Sources))}
 	var findings []analysis.Finding

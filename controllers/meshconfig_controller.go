@@ -6,8 +6,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -21,6 +21,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/status"
 )
 
 // +kubebuilder:rbac:groups=config.openservicemesh.io,resources=meshconfigs,verbs=get;list;watch
@@ -34,41 +35,33 @@ const summaryDelay = time.Second
 // MeshConfigReconciler validates every MeshConfig with the redirection engine and reports, on the
 // one the operator serves, how many meshed pods are in sync with it.
 type MeshConfigReconciler struct {
-	Client  client.Client
-	Options DriftOptions
-	rules   *drift.RuleCache
+	Client client.Client
+	// Recorder receives the events of Ready and Stalled transitions; nil records none.
+	Recorder events.EventRecorder
+	Options  DriftOptions
+	rules    *drift.RuleCache
 }
 
-// meshConfigOutcome is what a reconcile found, turned into status by setMeshConfigStatus.
-type meshConfigOutcome struct {
-	specErrs field.ErrorList
-	err      error
-	active   bool
-	summary  drift.Summary
-}
-
-// Reconcile validates, counts, and writes status once, in the deferred patch.
+// Reconcile validates, counts, and writes status once, in the deferred patch, only on change.
 func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ ctrl.Result, err error) {
 	mc := &configv1alpha2.MeshConfig{}
 	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	before := mc.DeepCopy()
-	var o meshConfigOutcome
+	patcher := status.NewPatcher(mc).WithEvents(r.Recorder, meshConfigConditions)
+	var v MeshConfigVerdict
 	defer func() {
-		o.err = err
-		setMeshConfigStatus(mc, o, r.Options.now())
-		if !equality.Semantic.DeepEqual(before.Status, mc.Status) {
-			err = errors.Join(err, client.IgnoreNotFound(r.Client.Status().Patch(ctx, mc, client.MergeFrom(before))))
-		}
+		v.Err = err
+		SetMeshConfigStatus(mc, v, r.Options.now())
+		err = errors.Join(err, patcher.Patch(ctx, r.Client, mc))
 	}()
-	if o.specErrs = ValidateMeshConfig(mc); len(o.specErrs) > 0 {
+	if v.SpecErrs = ValidateMeshConfig(mc); len(v.SpecErrs) > 0 {
 		return ctrl.Result{}, nil
 	}
-	if o.active = req.NamespacedName == r.Options.MeshConfig; !o.active {
+	if v.Active = req.NamespacedName == r.Options.MeshConfig; !v.Active {
 		return ctrl.Result{}, nil
 	}
-	o.summary, err = r.summarize(ctx, mc)
+	v.Summary, err = r.summarize(ctx, mc)
 	if err == nil {
 		mc.Status.Findings, err = MeshConfigFindings(ctx, r.Client, mc, r.Options.Selection.MeshName, r.Options.ClusterRanges)
 	}

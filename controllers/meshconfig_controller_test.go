@@ -61,7 +61,7 @@ func TestInvalidMeshConfigIsStalled(t *testing.T) {
 	w := newWorld(t, "invalid", func(s *configv1alpha2.MeshConfigSpec) {
 		s.Traffic.OutboundIPRangeExclusionList = []string{"999.1.1.1/32"}
 	})
-	startManager(t, w.mesh)
+	h := startManager(t, w.mesh)
 	w.waitKstatus(status.FailedStatus)
 	mc := w.meshConfig()
 	stalled := meta.FindStatusCondition(mc.Status.Conditions, conditions.Stalled)
@@ -78,6 +78,9 @@ func TestInvalidMeshConfigIsStalled(t *testing.T) {
 	if meta.FindStatusCondition(mc.Status.Conditions, conditions.Reconciling) != nil {
 		t.Error("a stalled MeshConfig must not also claim to be reconciling")
 	}
+	if got := h.events.About(w.mc.Namespace, w.mc.Name); strings.Join(got, ",") != "Warning InvalidSpec" {
+		t.Errorf("events %q, want one InvalidSpec warning", got)
+	}
 
 	// Fixing the value clears Stalled.
 	w.updateMeshConfig(func(s *configv1alpha2.MeshConfigSpec) {
@@ -86,5 +89,8 @@ func TestInvalidMeshConfigIsStalled(t *testing.T) {
 	w.waitKstatus(status.CurrentStatus)
 	if meta.FindStatusCondition(w.meshConfig().Status.Conditions, conditions.Stalled) != nil {
 		t.Error("Stalled must be removed once the spec is valid")
+	}
+	if got := h.events.About(w.mc.Namespace, w.mc.Name); strings.Join(got, ",") != "Warning InvalidSpec,Normal Ready" {
+		t.Errorf("events %q, want the InvalidSpec warning and one Ready", got)
 	}
 }

@@ -5,64 +5,81 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/internal/drift"
+	"github.com/meshkeeper/meshkeeper/internal/status"
 )
 
-// setMeshConfigStatus writes Ready, Reconciling and Stalled the way kstatus reads them:
-// observedGeneration moves only when this generation reached a verdict (ready or stalled), so a
-// transient error leaves the object "in progress" rather than claiming a result. Reconciling and
-// Stalled are present only while true.
-func setMeshConfigStatus(mc *configv1alpha2.MeshConfig, o meshConfigOutcome, now time.Time) {
+// MeshConfigVerdict is what one reconcile of a MeshConfig found.
+type MeshConfigVerdict struct {
+	// SpecErrs are the redirection engine's objections to the spec.
+	SpecErrs field.ErrorList
+	// Err stopped the reconcile (API errors); it is retried.
+	Err error
+	// Active: this is the MeshConfig the operator serves, so its pods were counted.
+	Active bool
+	// Summary counts the pods of the mesh (only when Active).
+	Summary drift.Summary
+}
+
+// SetMeshConfigStatus writes the status of mc through internal/status, like every other kind:
+// Ready says whether the spec is valid and served, never whether pods have restarted since, so
+// kstatus reads a valid MeshConfig as Current even while pods still run older rules. Those are
+// reported by PodsInSync, which kstatus ignores. observedGeneration moves only when this
+// generation reached a verdict.
+func SetMeshConfigStatus(mc *configv1alpha2.MeshConfig, v MeshConfigVerdict, now time.Time) {
 	st := &mc.Status
-	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason,
-			Message: truncate(msg, 32768), ObservedGeneration: mc.Generation, LastTransitionTime: metav1.NewTime(now)})
+	o := status.Outcome{Generation: mc.Generation, Err: v.Err}
+	podsInSync := func(s metav1.ConditionStatus, reason, msg string) {
+		o.Info = []status.Condition{{Type: conditions.PodsInSync, Status: s, Reason: reason, Message: msg}}
 	}
 	switch {
-	case len(o.specErrs) > 0:
+	case len(v.SpecErrs) > 0:
 		msg := "the redirection settings cannot be rendered, so every new meshed pod would fail to start: " +
-			o.specErrs.ToAggregate().Error()
-		set(conditions.Ready, metav1.ConditionFalse, conditions.InvalidSpec, msg)
-		set(conditions.Stalled, metav1.ConditionTrue, conditions.InvalidSpec, msg)
-		meta.RemoveStatusCondition(&st.Conditions, conditions.Reconciling)
-		st.ObservedGeneration = mc.Generation
-	case o.err != nil:
-		set(conditions.Ready, metav1.ConditionFalse, conditions.ReconcileFailed, o.err.Error())
-		set(conditions.Reconciling, metav1.ConditionTrue, conditions.ProgressingWithRetry, "retrying after: "+o.err.Error())
-		meta.RemoveStatusCondition(&st.Conditions, conditions.Stalled)
+			v.SpecErrs.ToAggregate().Error()
+		o.Problems = []status.Problem{{Type: conditions.Ready, Reason: conditions.InvalidSpec, Message: msg, Stalls: true}}
+		podsInSync(metav1.ConditionUnknown, conditions.InvalidSpec, "pods are not judged while the spec is invalid: the exclusions they should have are unknown")
+	case v.Err != nil:
+	case !v.Active:
+		o.Summary = "spec is valid; this MeshConfig is not the one the operator serves, so no pods are judged against it"
+		podsInSync(metav1.ConditionUnknown, conditions.Ignored, "this MeshConfig is not the one the operator serves, so no pods are judged against it")
+		st.Pods, st.DriftedPods = configv1alpha2.PodSummary{}, nil
 	default:
-		meta.RemoveStatusCondition(&st.Conditions, conditions.Reconciling)
-		meta.RemoveStatusCondition(&st.Conditions, conditions.Stalled)
-		st.ObservedGeneration = mc.Generation
-		if !o.active {
-			set(conditions.Ready, metav1.ConditionTrue, conditions.Succeeded, "spec is valid; this MeshConfig is not the one the operator serves, so no pods are judged against it")
-			st.Pods, st.DriftedPods = configv1alpha2.PodSummary{}, nil
-			return
-		}
-		s := o.summary
+		s := v.Summary
 		st.Pods = configv1alpha2.PodSummary{Meshed: s.Meshed, InSync: s.InSync, Drifted: s.Drifted, Failed: s.Failed}
 		st.DriftedPods = s.DriftedPods
-		if s.Drifted > 0 {
-			set(conditions.Ready, metav1.ConditionFalse, conditions.Drifted, fmt.Sprintf(
-				"%d of %d meshed pods run exclusions that differ from this MeshConfig (generation %d); each drifted pod's %s condition names the values and the restart command (status.driftedPods lists up to %d)",
-				s.Drifted, s.Meshed, mc.Generation, conditions.PodExclusionsInSync, configv1alpha2.MaxDriftedPods))
-			return
-		}
-		set(conditions.Ready, metav1.ConditionTrue, conditions.Succeeded, summaryMessage(s.Meshed, s.InSync, s.Failed))
+		o.Summary = "spec is valid and served; " + summaryMessage(s)
+		podsInSync(s.PodsInSync(mc.Generation))
+	}
+	if status.Apply(&st.Conditions, o, now) {
+		st.ObservedGeneration = mc.Generation
 	}
 }
 
-func summaryMessage(meshed, inSync, failed int32) string {
+// summaryMessage is Ready's account of the pods: counts only, since the pods' verdict and what to
+// do about it is PodsInSync's message.
+func summaryMessage(s drift.Summary) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d meshed pods, %d in sync", meshed, inSync)
-	if failed > 0 {
-		fmt.Fprintf(&b, ", %d failed (see their %s and %s conditions)", failed, conditions.PodSidecarInjected, conditions.PodRedirectionApplied)
+	fmt.Fprintf(&b, "%d meshed pods, %d in sync", s.Meshed, s.InSync)
+	if s.Drifted > 0 {
+		fmt.Fprintf(&b, ", %d drifted", s.Drifted)
+	}
+	if s.Failed > 0 {
+		fmt.Fprintf(&b, ", %d failed", s.Failed)
+	}
+	if s.Drifted > 0 || s.Failed > 0 {
+		fmt.Fprintf(&b, " (see the %s condition)", conditions.PodsInSync)
 	}
 	return b.String()
+}
+
+// meshConfigConditions reads the conditions status.Patcher compares for transition events.
+func meshConfigConditions(mc *configv1alpha2.MeshConfig) []metav1.Condition {
+	return mc.Status.Conditions
 }
 
 func truncate(s string, n int) string {

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
@@ -58,6 +61,29 @@ func TestDriftAfterConfigChangeAndRecoveryAfterRecreation(t *testing.T) {
 		}
 		return nil
 	})
+	// The MeshConfig itself is fine: Ready stays True and kstatus reads Current, so a GitOps
+	// pipeline applying the change is not held until somebody restarts the pod. PodsInSync
+	// names the pod and the fix.
+	st := w.meshConfig().Status
+	if got := conditionString(st.Conditions, conditions.Ready); got != "True/Succeeded" {
+		t.Errorf("Ready = %s while a pod is drifted", got)
+	}
+	if got := w.kstatus(); got.Status != kstatus.CurrentStatus {
+		t.Errorf("kstatus %s (%s) while a pod is drifted, want Current", got.Status, got.Message)
+	}
+	p := meta.FindStatusCondition(st.Conditions, conditions.PodsInSync)
+	if p == nil || p.Status != metav1.ConditionFalse || p.Reason != conditions.Drifted {
+		t.Fatalf("PodsInSync = %+v", p)
+	}
+	for _, want := range []string{w.app + "/" + old.Name, "kubectl rollout restart deployment/bookbuyer -n " + w.app, "meshkeeper.io/auto-restart"} {
+		if !strings.Contains(p.Message, want) {
+			t.Errorf("PodsInSync message %q does not contain %q", p.Message, want)
+		}
+	}
+	// One Ready event when the MeshConfig was first judged, none for the drift.
+	if got := h.events.About(w.mc.Namespace, w.mc.Name); strings.Join(got, ",") != "Normal Ready" {
+		t.Errorf("MeshConfig events %q, want one Ready", got)
+	}
 
 	// Recreate: the replacement is admitted under the new MeshConfig.
 	must(t, env.Client.Delete(ctx, old))
@@ -67,6 +93,9 @@ func TestDriftAfterConfigChangeAndRecoveryAfterRecreation(t *testing.T) {
 		st := w.meshConfig().Status
 		if st.Pods.Meshed != 1 || st.Pods.InSync != 1 || st.Pods.Drifted != 0 || len(st.DriftedPods) != 0 {
 			return fmt.Errorf("status %+v", st)
+		}
+		if got := conditionString(st.Conditions, conditions.PodsInSync); got != "True/InSync" {
+			return fmt.Errorf("PodsInSync = %s", got)
 		}
 		return nil
 	})

@@ -63,10 +63,11 @@ func SetupPolicy(ctx context.Context, mgr ctrl.Manager, opts PolicyOptions) erro
 	if err := IndexPolicyFields(ctx, mgr); err != nil {
 		return err
 	}
-	if err := (&EgressReconciler{Client: mgr.GetClient(), Options: opts}).SetupWithManager(mgr); err != nil {
+	rec := mgr.GetEventRecorder(PolicyEventSource)
+	if err := (&EgressReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("egress controller: %w", err)
 	}
-	if err := (&IngressBackendReconciler{Client: mgr.GetClient(), Options: opts}).SetupWithManager(mgr); err != nil {
+	if err := (&IngressBackendReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("ingressbackend controller: %w", err)
 	}
 	return nil

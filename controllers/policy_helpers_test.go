@@ -49,6 +49,7 @@ func installPolicyCRDs(t testing.TB) {
 type policyHarness struct {
 	opts   PolicyOptions
 	client *counter
+	events *recorder
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -67,12 +68,13 @@ func startPolicyManager(t testing.TB, mesh string) *policyHarness {
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	must(t, err)
-	h := &policyHarness{opts: opts, client: newCounter(mgr.GetClient()), done: make(chan error, 1)}
+	h := &policyHarness{opts: opts, client: newCounter(mgr.GetClient()),
+		events: &recorder{EventRecorder: mgr.GetEventRecorder(PolicyEventSource)}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	must(t, IndexPolicyFields(ctx, mgr))
-	must(t, (&EgressReconciler{Client: h.client, Options: opts}).SetupWithManager(mgr))
-	must(t, (&IngressBackendReconciler{Client: h.client, Options: opts}).SetupWithManager(mgr))
+	must(t, (&EgressReconciler{Client: h.client, Recorder: h.events, Options: opts}).SetupWithManager(mgr))
+	must(t, (&IngressBackendReconciler{Client: h.client, Recorder: h.events, Options: opts}).SetupWithManager(mgr))
 	go func() { h.done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {
 		cancel()

@@ -7,8 +7,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
-// EventSource names meshkeeper's drift controllers in the events they record.
+// EventSource names meshkeeper's drift controllers (pods, MeshConfig) in the events they record.
 const EventSource = "meshkeeper-drift"
+
+// PolicyEventSource names the Egress and IngressBackend controllers in the events they record.
+const PolicyEventSource = "meshkeeper-policy"
 
 // SetupDrift registers the pod and MeshConfig drift controllers. The manager's cache should be
 // built with CacheOptions so that pods are trimmed.
@@ -18,7 +21,7 @@ func SetupDrift(ctx context.Context, mgr ctrl.Manager, opts DriftOptions) error 
 	if err := pods.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("pod drift controller: %w", err)
 	}
-	if err := (&MeshConfigReconciler{Client: mgr.GetClient(), Options: opts}).SetupWithManager(mgr); err != nil {
+	if err := (&MeshConfigReconciler{Client: mgr.GetClient(), Recorder: pods.Recorder, Options: opts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("meshconfig controller: %w", err)
 	}
 	return nil

@@ -208,6 +208,19 @@ func (r *recorder) Events() []string {
 	return append([]string(nil), r.seen...)
 }
 
+// About lists the events recorded about the object namespace/name, as "Type Reason".
+func (r *recorder) About(namespace, name string) []string {
+	var out []string
+	for _, e := range r.Events() {
+		typ, rest, _ := strings.Cut(e, " ")
+		if obj, rest, ok := strings.Cut(rest, " "); ok && obj == namespace+"/"+name {
+			reason, _, _ := strings.Cut(rest, ":")
+			out = append(out, typ+" "+reason)
+		}
+	}
+	return out
+}
+
 func (r *recorder) Count(reason string) int {
 	n := 0
 	for _, e := range r.Events() {
@@ -256,7 +269,7 @@ func startManager(t testing.TB, mesh string, tune ...func(*DriftOptions)) *harne
 	if err := pods.SetupWithManager(ctx, mgr); err != nil {
 		t.Fatal(err)
 	}
-	if err := (&MeshConfigReconciler{Client: h.client, Options: opts}).SetupWithManager(mgr); err != nil {
+	if err := (&MeshConfigReconciler{Client: h.client, Recorder: h.events, Options: opts}).SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
 	go func() { h.done <- mgr.Start(ctx) }()

@@ -7,7 +7,8 @@ package conditions
 const (
 	// Ready summarises the object. Polarity: normal (True is healthy).
 	//   True:    Succeeded.
-	//   False:   InvalidSpec, Drifted, RefNotFound, ReconcileFailed, FeatureDisabled, Conflict.
+	//   False:   InvalidSpec, RefNotFound, ReconcileFailed, FeatureDisabled, Conflict.
+	//   Drifted pods never make a MeshConfig un-Ready: that is PodsInSync's business.
 	//   Unknown: Progressing (the controller has not finished looking at this generation).
 	Ready = "Ready"
 
@@ -35,6 +36,19 @@ const (
 	//   False:   RefNotFound, InvalidRef, TargetPortMismatch.
 	//   Unknown: Pending.
 	ResolvedRefs = "ResolvedRefs"
+	// PodsInSync is the MeshConfig's verdict on the meshed pods it governs. It is separate from
+	// Ready because pods pick up a MeshConfig change only when they restart: a valid, served
+	// MeshConfig is Ready at once, and the pods still running older rules are reported here, so
+	// a GitOps pipeline that waits for Ready (kstatus ignores this type) is never held hostage
+	// by pods nobody has restarted yet. Polarity: normal.
+	//   True:    InSync (no meshed pod is known to be drifted or failed).
+	//   False:   Drifted (the message names pods and the restart commands, or the
+	//            meshkeeper.io/auto-restart annotation), PodsFailed (pods lack their sidecar
+	//            or their redirection failed).
+	//   Unknown: Pending (not counted yet), InvalidSpec (the desired exclusions are unknown),
+	//            Ignored (this MeshConfig is not the one the operator serves, so no pods are
+	//            judged against it).
+	PodsInSync = "PodsInSync"
 )
 
 // Condition types meshkeeper writes on pods (corev1.PodCondition.Type). They are prefixed with the
@@ -89,6 +103,8 @@ const (
 	Pending = "Pending"
 	// Drifted: at least one meshed pod runs with exclusions that differ from the desired ones.
 	Drifted = "Drifted"
+	// PodsFailed: meshed pods lack their sidecar or their redirection init container failed.
+	PodsFailed = "PodsFailed"
 	// AcceptedReason: the spec was accepted.
 	AcceptedReason = "Accepted"
 	// ResolvedRefsReason: every reference resolved.
@@ -158,7 +174,7 @@ type TypeInfo struct {
 var Vocabulary = []TypeInfo{
 	{Type: Ready, Polarity: PositivePolarity,
 		True:    []string{Succeeded},
-		False:   []string{InvalidSpec, Drifted, RefNotFound, ReconcileFailed, FeatureDisabled, Conflict},
+		False:   []string{InvalidSpec, RefNotFound, ReconcileFailed, FeatureDisabled, Conflict},
 		Unknown: []string{Progressing}},
 	{Type: Reconciling, Polarity: NegativePolarity,
 		True:  []string{Progressing, ProgressingWithRetry},
@@ -174,6 +190,10 @@ var Vocabulary = []TypeInfo{
 		True:    []string{ResolvedRefsReason},
 		False:   []string{RefNotFound, InvalidRef, TargetPortMismatch},
 		Unknown: []string{Pending}},
+	{Type: PodsInSync, Polarity: PositivePolarity,
+		True:    []string{InSync},
+		False:   []string{Drifted, PodsFailed},
+		Unknown: []string{Pending, InvalidSpec, Ignored}},
 	{Type: PodSidecarInjected, Polarity: PositivePolarity, Pod: true,
 		True:    []string{Injected},
 		False:   []string{NotMeshed, InjectionDisabled, HostNetwork, SidecarMissing},

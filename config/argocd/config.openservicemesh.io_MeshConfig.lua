@@ -1,5 +1,8 @@
 -- Argo CD health for config.openservicemesh.io/MeshConfig, following kstatus:
 -- Healthy = Current, Progressing = InProgress (or terminating), Degraded = Failed.
+-- Pods still running older rules (PodsInSync=False) leave the MeshConfig Healthy, as kstatus
+-- does: the configuration is accepted and served, pods pick it up only when they restart, and
+-- a Degraded here would fail every sync that changes an exclusion. The message says so.
 local hs = { status = "Progressing", message = "Waiting for meshkeeper to reconcile this generation" }
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
   hs.message = "Being deleted"
@@ -14,6 +17,7 @@ if generation ~= nil and st.observedGeneration ~= nil and st.observedGeneration 
   return hs
 end
 local ready = nil
+local pods = nil
 if st.conditions ~= nil then
   for _, c in ipairs(st.conditions) do
     if c.type == "Reconciling" and c.status == "True" then
@@ -28,13 +32,16 @@ if st.conditions ~= nil then
     if c.type == "Ready" then
       ready = c
     end
+    if c.type == "PodsInSync" then
+      pods = c
+    end
   end
 end
 if ready == nil or ready.status == "True" then
   hs.status = "Healthy"
   hs.message = (ready ~= nil and ready.message) or "Reconciled"
-  if st.pods ~= nil and st.pods.drifted ~= nil and st.pods.drifted > 0 then
-    hs.message = hs.message .. " (" .. st.pods.drifted .. " drifted pod(s))"
+  if pods ~= nil and pods.status == "False" then
+    hs.message = hs.message .. "; pods not in sync (" .. (pods.reason or "") .. "): " .. (pods.message or "")
   end
   if st.findings ~= nil and #st.findings > 0 then
     hs.message = hs.message .. " (" .. #st.findings .. " finding(s), first: " .. st.findings[1].code .. ")"

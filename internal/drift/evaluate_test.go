@@ -1,6 +1,8 @@
 package drift
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -279,5 +281,56 @@ func TestRuleCacheNeverChangesAVerdict(t *testing.T) {
 	}
 	if one.Len() != 1 {
 		t.Errorf("two replicas with identical rules take %d entries, want 1", one.Len())
+	}
+}
+
+func TestSummaryPodsInSync(t *testing.T) {
+	seed := fixture(t, "seed001-basic.sh")
+	mc := meshConfig(2, ipExclusions("1.1.1.1/32"))
+	var s Summary
+	for _, p := range []*corev1.Pod{
+		makePod("web-7d9f8c-a").deployment("web").sidecar().osmInit(seed).initDone().obj(),
+		makePod("web-7d9f8c-b").deployment("web").sidecar().osmInit(seed).initDone().obj(),
+		makePod("bare").sidecar().osmInit(seed).initDone().obj(),
+	} {
+		s.Add(p, Evaluate(gather(p, mc)))
+	}
+	s.Cap(20)
+	if len(s.Restarts) != 2 {
+		t.Fatalf("restarts %q: one per workload, and one for the bare pod", s.Restarts)
+	}
+	status, reason, msg := s.PodsInSync(2)
+	if status != metav1.ConditionFalse || reason != conditions.Drifted {
+		t.Fatalf("PodsInSync %s/%s", status, reason)
+	}
+	for _, want := range []string{"3 of 3 meshed pods", "(generation 2)", "bookbuyer/bare, bookbuyer/web-7d9f8c-a, bookbuyer/web-7d9f8c-b",
+		"kubectl rollout restart deployment/web -n bookbuyer", "kubectl delete pod bare -n bookbuyer", "meshkeeper.io/auto-restart=true"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q lacks %q", msg, want)
+		}
+	}
+
+	many := Summary{Meshed: 30, Drifted: 30}
+	for i := range 30 {
+		many.DriftedPods = append(many.DriftedPods, fmt.Sprintf("ns/p%02d", i))
+	}
+	many.Cap(20)
+	if _, _, msg := many.PodsInSync(1); !strings.Contains(msg, "ns/p04 and 25 more") || strings.Contains(msg, "ns/p05") {
+		t.Errorf("message %q: names five pods and counts the rest", msg)
+	}
+	for _, c := range []struct {
+		s          Summary
+		status     metav1.ConditionStatus
+		reason     string
+		msgContent string
+	}{
+		{Summary{Meshed: 2, InSync: 2}, metav1.ConditionTrue, conditions.InSync, "2 meshed pods, 2 in sync"},
+		{Summary{Meshed: 2, InSync: 1}, metav1.ConditionTrue, conditions.InSync, "1 not judged yet or with unreadable rules"},
+		{Summary{Meshed: 2, InSync: 1, Failed: 1}, metav1.ConditionFalse, conditions.PodsFailed, "1 of 2 meshed pods lack their sidecar"},
+	} {
+		st, r, m := c.s.PodsInSync(1)
+		if st != c.status || r != c.reason || !strings.Contains(m, c.msgContent) || !conditions.Allowed(conditions.PodsInSync, string(st), r) {
+			t.Errorf("%+v: %s/%s %q", c.s, st, r, m)
+		}
 	}
 }

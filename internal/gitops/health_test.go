@@ -17,11 +17,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/controllers"
+	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/status"
 )
 
@@ -160,6 +164,7 @@ func TestHealthScriptsAgreeWithKstatus(t *testing.T) {
 		"progressing": kstatus.InProgressStatus,
 		"reconciling": kstatus.InProgressStatus,
 		"healthy":     kstatus.CurrentStatus,
+		"drifted":     kstatus.CurrentStatus,
 		"waiting":     kstatus.InProgressStatus,
 		"degraded":    kstatus.FailedStatus,
 		"stalled":     kstatus.FailedStatus,
@@ -193,6 +198,12 @@ func TestHealthScriptsAgreeWithKstatus(t *testing.T) {
 				}
 				if kind == "Egress" && name == "degraded" && !strings.Contains(msg, "rediscluster") {
 					t.Errorf("message %q does not carry the Stalled message", msg)
+				}
+				if name == "drifted" && (!strings.Contains(msg, "pods not in sync (Drifted)") || !strings.Contains(msg, "kubectl rollout restart deployment/web -n shop")) {
+					t.Errorf("message %q does not say which pods drifted and how to fix them", msg)
+				}
+				if name == "healthy" && strings.Contains(msg, "not in sync") {
+					t.Errorf("message %q mentions pods out of sync", msg)
 				}
 			})
 		}
@@ -232,6 +243,55 @@ func TestHealthOfControllerStatuses(t *testing.T) {
 			got, msg := argoHealth(t, src, u)
 			if got != want[name] || argoFor[ks] != got {
 				t.Fatalf("Argo CD %s (%s), kstatus %s; want Argo CD %s and agreement", got, msg, ks, want[name])
+			}
+		})
+	}
+}
+
+// TestHealthOfMeshConfigStatuses feeds the MeshConfig script statuses written by the
+// controller's own status function: drifted or failed pods never make the MeshConfig anything
+// but Healthy/Current, an invalid spec is Degraded/Failed, and a generation nobody has reconciled
+// yet is Progressing/InProgress.
+func TestHealthOfMeshConfigStatuses(t *testing.T) {
+	invalid := field.ErrorList{field.Invalid(field.NewPath("spec", "traffic", "outboundIPRangeExclusionList").Index(0), "999.1.1.1/32", "not an IP range")}
+	drifted := drift.Summary{Meshed: 3, InSync: 2, Drifted: 1, DriftedPods: []string{"shop/web-x"}, Restarts: []string{"kubectl rollout restart deployment/web -n shop"}}
+	cases := map[string]struct {
+		v        *controllers.MeshConfigVerdict // nil: never reconciled
+		want     string
+		mentions string
+	}{
+		"in sync":      {&controllers.MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 3, InSync: 3}}, "Healthy", "3 meshed pods, 3 in sync"},
+		"drifted":      {&controllers.MeshConfigVerdict{Active: true, Summary: drifted}, "Healthy", "kubectl rollout restart deployment/web -n shop"},
+		"failed pods":  {&controllers.MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 3, InSync: 2, Failed: 1}}, "Healthy", "pods not in sync (PodsFailed)"},
+		"not served":   {&controllers.MeshConfigVerdict{}, "Healthy", "not the one the operator serves"},
+		"invalid":      {&controllers.MeshConfigVerdict{SpecErrs: invalid}, "Degraded", "999.1.1.1/32"},
+		"api error":    {&controllers.MeshConfigVerdict{Active: true, Err: fmt.Errorf("timeout")}, "Progressing", "retrying after: timeout"},
+		"never judged": {nil, "Progressing", ""},
+	}
+	src := script(t, "MeshConfig")
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			mc := &configv1alpha2.MeshConfig{TypeMeta: metav1.TypeMeta{APIVersion: "config.openservicemesh.io/v1alpha2", Kind: "MeshConfig"},
+				ObjectMeta: metav1.ObjectMeta{Name: "osm-mesh-config", Namespace: "osm-system", Generation: 2}}
+			mc.Status.ObservedGeneration = conditions.ObservedGenerationUnset
+			if c.v != nil && c.v.Err != nil {
+				// An error after this generation was judged once: the verdict stands, Reconciling says why it is retried.
+				controllers.SetMeshConfigStatus(mc, controllers.MeshConfigVerdict{Active: true}, time.Unix(1e9, 0))
+			}
+			if c.v != nil {
+				controllers.SetMeshConfigStatus(mc, *c.v, time.Unix(1e9, 0))
+			}
+			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(mc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ks := kstatusOf(t, u)
+			got, msg := argoHealth(t, src, u)
+			if got != c.want || argoFor[ks] != got {
+				t.Fatalf("Argo CD %s (%s), kstatus %s; want Argo CD %s and agreement", got, msg, ks, c.want)
+			}
+			if !strings.Contains(msg, c.mentions) {
+				t.Errorf("message %q does not mention %q", msg, c.mentions)
 			}
 		})
 	}

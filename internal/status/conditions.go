@@ -37,6 +37,18 @@ type Outcome struct {
 	Err error
 	// Summary is Ready's message when healthy.
 	Summary string
+	// Info are conditions written exactly as given. They report on things outside the object's
+	// own health (a MeshConfig's PodsInSync), so they never touch Ready, Reconciling or Stalled,
+	// and on Err they keep their last value like every other condition.
+	Info []Condition
+}
+
+// Condition is one informational condition of Outcome.Info.
+type Condition struct {
+	Type    string
+	Status  metav1.ConditionStatus
+	Reason  string
+	Message string
 }
 
 // successReason is the True reason of each positive type.
@@ -61,6 +73,10 @@ func Apply(conds *[]metav1.Condition, o Outcome, now time.Time) (observed bool) 
 		set(conditions.Reconciling, metav1.ConditionTrue, conditions.ProgressingWithRetry, "retrying after: "+o.Err.Error())
 		meta.RemoveStatusCondition(conds, conditions.Stalled)
 		return false
+	}
+
+	for _, c := range o.Info {
+		set(c.Type, c.Status, c.Reason, c.Message)
 	}
 
 	var pending, failing, stalling *Problem
