@@ -323,47 +323,9 @@ func (l *shLexer) word() (string, bool, *posError) {
 			l.i += end + 2
 		case '"':
 			quoted = true
-			qstart := l.i
-			l.i++
-			closed := false
-			for l.i < len(l.s) {
-				d := l.s[l.i]
-				if d == '"' {
-					l.i++
-					closed = true
-					break
-				}
-				switch d {
-				case '\\':
-					if l.i+1 < len(l.s) {
-						switch e := l.s[l.i+1]; e {
-						case '$', '`', '"', '\\':
-							buf = append(buf, e)
-							l.i += 2
-							continue
-						case '\n':
-							l.i += 2
-							continue
-						}
-					}
-					buf = append(buf, d)
-					l.i++
-				case '`':
-					return "", false, errAt(l.base+l.i, "command substitution is not allowed")
-				case '$':
-					n, err := l.dollar()
-					if err != nil {
-						return "", false, err
-					}
-					buf = append(buf, l.s[l.i:l.i+n]...)
-					l.i += n
-				default:
-					buf = append(buf, d)
-					l.i++
-				}
-			}
-			if !closed {
-				return "", false, errAt(l.base+qstart, "unterminated double quote")
+			var err *posError
+			if buf, err = l.doubleQuoted(buf); err != nil {
+				return "", false, err
 			}
 		case '\\':
 			if l.i+1 >= len(l.s) {
@@ -373,15 +335,11 @@ func (l *shLexer) word() (string, bool, *posError) {
 				buf = append(buf, l.s[l.i+1])
 			}
 			l.i += 2
-		case '`':
-			return "", false, errAt(l.base+l.i, "command substitution is not allowed")
-		case '$':
-			n, err := l.dollar()
-			if err != nil {
+		case '`', '$':
+			var err *posError
+			if buf, err = l.expansion(buf); err != nil {
 				return "", false, err
 			}
-			buf = append(buf, l.s[l.i:l.i+n]...)
-			l.i += n
 		default:
 			buf = append(buf, c)
 			l.i++
@@ -389,6 +347,59 @@ func (l *shLexer) word() (string, bool, *posError) {
 	}
 	l.scratch = buf
 	return string(buf), quoted, nil
+}
+
+// doubleQuoted appends the text of the double-quoted string at l.i to buf and moves past its
+// closing quote. Inside double quotes a backslash only escapes $ ` " \ and newline, and
+// expansions are checked as they are outside.
+func (l *shLexer) doubleQuoted(buf []byte) ([]byte, *posError) {
+	qstart := l.i
+	l.i++
+	for l.i < len(l.s) {
+		switch d := l.s[l.i]; d {
+		case '"':
+			l.i++
+			return buf, nil
+		case '\\':
+			if l.i+1 < len(l.s) {
+				switch e := l.s[l.i+1]; e {
+				case '$', '`', '"', '\\':
+					buf = append(buf, e)
+					l.i += 2
+					continue
+				case '\n':
+					l.i += 2
+					continue
+				}
+			}
+			buf = append(buf, d)
+			l.i++
+		case '`', '$':
+			var err *posError
+			if buf, err = l.expansion(buf); err != nil {
+				return buf, err
+			}
+		default:
+			buf = append(buf, d)
+			l.i++
+		}
+	}
+	return buf, errAt(l.base+qstart, "unterminated double quote")
+}
+
+// expansion handles the backquote or '$' at l.i, quoted or not: command substitution is
+// refused, and the only expansion understood ($POD_IP) is kept literally for the rule parser.
+func (l *shLexer) expansion(buf []byte) ([]byte, *posError) {
+	if l.s[l.i] == '`' {
+		return buf, errAt(l.base+l.i, "command substitution is not allowed")
+	}
+	n, err := l.dollar()
+	if err != nil {
+		return buf, err
+	}
+	buf = append(buf, l.s[l.i:l.i+n]...)
+	l.i += n
+	return buf, nil
 }
 
 // dollar checks an expansion at l.i and returns its length; only $POD_IP is accepted and it
