@@ -54,19 +54,7 @@ func parseDescribe(s string) (*Parsed, error) {
 	for i := range cands {
 		cands[i].Command, cands[i].Args = joinDescribed(cands[i].Command, cands[i].Args)
 	}
-	c := pickContainer(cands)
-	if c == nil {
-		return nil, &ParseError{Line: 1, Column: 1, Msg: "no " + InitContainerName + " or " + OSMInitContainerName + " init container found under \"Init Containers:\""}
-	}
-	p, root, where, err := parseContainer(c)
-	if err == nil {
-		return p, nil
-	}
-	pe, ok := err.(*ParseError)
-	if !ok || root == "" {
-		return nil, err
-	}
-	return nil, mapIntoFile(s, root, where, pe)
+	return parseCandidates(s, cands, ` under "Init Containers:"`)
 }
 
 // joinDescribed rebuilds argv from describe's one-line-per-value listing.

@@ -778,9 +778,16 @@ func parseStructured(data []byte, s string) (*Parsed, error) {
 			cands = o.candidates(cands)
 		}
 	}
+	return parseCandidates(s, cands, "")
+}
+
+// parseCandidates reads the rules of the init container picked from cands, which were read
+// out of file; errors inside a container string are moved to their place in file. within
+// completes the message when no candidate fits.
+func parseCandidates(file string, cands []Container, within string) (*Parsed, error) {
 	c := pickContainer(cands)
 	if c == nil {
-		return nil, &ParseError{Line: 1, Column: 1, Msg: "no " + InitContainerName + " or " + OSMInitContainerName + " init container found"}
+		return nil, &ParseError{Line: 1, Column: 1, Msg: "no " + InitContainerName + " or " + OSMInitContainerName + " init container found" + within}
 	}
 	p, root, where, err := parseContainer(c)
 	if err == nil {
@@ -790,7 +797,7 @@ func parseStructured(data []byte, s string) (*Parsed, error) {
 	if !ok || root == "" {
 		return nil, err
 	}
-	return nil, mapIntoFile(s, root, where, pe)
+	return nil, mapIntoFile(file, root, where, pe)
 }
 
 // mapIntoFile moves an error positioned in a container string to the file the string came
