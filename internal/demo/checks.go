@@ -204,3 +204,18 @@ func containsNumber(s, prefix string) bool {
 		i = end
 	}
 }
+
+// ReadyWhileDrifted checks that a MeshConfig whose pods run outdated rules is still Ready for
+// its generation, and that PodsInSync carries the drift instead: GitOps tools wait on Ready, and
+// pods only pick up a change when they restart.
+func ReadyWhileDrifted(mc *configv1alpha2.MeshConfig) (bool, string) {
+	ok, detail := ReadyCondition(mc.Status.Conditions, mc.Generation)
+	if !ok {
+		return false, detail
+	}
+	p := meta.FindStatusCondition(mc.Status.Conditions, conditions.PodsInSync)
+	if p == nil || p.Status != metav1.ConditionFalse || p.Reason != conditions.Drifted {
+		return false, fmt.Sprintf("%s, but PodsInSync is %v", detail, p)
+	}
+	return true, fmt.Sprintf("%s, PodsInSync=False (%s)", detail, p.Reason)
+}

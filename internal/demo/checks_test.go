@@ -211,3 +211,29 @@ func TestContainsNumber(t *testing.T) {
 		}
 	}
 }
+
+func TestReadyWhileDrifted(t *testing.T) {
+	mc := func(conds ...metav1.Condition) *configv1alpha2.MeshConfig {
+		m := &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
+		m.Status.Conditions = conds
+		return m
+	}
+	ready := metav1.Condition{Type: conditions.Ready, Status: metav1.ConditionTrue, Reason: conditions.Succeeded, ObservedGeneration: 2}
+	drifted := metav1.Condition{Type: conditions.PodsInSync, Status: metav1.ConditionFalse, Reason: conditions.Drifted, ObservedGeneration: 2}
+	inSync := metav1.Condition{Type: conditions.PodsInSync, Status: metav1.ConditionTrue, Reason: conditions.InSync, ObservedGeneration: 2}
+	notReady := metav1.Condition{Type: conditions.Ready, Status: metav1.ConditionFalse, Reason: conditions.InvalidSpec, ObservedGeneration: 2}
+	for _, tt := range []struct {
+		name string
+		mc   *configv1alpha2.MeshConfig
+		want bool
+	}{
+		{"ready and drifted", mc(ready, drifted), true},
+		{"ready, pods in sync", mc(ready, inSync), false},
+		{"ready, no PodsInSync yet", mc(ready), false},
+		{"not ready", mc(notReady, drifted), false},
+	} {
+		if ok, detail := ReadyWhileDrifted(tt.mc); ok != tt.want {
+			t.Errorf("%s: %v (%s), want %v", tt.name, ok, detail, tt.want)
+		}
+	}
+}

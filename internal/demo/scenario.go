@@ -218,6 +218,8 @@ func (s *scenario) stepDrift(ctx context.Context) {
 		s.podsCheck(client.MatchingLabels{"app": "checkout"}, 2, Drifted("192.0.2.0/24", "6379")))
 	r.Expect(ctx, "the MeshConfig's status counts 2 drifted pods",
 		s.meshConfigCheck(configv1alpha2.PodSummary{Meshed: 2, Drifted: 2}))
+	r.Expect(ctx, "the MeshConfig stays Ready (its change was accepted); PodsInSync says Drifted",
+		s.meshConfigReadyWhileDrifted)
 	r.Expect(ctx, "the Egress reports that port 6379 now bypasses its sidecar", s.egressShadowed)
 
 	s.sh.Kubectl(ctx, "get", "pods", "-n", AppNamespace, "-o", "custom-columns="+PodColumns)
@@ -369,6 +371,15 @@ func (s *scenario) meshConfigCheck(want configv1alpha2.PodSummary) Check {
 		ok, detail := MeshConfigCounts(mc, want)
 		return ok, detail, nil
 	}
+}
+
+func (s *scenario) meshConfigReadyWhileDrifted(ctx context.Context) (bool, string, error) {
+	mc := &configv1alpha2.MeshConfig{}
+	if err := s.c.Get(ctx, client.ObjectKey{Namespace: MeshNamespace, Name: MeshConfigName}, mc); err != nil {
+		return false, "", err
+	}
+	ok, detail := ReadyWhileDrifted(mc)
+	return ok, detail, nil
 }
 
 func (s *scenario) policiesReady(ctx context.Context) (bool, string, error) {

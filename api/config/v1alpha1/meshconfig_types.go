@@ -345,6 +345,7 @@ type MeshConfigStatus struct {
 // +kubebuilder:resource:shortName=meshconfig
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="In-Sync",type=string,JSONPath=`.status.conditions[?(@.type=="PodsInSync")].status`,description="PodsInSync: whether every meshed pod runs the exclusions this MeshConfig asks for"
 // +kubebuilder:printcolumn:name="Meshed",type=integer,JSONPath=`.status.pods.meshed`
 // +kubebuilder:printcolumn:name="Drifted",type=integer,JSONPath=`.status.pods.drifted`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
