@@ -121,13 +121,8 @@ func Explain(rs *Ruleset, pkt Packet) Verdict {
 			stack = append(stack, frame{cur, i + 1})
 			cur, i = next, 0
 		case TargetReturn:
-			if len(stack) == 0 {
-				v.Trace = append(v.Trace, Step{Chain: cur.Name, Rule: "policy ACCEPT"})
-				return v
-			}
-			top := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			cur, i = top.chain, top.next
+			// Leaves the chain as running off its end does.
+			i = len(cur.Rules)
 		case TargetAccept:
 			return v
 		case TargetRedirect:

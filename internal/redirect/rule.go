@@ -179,51 +179,41 @@ func (r *Rule) String() string {
 	return b.String()
 }
 
-func neg(b *strings.Builder, n bool) {
-	if n {
+// option writes one match option, " [!] flag value"; flag carries its own surrounding spaces.
+func option(b *strings.Builder, negated bool, flag, value string) {
+	if negated {
 		b.WriteString(" !")
 	}
+	b.WriteString(flag)
+	b.WriteString(value)
 }
 
 func (r *Rule) appendTo(b *strings.Builder) {
 	b.WriteString("-A ")
 	b.WriteString(r.Chain)
 	if r.Protocol != "" {
-		neg(b, r.NegProtocol)
-		b.WriteString(" -p ")
-		b.WriteString(r.Protocol)
+		option(b, r.NegProtocol, " -p ", r.Protocol)
 	}
 	if r.Src.IsValid() {
-		neg(b, r.NegSrc)
-		b.WriteString(" -s ")
-		b.WriteString(r.Src.String())
+		option(b, r.NegSrc, " -s ", r.Src.String())
 	}
 	if r.Dst.IsValid() {
-		neg(b, r.NegDst)
-		b.WriteString(" -d ")
-		b.WriteString(r.Dst.String())
+		option(b, r.NegDst, " -d ", r.Dst.String())
 	}
 	if r.InIface != "" {
-		neg(b, r.NegInIface)
-		b.WriteString(" -i ")
-		b.WriteString(r.InIface)
+		option(b, r.NegInIface, " -i ", r.InIface)
 	}
 	if r.OutIface != "" {
-		neg(b, r.NegOutIface)
-		b.WriteString(" -o ")
-		b.WriteString(r.OutIface)
+		option(b, r.NegOutIface, " -o ", r.OutIface)
 	}
 	if r.HasUID {
 		b.WriteString(" -m owner")
-		neg(b, r.NegUID)
-		b.WriteString(" --uid-owner ")
-		b.WriteString(strconv.FormatUint(uint64(r.UID), 10))
+		option(b, r.NegUID, " --uid-owner ", strconv.FormatUint(uint64(r.UID), 10))
 	}
 	if len(r.DPorts) > 0 {
 		if r.Multiport || len(r.DPorts) > 1 {
 			b.WriteString(" -m multiport")
-			neg(b, r.NegDPorts)
-			b.WriteString(" --dports ")
+			option(b, r.NegDPorts, " --dports ", "")
 			for i, p := range r.DPorts {
 				if i > 0 {
 					b.WriteByte(',')
@@ -231,9 +221,7 @@ func (r *Rule) appendTo(b *strings.Builder) {
 				b.WriteString(strconv.FormatUint(uint64(p), 10))
 			}
 		} else {
-			neg(b, r.NegDPorts)
-			b.WriteString(" --dport ")
-			b.WriteString(strconv.FormatUint(uint64(r.DPorts[0]), 10))
+			option(b, r.NegDPorts, " --dport ", strconv.FormatUint(uint64(r.DPorts[0]), 10))
 		}
 	}
 	if r.Comment != "" {
