@@ -196,6 +196,8 @@ func TestClusterGolden(t *testing.T) {
 		{"cluster-explain-egress-json", 0, []string{"explain", "pod", "test-58d4f8ff58-wtz4f", "-n", "test", "--to", redisIP + ":7003", "-o", "json"}},
 		{"cluster-explain-bypass", 0, []string{"explain", "pod", "test-58d4f8ff58-wtz4f", "-n", "test", "--to", "1.1.1.1:443"}},
 		{"cluster-explain-proxy-uid", 0, []string{"explain", "pod", "test-58d4f8ff58-wtz4f", "-n", "test", "--to", redisIP + ":7000", "--uid", "1500"}},
+		{"cluster-explain-inbound", 0, []string{"explain", "pod", "test-58d4f8ff58-wtz4f", "-n", "test", "--inbound", "--port", "8080"}},
+		{"cluster-explain-inbound-pod-reader", 0, []string{"explain", "pod", "test-58d4f8ff58-wtz4f", "-n", "test", "--as", "pod-reader", "--inbound", "--port", "8080"}},
 		{"cluster-analyze-namespace", 1, []string{"analyze", "-n", "test"}},
 		{"cluster-analyze-all-json", 1, []string{"analyze", "-A", "-o", "json"}},
 		{"cluster-analyze-clean-namespace", 0, []string{"analyze", "-n", "plain"}},

@@ -13,11 +13,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/diagnose"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
 func newExplainCommand(streams genericiooptions.IOStreams) *cobra.Command {
@@ -37,20 +39,31 @@ func newExplainPodCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		objects []string
 		to      string
 		uid     uint32
+		inbound bool
+		port    uint16
+		from    string
 		out     = string(outputTable)
 	)
 	cmd := &cobra.Command{
-		Use:   "pod NAME -n NAMESPACE --to IP:PORT [--uid N]",
-		Short: "Follow one outbound connection of a pod: bypass or sidecar, then which policy or Service takes it",
+		Use:   "pod NAME -n NAMESPACE (--to IP:PORT [--uid N] | --inbound --port N [--from IP])",
+		Short: "Follow one connection of a pod: bypass or sidecar, then which policy or Service takes it",
 		Long: `Follow one outbound TCP connection of a pod. First the rules the pod actually runs (its parsed
 init container, or --rules-file): does the connection leave directly, and because of which rule
 and which setting? Then, when it reaches the sidecar: does a mesh Service's listener take it
 (and is that a port collision that black-holes an external destination), does an Egress policy
 allow it, or is it denied?
 
-Exit code 1 means the connection is black-holed: taken by the listener of a mesh Service it was
-not meant for, or denied.`,
+With --inbound --port N, follow a connection arriving at the pod's port N instead: does it reach
+the sidecar's inbound listener (15003) or go straight to the application, because of which rule
+and which setting (an inbound port exclusion in the MeshConfig or the pod's annotation)? And
+which IngressBackend governs the port (a backend whose Service selects the pod and whose port is
+the target port N)?
+
+Exit code 1 means the connection is black-holed (taken by the listener of a mesh Service it was
+not meant for, or denied), or, inbound, that it bypasses the sidecar on a port an IngressBackend
+governs, so the policy is not enforced.`,
 		Example: `  kubectl meshkeeper explain pod web-7d9f8c-x2x4q -n shop --to 10.0.0.6:7000
+  kubectl meshkeeper explain pod web-7d9f8c-x2x4q -n shop --inbound --port 8080
   meshkeeper explain pod --pod pod.yaml --meshconfig meshconfig.yaml --objects mesh.yaml --to 1.1.1.1:443`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -58,15 +71,39 @@ not meant for, or denied.`,
 			if err := o.validate(); err != nil {
 				return err
 			}
-			dst, err := netip.ParseAddrPort(to)
-			if err != nil {
-				return usageError("--to %q: expected IP:PORT (IPv6 as [addr]:port)", to)
+			var dst netip.AddrPort
+			var src netip.Addr
+			var err error
+			switch {
+			case inbound && to != "":
+				return usageError("--to is for outbound connections; with --inbound give the pod's --port")
+			case inbound && port == 0:
+				return usageError("--inbound needs --port N, the pod's port the connection arrives at (1-65535)")
+			case inbound && c.Flags().Changed("uid"):
+				return usageError("--uid is for outbound connections: an arriving connection has no local socket owner")
+			case inbound && from != "":
+				if src, err = netip.ParseAddr(from); err != nil {
+					return usageError("--from %q: expected an IP address", from)
+				}
+			case !inbound && (port != 0 || from != ""):
+				return usageError("--port and --from describe an inbound connection: add --inbound")
+			case !inbound && to == "":
+				return usageError("required flag \"to\" not set: give --to IP:PORT, or --inbound --port N")
+			case !inbound:
+				if dst, err = netip.ParseAddrPort(to); err != nil {
+					return usageError("--to %q: expected IP:PORT (IPv6 as [addr]:port)", to)
+				}
 			}
 			in, err := gatherRoute(c.Context(), streams, cf, mesh, offline, objects, args)
 			if err != nil {
 				return err
 			}
-			res, err := diagnose.Route(in, dst, uid)
+			var res diagnose.RouteResult
+			if inbound {
+				res, err = diagnose.RouteInbound(in, port, src)
+			} else {
+				res, err = diagnose.Route(in, dst, uid)
+			}
 			if err != nil {
 				return &exitError{code: exitProblems, err: err}
 			}
@@ -74,6 +111,9 @@ not meant for, or denied.`,
 				writeRoute(streams.Out, res)
 			} else if err := writeData(streams.Out, o, res); err != nil {
 				return err
+			}
+			if res.Status == diagnose.StatusFail && inbound {
+				return &exitError{code: exitProblems, err: fmt.Errorf("inbound connection to %s of %s bypasses the sidecar on a port an IngressBackend governs", res.Destination, res.Pod)}
 			}
 			if res.Status == diagnose.StatusFail {
 				return &exitError{code: exitProblems, err: fmt.Errorf("connection from %s to %s is black-holed", res.Pod, res.Destination)}
@@ -85,11 +125,13 @@ not meant for, or denied.`,
 	mesh.add(cmd.Flags())
 	offline.add(cmd)
 	f := cmd.Flags()
-	f.StringArrayVar(&objects, "objects", nil, "offline: Services, Namespaces and Egress policies (YAML/JSON, several documents or a List; repeatable)")
-	f.StringVar(&to, "to", "", "destination IP:PORT (required)")
+	f.StringArrayVar(&objects, "objects", nil, "offline: Services, Namespaces, Egress and IngressBackend policies (YAML/JSON, several documents or a List; repeatable)")
+	f.StringVar(&to, "to", "", "destination IP:PORT of an outbound connection")
 	f.Uint32Var(&uid, "uid", 0, "UID owning the sending socket (the proxy runs as 1500)")
+	f.BoolVar(&inbound, "inbound", false, "follow a connection arriving at the pod's --port instead")
+	f.Uint16Var(&port, "port", 0, "with --inbound: the pod's port the connection arrives at")
+	f.StringVar(&from, "from", "", "with --inbound: the client's IP address (rules matching a source never match without it)")
 	f.StringVarP(&out, "output", "o", out, "output format: table, json or yaml")
-	_ = cmd.MarkFlagRequired("to")
 	return withUsageErrors(cmd)
 }
 
@@ -97,7 +139,11 @@ func writeRoute(w io.Writer, r diagnose.RouteResult) {
 	p := paletteFor(w)
 	tw := newTable(w)
 	fmt.Fprintf(tw, "Pod:\t%s\n", r.Pod)
-	fmt.Fprintf(tw, "Destination:\t%s (UID %d)\n", r.Destination, r.UID)
+	if r.Direction == redirect.DirectionInbound {
+		fmt.Fprintf(tw, "Inbound to:\t%s (from %s)\n", r.Destination, orText(r.Source, "any source"))
+	} else {
+		fmt.Fprintf(tw, "Destination:\t%s (UID %d)\n", r.Destination, r.UID)
+	}
 	fmt.Fprintf(tw, "Rules from:\t%s\n", r.RulesSource)
 	fmt.Fprintf(tw, "Path:\t%s\n", r.Path)
 	if r.Rule != "" {
@@ -117,6 +163,9 @@ func writeRoute(w io.Writer, r diagnose.RouteResult) {
 	}
 	for _, c := range r.Collisions {
 		fmt.Fprintf(tw, "Also on this port:\t%s\n", c)
+	}
+	for _, b := range r.IngressBackends {
+		fmt.Fprintf(tw, "IngressBackend:\t%s\n", b)
 	}
 	fmt.Fprintf(tw, "Status:\t%s\n", strings.TrimRight(p.paint(string(r.Status), 0), " "))
 	_ = tw.Flush()
@@ -181,9 +230,9 @@ func gatherRoute(ctx context.Context, streams genericiooptions.IOStreams, cf *ge
 		if err != nil {
 			return in, err
 		}
-		in.Namespaces, in.Services, in.Egresses = set.Namespaces, set.Services, set.Egresses
+		in.Namespaces, in.Services, in.Egresses, in.IngressBackends = set.Namespaces, set.Services, set.Egresses, set.IngressBackends
 		if len(objectFiles) == 0 {
-			in.PolicyUnknown = "offline mode: pass --objects FILE with the mesh's Namespaces, Services and Egress policies"
+			in.PolicyUnknown = "offline mode: pass --objects FILE with the mesh's Namespaces, Services, Egress and IngressBackend policies"
 		}
 		return in, nil
 	}
@@ -224,6 +273,17 @@ func gatherRoute(ctx context.Context, streams genericiooptions.IOStreams, cf *ge
 	if err := k.client.List(ctx, &egs); err != nil && !isNoMatch(err) {
 		in.PolicyUnknown = diagnose.Unknown(soft(err, "list", "egresses.policy.openservicemesh.io"))
 	}
-	in.Namespaces, in.Services, in.Egresses = nss.Items, svcs.Items, egs.Items
+	var ibs policyv1alpha1.IngressBackendList
+	if err := k.client.List(ctx, &ibs, client.InNamespace(pod.Namespace)); err != nil && !isNoMatch(err) && in.PolicyUnknown == "" {
+		in.PolicyUnknown = diagnose.Unknown(soft(err, "list", "ingressbackends.policy.openservicemesh.io -n "+pod.Namespace))
+	}
+	in.Namespaces, in.Services, in.Egresses, in.IngressBackends = nss.Items, svcs.Items, egs.Items, ibs.Items
 	return in, nil
+}
+
+func orText(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
 }

@@ -47,6 +47,7 @@ const (
 	seed003MC     = "testdata/diagnose/seed003-meshconfig.yaml"
 	seed003Objs   = "testdata/diagnose/seed003-objects.yaml"
 	seedNS        = "testdata/diagnose/seed001-namespace.yaml"
+	ingressObjs   = "testdata/diagnose/ingress-objects.yaml"
 )
 
 func TestOfflineGolden(t *testing.T) {
@@ -68,6 +69,13 @@ func TestOfflineGolden(t *testing.T) {
 		{"explain-pod-offline-bypass", 0, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--to", "1.1.1.1:443"}},
 		{"explain-pod-offline-seed003", 1, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seed003MC, "--objects", seed003Objs, "--to", "10.0.0.6:7000"}},
 		{"explain-pod-offline-seed003-json", 0, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seed003MC, "--objects", seed003Objs, "--to", "10.0.0.6:7003", "-o", "json"}},
+		{"explain-pod-offline-inbound", 0, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--objects", ingressObjs, "--inbound", "--port", "8080"}},
+		{"explain-pod-offline-inbound-no-backend", 0, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--objects", ingressObjs, "--inbound", "--port", "9090"}},
+		{"explain-pod-offline-inbound-bypass-json", 1, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--objects", ingressObjs, "--rules-file", "testdata/iptables-save.txt", "--inbound", "--port", "8080", "--from", "10.244.1.5", "-o", "json"}},
+		{"usage-inbound-without-port", 2, []string{"explain", "pod", "--pod", seedPod, "--inbound"}},
+		{"usage-inbound-with-to", 2, []string{"explain", "pod", "--pod", seedPod, "--inbound", "--port", "8080", "--to", "10.0.0.6:7000"}},
+		{"usage-port-without-inbound", 2, []string{"explain", "pod", "--pod", seedPod, "--port", "8080"}},
+		{"usage-explain-no-to", 2, []string{"explain", "pod", "--pod", seedPod}},
 		{"analyze-offline-seed003", 1, []string{"analyze", "--meshconfig", seed003MC, "--objects", seed003Objs, "--pod", seedPod, "--service-cidr", "10.96.0.0/12"}},
 		{"analyze-offline-clean", 0, []string{"analyze", "--meshconfig", seedMC, "--pod", seedPod, "--service-cidr", "10.96.0.0/12", "--pod-cidr", "10.244.0.0/16"}},
 		{"analyze-offline-seed003-json", 1, []string{"analyze", "--meshconfig", seedMCExtra, "--objects", seed003Objs, "--pod", seedPod, "-o", "json", "--fail-on", "warning"}},

@@ -30,8 +30,11 @@ type RouteInput struct {
 	Namespaces []corev1.Namespace
 	Services   []corev1.Service
 	Egresses   []policyv1alpha1.Egress
-	// PolicyUnknown says why Services and Egress policies were not read; the answer past the
-	// sidecar then only reflects what was given.
+	// IngressBackends are candidates for inbound connections (RouteInbound); only those of the
+	// pod's namespace whose backend Service selects the pod apply.
+	IngressBackends []policyv1alpha1.IngressBackend
+	// PolicyUnknown says why Services and Egress (or IngressBackend) policies were not read; the
+	// answer past the sidecar then only reflects what was given.
 	PolicyUnknown Unknown
 
 	Selection injection.SelectOptions
@@ -47,9 +50,13 @@ const (
 
 // RouteResult answers "where does this pod's connection to IP:PORT go".
 type RouteResult struct {
-	Pod         string `json:"pod"`
-	Destination string `json:"destination"`
-	UID         uint32 `json:"uid"`
+	Pod string `json:"pod"`
+	// Direction is outbound (Route) or inbound (RouteInbound).
+	Direction   redirect.Direction `json:"direction"`
+	Destination string             `json:"destination"`
+	// Source is the client address of an inbound connection, when one was given.
+	Source string `json:"source,omitempty"`
+	UID    uint32 `json:"uid"`
 	// RulesSource is where the rules that were walked came from.
 	RulesSource string `json:"rulesSource"`
 	Path        Path   `json:"path"`
@@ -62,6 +69,8 @@ type RouteResult struct {
 	Listener   string           `json:"listener,omitempty"`
 	Egress     []string         `json:"egress,omitempty"`
 	Collisions []string         `json:"collisions,omitempty"`
+	// IngressBackends are the backends that govern an inbound connection.
+	IngressBackends []string `json:"ingressBackends,omitempty"`
 	// Summary is one sentence for people.
 	Summary string `json:"summary"`
 	// Status is fail when the connection is black-holed (a mesh Service's listener takes it,
@@ -72,27 +81,39 @@ type RouteResult struct {
 	Trace []redirect.Step `json:"trace"`
 }
 
+// podRules returns the rules the pod runs: the given ones, or its parsed redirection init
+// container; nil when it has none.
+func podRules(in RouteInput) (*redirect.Parsed, string, error) {
+	if in.Rules != nil {
+		return in.Rules, in.RulesSource, nil
+	}
+	c := drift.RedirectionInitContainer(in.Pod)
+	if c == nil {
+		return nil, "", nil
+	}
+	p, err := podspec.ParseContainer(c)
+	if err != nil {
+		return nil, "", fmt.Errorf("cannot read the rules of init container %s of pod %s/%s: %w", c.Name, in.Pod.Namespace, in.Pod.Name, err)
+	}
+	return p, "init container " + c.Name, nil
+}
+
 // Route follows one outbound TCP connection of the pod to dst, sent by a socket owned by uid:
 // first through the rules the pod actually runs (its parsed init container, or the given rules),
 // then through the sidecar's listeners and Egress policies (analysis.Trace).
 func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 	pod := in.Pod
-	res := RouteResult{Pod: pod.Namespace + "/" + pod.Name, Destination: dst.String(), UID: uid, Trace: []redirect.Step{}}
-	parsed, source := in.Rules, in.RulesSource
+	res := RouteResult{Pod: pod.Namespace + "/" + pod.Name, Direction: redirect.DirectionOutbound, Destination: dst.String(), UID: uid, Trace: []redirect.Step{}}
+	parsed, source, err := podRules(in)
+	if err != nil {
+		return res, err
+	}
 	if parsed == nil {
-		c := drift.RedirectionInitContainer(pod)
-		if c == nil {
-			res.RulesSource = "none"
-			res.Path, res.Status = PathBypass, StatusFail
-			res.Summary = fmt.Sprintf("%s: the pod has no %s or %s init container, so nothing redirects its traffic to a sidecar; it leaves the pod directly",
-				dst, redirect.InitContainerName, redirect.OSMInitContainerName)
-			return res, nil
-		}
-		p, err := podspec.ParseContainer(c)
-		if err != nil {
-			return res, fmt.Errorf("cannot read the rules of init container %s of pod %s: %w", c.Name, res.Pod, err)
-		}
-		parsed, source = p, "init container "+c.Name
+		res.RulesSource = "none"
+		res.Path, res.Status = PathBypass, StatusFail
+		res.Summary = fmt.Sprintf("%s: the pod has no %s or %s init container, so nothing redirects its traffic to a sidecar; it leaves the pod directly",
+			dst, redirect.InitContainerName, redirect.OSMInitContainerName)
+		return res, nil
 	}
 	res.RulesSource = source
 
