@@ -101,6 +101,10 @@ func TestIngressBackendTargetPort(t *testing.T) {
 
 	// Settled: re-evaluations caused by unrelated changes write nothing.
 	writes := h.statusWrites(ib)
+	events := func() string { return strings.Join(h.events.About(ib.Namespace, ib.Name), ", ") }
+	if got := events(); got != "Warning TargetPortMismatch, Normal Ready" {
+		t.Errorf("events %q: one per transition (stalled, then ready)", got)
+	}
 	gw := &corev1.Service{}
 	must(t, env.Client.Get(ctx, client.ObjectKey{Namespace: w.app, Name: "gateway"}, gw))
 	gw.Labels = map[string]string{"touched": "yes"}
@@ -111,6 +115,9 @@ func TestIngressBackendTargetPort(t *testing.T) {
 		}
 		return nil
 	})
+	if got := events(); got != "Warning TargetPortMismatch, Normal Ready" {
+		t.Errorf("events %q after re-evaluations that changed nothing", got)
+	}
 
 	// An AuthenticatedPrincipal source over plain http passes the schema (no webhook here) but
 	// can never match anyone: invalid but admitted, so stalled and kstatus Failed.
