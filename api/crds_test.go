@@ -392,7 +392,7 @@ var _ = Describe("kubectl apply --server-side", func() {
 
 		out, err = run("get", "meshconfigs.config.openservicemesh.io", "-A")
 		Expect(err).NotTo(HaveOccurred(), out)
-		Expect(strings.Fields(strings.SplitN(out, "\n", 2)[0])).To(Equal([]string{"NAMESPACE", "NAME", "READY", "REASON", "MESHED", "DRIFTED", "AGE"}))
+		Expect(strings.Fields(strings.SplitN(out, "\n", 2)[0])).To(Equal([]string{"NAMESPACE", "NAME", "READY", "REASON", "IN-SYNC", "MESHED", "DRIFTED", "AGE"}))
 		out, err = run("get", "ingressbackends.policy.openservicemesh.io", "-A")
 		Expect(err).NotTo(HaveOccurred(), out)
 		Expect(strings.Fields(strings.SplitN(out, "\n", 2)[0])).To(Equal([]string{"NAMESPACE", "NAME", "READY", "REASON", "STATUS", "AGE"}))
