@@ -53,7 +53,7 @@ func newAnalyzeCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Long: `Report every problem in a namespace (-n, default the kubeconfig's namespace) or in the whole
 cluster (-A): pods whose sidecar is missing or not ready, failed or missing init containers,
 rules that drifted from the MeshConfig, shadowed Egress policies, port collisions, IngressBackend
-mistakes and dangerous MeshConfig exclusions. Every code is documented in docs/analyze-codes.md.
+mistakes and dangerous MeshConfig exclusions. Every code is documented in docs/findings.md.
 
 Offline, with --objects FILE (and --pod FILE, --meshconfig FILE), nothing is read from the
 cluster and every object given is analysed.`,

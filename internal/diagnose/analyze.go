@@ -20,7 +20,7 @@ import (
 )
 
 // Codes of the findings Analyze adds to the policy findings of internal/analysis. Like those,
-// they are stable: never renamed, never reused. docs/analyze-codes.md documents every code.
+// they are stable: never renamed, never reused. docs/findings.md documents every code.
 const (
 	// CodeMeshConfigInvalid: the MeshConfig's traffic settings cannot be rendered.
 	CodeMeshConfigInvalid = "MeshConfigInvalid"

@@ -186,10 +186,10 @@ func TestAnalyze(t *testing.T) {
 	}
 }
 
-// Every code Analyze can report has a section in docs/analyze-codes.md, and every section is a
+// Every code Analyze can report has a section in docs/findings.md, and every section is a
 // code: the document is the list users and alerts rely on.
 func TestCodesDocumented(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "analyze-codes.md"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", "findings.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestCodesDocumented(t *testing.T) {
 	for _, c := range Codes {
 		sev, ok := documented[c.Code]
 		if !ok {
-			t.Errorf("code %s is not documented in docs/analyze-codes.md", c.Code)
+			t.Errorf("code %s is not documented in docs/findings.md", c.Code)
 			continue
 		}
 		if c.Severity != "" && !strings.Contains(sev, string(c.Severity)) {
@@ -209,6 +209,6 @@ func TestCodesDocumented(t *testing.T) {
 		delete(documented, c.Code)
 	}
 	for code := range documented {
-		t.Errorf("docs/analyze-codes.md documents %s, which Analyze never reports", code)
+		t.Errorf("docs/findings.md documents %s, which Analyze never reports", code)
 	}
 }
