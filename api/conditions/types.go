@@ -7,9 +7,10 @@ package conditions
 const (
 	// Ready summarises the object. Polarity: normal (True is healthy).
 	//   True:    Succeeded.
-	//   False:   InvalidSpec, RefNotFound, ReconcileFailed, FeatureDisabled, Conflict.
-	//   Drifted pods never make a MeshConfig un-Ready: that is PodsInSync's business.
+	//   False:   InvalidSpec, RefNotFound, ReconcileFailed, FeatureDisabled, Conflict,
+	//            TargetPortMismatch, Bypassed.
 	//   Unknown: Progressing (the controller has not finished looking at this generation).
+	//   Drifted pods never make a MeshConfig un-Ready: that is PodsInSync's business.
 	Ready = "Ready"
 
 	// Reconciling says the controller is still working towards the desired state.
@@ -20,7 +21,8 @@ const (
 
 	// Stalled says progress is impossible without a change by a person (a bad spec, a conflict).
 	// Polarity: abnormal (True is unhealthy; absent or False when fine).
-	//   True:    InvalidSpec, Conflict, ReconcileFailed.
+	//   True:    InvalidSpec, Conflict, ReconcileFailed, FeatureDisabled, TargetPortMismatch,
+	//            Bypassed (each needs an edit by a person; kstatus calls only Stalled objects Failed).
 	//   False:   Succeeded.
 	Stalled = "Stalled"
 
@@ -113,6 +115,8 @@ const (
 	RefNotFound = "RefNotFound"
 	// InvalidRef: a reference names a kind or group meshkeeper does not support.
 	InvalidRef = "InvalidRef"
+	// Bypassed: traffic the object governs bypasses the sidecar, so the object is not enforced.
+	Bypassed = "Bypassed"
 	// TargetPortMismatch: an IngressBackend port matches no targetPort of its Service, so OSM
 	// semantics make the backend inert.
 	TargetPortMismatch = "TargetPortMismatch"
@@ -174,13 +178,13 @@ type TypeInfo struct {
 var Vocabulary = []TypeInfo{
 	{Type: Ready, Polarity: PositivePolarity,
 		True:    []string{Succeeded},
-		False:   []string{InvalidSpec, RefNotFound, ReconcileFailed, FeatureDisabled, Conflict},
+		False:   []string{InvalidSpec, RefNotFound, ReconcileFailed, FeatureDisabled, Conflict, TargetPortMismatch, Bypassed},
 		Unknown: []string{Progressing}},
 	{Type: Reconciling, Polarity: NegativePolarity,
 		True:  []string{Progressing, ProgressingWithRetry},
 		False: []string{Succeeded}},
 	{Type: Stalled, Polarity: NegativePolarity,
-		True:  []string{InvalidSpec, Conflict, ReconcileFailed},
+		True:  []string{InvalidSpec, Conflict, ReconcileFailed, FeatureDisabled, TargetPortMismatch, Bypassed},
 		False: []string{Succeeded}},
 	{Type: Accepted, Polarity: PositivePolarity,
 		True:    []string{AcceptedReason},
