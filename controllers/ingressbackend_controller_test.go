@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,9 +12,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
 func waitIngressBackend(t *testing.T, key client.ObjectKey, check func(*policyv1alpha1.IngressBackend) error) *policyv1alpha1.IngressBackend {
@@ -176,4 +179,126 @@ func TestIngressBackendDependencies(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// setPodMeta changes a pod's labels and annotations the way `kubectl label/annotate` would.
+func setPodMeta(t *testing.T, pod *corev1.Pod, change func(*corev1.Pod)) {
+	t.Helper()
+	must(t, env.Client.Get(ctx, client.ObjectKeyFromObject(pod), pod))
+	before := pod.DeepCopy()
+	change(pod)
+	must(t, env.Client.Patch(ctx, pod, client.MergeFrom(before)))
+}
+
+// TestIngressBackendBackendPods: a backend pod whose own inbound-port-exclusion-list annotation
+// names the backend port lets traffic past its sidecar, so the IngressBackend reports
+// BackendPortNotIntercepted naming the pod. The pod watch maps label changes both ways (a pod
+// leaving and re-entering the selector) and annotation removal, and pod changes the policy does
+// not read write nothing.
+func TestIngressBackendBackendPods(t *testing.T) {
+	w := newWorld(t, "ibpods", enableEgressPolicy)
+	web := tcpService(w.app, "web", 80)
+	web.Spec.Ports[0].TargetPort = intstr.FromInt32(8080)
+	must(t, env.Client.Create(ctx, web))
+	must(t, env.Client.Create(ctx, tcpService(w.app, "gateway", 443)))
+	h := startPolicyManager(t, "ibpods")
+	ib := webBackend(w.app, "web", 8080)
+	must(t, env.Client.Create(ctx, ib))
+	key := client.ObjectKeyFromObject(ib)
+	waitIngressBackend(t, key, osmStatus(policyv1alpha1.CurrentStatusCommitted))
+
+	backend := w.appPod("web", "a") // app=web: selected by Service web
+	backend.Annotations = map[string]string{redirect.AnnotationInboundPortExclusionList: "9090,8080"}
+	must(t, env.Client.Create(ctx, backend))
+	other := w.appPod("billing", "b") // app=billing: selected by no backend Service
+	must(t, env.Client.Create(ctx, other))
+
+	bypassed := func(ib *policyv1alpha1.IngressBackend) error {
+		f := findingOf(ib.Status.Findings, conditions.FindingBackendPortNotIntercepted)
+		if f == nil {
+			return fmt.Errorf("no %s finding: %v", conditions.FindingBackendPortNotIntercepted, ib.Status.Findings)
+		}
+		if !slices.Contains(f.Objects, "Pod/"+w.app+"/"+backend.Name) || !strings.Contains(f.Message, w.app+"/"+backend.Name) {
+			return fmt.Errorf("finding does not name pod %s: %s %v", backend.Name, f.Message, f.Objects)
+		}
+		if slices.Contains(f.Objects, "Pod/"+w.app+"/"+other.Name) {
+			return fmt.Errorf("finding names the unselected pod %s: %v", other.Name, f.Objects)
+		}
+		return osmStatus(policyv1alpha1.CurrentStatusError)(ib)
+	}
+	intercepted := func(ib *policyv1alpha1.IngressBackend) error {
+		if len(ib.Status.Findings) != 0 {
+			return fmt.Errorf("findings remain: %v", ib.Status.Findings)
+		}
+		return osmStatus(policyv1alpha1.CurrentStatusCommitted)(ib)
+	}
+
+	start := time.Now()
+	got := waitIngressBackend(t, key, bypassed)
+	t.Logf("annotated backend pod reported after %s", time.Since(start).Round(time.Millisecond))
+	if c := conditionString(got.Status.Conditions, conditions.Ready); c != "False/Bypassed" {
+		t.Errorf("Ready = %s", c)
+	}
+
+	// Settled: pod changes the policy does not read write nothing. The unselected pod gains the
+	// annotation; the backend pod gains an unrelated annotation.
+	writes := h.statusWrites(got)
+	setPodMeta(t, other, func(p *corev1.Pod) {
+		p.Annotations = map[string]string{redirect.AnnotationInboundPortExclusionList: "8080"}
+	})
+	setPodMeta(t, backend, func(p *corev1.Pod) { p.Annotations["example.com/owner"] = "payments" })
+	consistently(t, 2*time.Second, func() error {
+		if n := h.statusWrites(got); n != writes {
+			return fmt.Errorf("%d status writes while nothing the policy reads changed", n-writes)
+		}
+		return nil
+	})
+
+	// Relabelled out of the selector: the old object maps to the IngressBackend, which clears.
+	setPodMeta(t, backend, func(p *corev1.Pod) { p.Labels["app"] = "web-canary" })
+	waitIngressBackend(t, key, intercepted)
+	setPodMeta(t, backend, func(p *corev1.Pod) { p.Labels["app"] = "web" })
+	waitIngressBackend(t, key, bypassed)
+
+	// The annotation removed: the port is intercepted again.
+	setPodMeta(t, backend, func(p *corev1.Pod) { delete(p.Annotations, redirect.AnnotationInboundPortExclusionList) })
+	waitIngressBackend(t, key, intercepted)
+}
+
+// TestBackendPodChanged: the pod watch passes only the updates that can change a backend pod's
+// part in an IngressBackend's status.
+func TestBackendPodChanged(t *testing.T) {
+	base := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-1",
+		Labels:      map[string]string{"app": "web"},
+		Annotations: map[string]string{redirect.AnnotationInboundPortExclusionList: "8080", "example.com/owner": "payments"}}}
+	now := metav1.Now()
+	for _, tc := range []struct {
+		name   string
+		change func(*corev1.Pod)
+		want   bool
+	}{
+		{"nothing", func(*corev1.Pod) {}, false},
+		{"status", func(p *corev1.Pod) { p.Status.Phase = corev1.PodRunning }, false},
+		{"other annotation", func(p *corev1.Pod) { p.Annotations["example.com/owner"] = "billing" }, false},
+		{"exclusion list value", func(p *corev1.Pod) { p.Annotations[redirect.AnnotationInboundPortExclusionList] = "9090" }, true},
+		{"exclusion list removed", func(p *corev1.Pod) { delete(p.Annotations, redirect.AnnotationInboundPortExclusionList) }, true},
+		{"exclusion list emptied", func(p *corev1.Pod) { p.Annotations[redirect.AnnotationInboundPortExclusionList] = "" }, true},
+		{"label value", func(p *corev1.Pod) { p.Labels["app"] = "web-canary" }, true},
+		{"label added", func(p *corev1.Pod) { p.Labels["tier"] = "front" }, true},
+		{"terminating", func(p *corev1.Pod) { p.DeletionTimestamp = &now }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			changed := base.DeepCopy()
+			tc.change(changed)
+			if got := backendPodChanged.Update(event.UpdateEvent{ObjectOld: base, ObjectNew: changed}); got != tc.want {
+				t.Errorf("Update = %t, want %t", got, tc.want)
+			}
+		})
+	}
+	if !backendPodChanged.Create(event.CreateEvent{Object: base}) || !backendPodChanged.Delete(event.DeleteEvent{Object: base}) {
+		t.Error("creation and deletion must pass")
+	}
+	if backendPodChanged.Generic(event.GenericEvent{Object: base}) {
+		t.Error("generic events must not pass")
+	}
 }
