@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -23,7 +23,6 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
-	"github.com/meshkeeper/meshkeeper/internal/status"
 	"github.com/meshkeeper/meshkeeper/internal/validation"
 )
 
@@ -42,37 +41,28 @@ type EgressReconciler struct {
 	Options  PolicyOptions
 }
 
-// egressTypes are the positive conditions an Egress carries besides Ready, in judging order.
-var egressTypes = []string{conditions.Accepted, conditions.ResolvedRefs}
+// egressKind: an Egress carries Accepted and ResolvedRefs besides Ready.
+var egressKind = policyKind[*policyv1alpha1.Egress]{
+	types: []string{conditions.Accepted, conditions.ResolvedRefs},
+	status: func(e *policyv1alpha1.Egress) policyStatus {
+		return policyStatus{&e.Status.Conditions, &e.Status.Findings, &e.Status.ObservedGeneration}
+	},
+	summary: func(e *policyv1alpha1.Egress) string {
+		return fmt.Sprintf("allows %d port(s) for %d service account(s)", len(e.Spec.Ports), len(e.Spec.Sources))
+	},
+	validate: func(e *policyv1alpha1.Egress) field.ErrorList { return validation.Egress(e).Errors },
+}
 
-// Reconcile gathers, analyses, and writes status once, in the deferred patch, only on change.
-func (r *EgressReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ ctrl.Result, err error) {
-	e := &policyv1alpha1.Egress{}
-	if err := r.Client.Get(ctx, req.NamespacedName, e); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	patcher := status.NewPatcher(e).WithEvents(r.Recorder, func(o *policyv1alpha1.Egress) []metav1.Condition { return o.Status.Conditions })
-	outcome := status.Outcome{Generation: e.Generation, Types: egressTypes,
-		Summary: fmt.Sprintf("allows %d port(s) for %d service account(s)", len(e.Spec.Ports), len(e.Spec.Sources))}
-	var findings []analysis.Finding
-	defer func() {
-		outcome.Err = err
-		if err == nil {
-			e.Status.Findings = analysis.ToAPI(findings)
-		}
-		if status.Apply(&e.Status.Conditions, outcome, r.Options.now()) {
-			e.Status.ObservedGeneration = e.Generation
-		}
-		err = errors.Join(err, patcher.Patch(ctx, r.Client, e))
-	}()
-
-	in, err := r.gather(ctx, e)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	findings = analysis.AnalyzeEgress(in)
-	outcome.Problems = problems(validation.Egress(e).Errors, findings)
-	return ctrl.Result{}, nil
+// Reconcile judges one Egress against what it depends on (see reconcilePolicy).
+func (r *EgressReconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
+	return reconcilePolicy(ctx, r.Client, r.Recorder, r.Options, req, &policyv1alpha1.Egress{}, egressKind,
+		func(e *policyv1alpha1.Egress) ([]analysis.Finding, error) {
+			in, err := r.gather(ctx, e)
+			if err != nil {
+				return nil, err
+			}
+			return analysis.AnalyzeEgress(in), nil
+		})
 }
 
 // gather reads, from the cache only, everything AnalyzeEgress needs: the MeshConfig, the mesh's

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,9 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -28,7 +27,6 @@ import (
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
-	"github.com/meshkeeper/meshkeeper/internal/status"
 	"github.com/meshkeeper/meshkeeper/internal/validation"
 )
 
@@ -48,37 +46,30 @@ type IngressBackendReconciler struct {
 	Options  PolicyOptions
 }
 
-var ingressBackendTypes = []string{conditions.Accepted, conditions.ResolvedRefs}
+// ingressBackendKind: an IngressBackend carries Accepted and ResolvedRefs besides Ready, and OSM's
+// currentStatus and reason derived from Ready.
+var ingressBackendKind = policyKind[*policyv1alpha1.IngressBackend]{
+	types: []string{conditions.Accepted, conditions.ResolvedRefs},
+	status: func(ib *policyv1alpha1.IngressBackend) policyStatus {
+		return policyStatus{&ib.Status.Conditions, &ib.Status.Findings, &ib.Status.ObservedGeneration}
+	},
+	summary: func(ib *policyv1alpha1.IngressBackend) string {
+		return fmt.Sprintf("%d backend(s) admit traffic from %d source(s)", len(ib.Spec.Backends), len(ib.Spec.Sources))
+	},
+	validate: func(ib *policyv1alpha1.IngressBackend) field.ErrorList { return validation.IngressBackend(ib).Errors },
+	finish:   func(ib *policyv1alpha1.IngressBackend) { setOSMStatus(&ib.Status) },
+}
 
-// Reconcile gathers, analyses, and writes status once, in the deferred patch, only on change.
-func (r *IngressBackendReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ ctrl.Result, err error) {
-	ib := &policyv1alpha1.IngressBackend{}
-	if err := r.Client.Get(ctx, req.NamespacedName, ib); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	patcher := status.NewPatcher(ib).WithEvents(r.Recorder, func(o *policyv1alpha1.IngressBackend) []metav1.Condition { return o.Status.Conditions })
-	outcome := status.Outcome{Generation: ib.Generation, Types: ingressBackendTypes,
-		Summary: fmt.Sprintf("%d backend(s) admit traffic from %d source(s)", len(ib.Spec.Backends), len(ib.Spec.Sources))}
-	var findings []analysis.Finding
-	defer func() {
-		outcome.Err = err
-		if err == nil {
-			ib.Status.Findings = analysis.ToAPI(findings)
-		}
-		if status.Apply(&ib.Status.Conditions, outcome, r.Options.now()) {
-			ib.Status.ObservedGeneration = ib.Generation
-		}
-		setOSMStatus(&ib.Status)
-		err = errors.Join(err, patcher.Patch(ctx, r.Client, ib))
-	}()
-
-	in, err := r.gather(ctx, ib)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	findings = analysis.AnalyzeIngressBackend(in)
-	outcome.Problems = problems(validation.IngressBackend(ib).Errors, findings)
-	return ctrl.Result{}, nil
+// Reconcile judges one IngressBackend against what it depends on (see reconcilePolicy).
+func (r *IngressBackendReconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
+	return reconcilePolicy(ctx, r.Client, r.Recorder, r.Options, req, &policyv1alpha1.IngressBackend{}, ingressBackendKind,
+		func(ib *policyv1alpha1.IngressBackend) ([]analysis.Finding, error) {
+			in, err := r.gather(ctx, ib)
+			if err != nil {
+				return nil, err
+			}
+			return analysis.AnalyzeIngressBackend(in), nil
+		})
 }
 
 // setOSMStatus derives OSM's two fields from Ready: "committed" once the policy is in effect,

@@ -2,18 +2,22 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
@@ -56,6 +60,54 @@ func (o PolicyOptions) now() time.Time {
 		return o.Clock()
 	}
 	return time.Now()
+}
+
+// policyKind is what reconcilePolicy needs to know of one policy kind, besides how to judge an
+// object of it. Go cannot reach a field shared by two structs through a type parameter, hence
+// the status accessor.
+type policyKind[T client.Object] struct {
+	// types are the positive conditions the kind carries besides Ready, in judging order.
+	types []string
+	// status points into the parts of the status every policy kind has.
+	status func(T) policyStatus
+	// summary is Ready's message when nothing is wrong.
+	summary func(T) string
+	// validate is the admission check again: a webhook can be down or bypassed.
+	validate func(T) field.ErrorList
+	// finish derives the kind's own status fields from the new conditions; nil for none.
+	finish func(T)
+}
+
+type policyStatus struct {
+	conditions         *[]metav1.Condition
+	findings           *[]conditions.Finding
+	observedGeneration *int64
+}
+
+// reconcilePolicy is the reconcile of every policy kind: read obj from the cache, judge it (judge
+// gathers from the cache and runs the pure analysis), and write status once, only on change.
+// When judge fails, the findings stay as they were and observedGeneration does not move, so the
+// status never claims a verdict on a generation it did not reach; the error is retried.
+func reconcilePolicy[T client.Object](ctx context.Context, c client.Client, rec events.EventRecorder, opts PolicyOptions,
+	req reconcile.Request, obj T, kind policyKind[T], judge func(T) ([]analysis.Finding, error)) (ctrl.Result, error) {
+	if err := c.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	patcher := status.NewPatcher(obj).WithEvents(rec, func(o T) []metav1.Condition { return *kind.status(o).conditions })
+	st := kind.status(obj)
+	outcome := status.Outcome{Generation: obj.GetGeneration(), Types: kind.types, Summary: kind.summary(obj)}
+	findings, err := judge(obj)
+	if outcome.Err = err; err == nil {
+		*st.findings = analysis.ToAPI(findings)
+		outcome.Problems = problems(kind.validate(obj), findings)
+	}
+	if status.Apply(st.conditions, outcome, opts.now()) {
+		*st.observedGeneration = obj.GetGeneration()
+	}
+	if kind.finish != nil {
+		kind.finish(obj)
+	}
+	return ctrl.Result{}, errors.Join(err, patcher.Patch(ctx, c, obj))
 }
 
 // SetupPolicy registers the field indexes and the Egress and IngressBackend controllers.
