@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	corev1 "k8s.io/api/core/v1"
@@ -83,6 +84,8 @@ type Options struct {
 	InitImage              string
 	UseMeshConfigInitImage bool
 	EnvoyBootstrapSecret   string
+	DriftMaxConcurrent     int
+	AutoRestartMinInterval time.Duration
 }
 
 // ClusterRanges returns the configured Service and Pod CIDRs, parsed.
@@ -131,6 +134,9 @@ func (o *Options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.EnvoyImage, "envoy-image", "envoyproxy/envoy:v1.31.2", "Sidecar image when MeshConfig spec.sidecar.envoyImage is empty.")
 	fs.StringVar(&o.InitImage, "init-image", "ghcr.io/meshkeeper/init:"+version, "Image of meshkeeper's init program, injected into every meshed pod.")
 	fs.BoolVar(&o.UseMeshConfigInitImage, "use-meshconfig-init-image", false, "Inject MeshConfig spec.sidecar.initContainerImage instead of --init-image (only for images that contain meshkeeper-init; OSM's own init image does not).")
+	fs.IntVar(&o.DriftMaxConcurrent, "drift-max-concurrent-reconciles", 8, "Pods evaluated in parallel by the drift controller.")
+	fs.DurationVar(&o.AutoRestartMinInterval, "auto-restart-min-interval", 10*time.Minute,
+		"Least time between two restarts of one workload by the opt-in auto-restart (annotation meshkeeper.io/auto-restart: \"true\").")
 	fs.StringVar(&o.EnvoyBootstrapSecret, "envoy-bootstrap-secret", "", "Secret (in each pod's namespace) mounted as the sidecar's bootstrap; empty starts Envoy with an admin-only bootstrap.")
 }
 
