@@ -93,17 +93,67 @@ func hasContainer(cs []corev1.Container, name string) bool {
 	return false
 }
 
+// Additions is everything an injection adds to a pod. Injection only ever appends containers and
+// a volume and sets annotations; it never removes or rewrites what the pod already holds. Keeping
+// the additions apart from the pod lets the admission webhook answer with a patch of exactly these
+// items instead of diffing two whole pods, and Inject applies the very same value, so the patch
+// and the injected pod cannot disagree.
+type Additions struct {
+	// InitContainers are appended to spec.initContainers, in order.
+	InitContainers []corev1.Container
+	// Containers are appended to spec.containers, in order.
+	Containers []corev1.Container
+	// Volumes are appended to spec.volumes, in order.
+	Volumes []corev1.Volume
+	// Annotations are set in metadata.annotations, replacing a value the pod may already hold
+	// under the same key.
+	Annotations map[string]string
+}
+
+// Empty reports whether nothing is added, as for a pod that is already injected.
+func (a *Additions) Empty() bool {
+	return len(a.InitContainers) == 0 && len(a.Containers) == 0 && len(a.Volumes) == 0 && len(a.Annotations) == 0
+}
+
+// ApplyTo adds a to pod in place. Callers that must keep the submitted pod apply to a copy.
+func (a *Additions) ApplyTo(pod *corev1.Pod) {
+	pod.Spec.InitContainers = append(pod.Spec.InitContainers, a.InitContainers...)
+	pod.Spec.Containers = append(pod.Spec.Containers, a.Containers...)
+	pod.Spec.Volumes = append(pod.Spec.Volumes, a.Volumes...)
+	if len(a.Annotations) == 0 {
+		return
+	}
+	if pod.Annotations == nil {
+		pod.Annotations = make(map[string]string, len(a.Annotations))
+	}
+	for k, v := range a.Annotations {
+		pod.Annotations[k] = v
+	}
+}
+
 // Inject returns a copy of pod with the redirection init container, the Envoy sidecar and the
-// provenance annotations added. The input pod is never modified. A pod that already carries both
-// containers is returned unchanged, so a second admission pass yields an empty patch. Invalid
-// exclusion annotations or MeshConfig values fail the whole injection; nothing is half-added.
+// provenance annotations added: Compute's additions applied to a deep copy. The input pod is
+// never modified. A pod that already carries both containers is returned unchanged, so a second
+// admission pass yields an empty patch. Invalid exclusion annotations or MeshConfig values fail
+// the whole injection; nothing is half-added.
 func Inject(pod *corev1.Pod, spec *configv1alpha2.MeshConfigSpec, opts Options) (*corev1.Pod, error) {
+	add, err := Compute(pod, spec, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := pod.DeepCopy()
+	add.ApplyTo(out)
+	return out, nil
+}
+
+// Compute works out what injecting pod adds, without copying or modifying the pod. For a pod that
+// already carries both containers the additions are empty. Errors are Inject's.
+func Compute(pod *corev1.Pod, spec *configv1alpha2.MeshConfigSpec, opts Options) (*Additions, error) {
 	if pod == nil || spec == nil {
 		return nil, fmt.Errorf("inject: pod and MeshConfig are required")
 	}
-	out := pod.DeepCopy()
 	if Injected(pod) {
-		return out, nil
+		return &Additions{}, nil
 	}
 	if hasContainer(pod.Spec.InitContainers, redirect.InitContainerName) || hasContainer(pod.Spec.Containers, redirect.InitContainerName) {
 		return nil, fmt.Errorf("%w: a container named %q already exists", ErrConflict, redirect.InitContainerName)
@@ -134,25 +184,25 @@ func Inject(pod *corev1.Pod, spec *configv1alpha2.MeshConfigSpec, opts Options) 
 		return nil, errList.ToAggregate()
 	}
 
-	out.Spec.InitContainers = append(out.Spec.InitContainers, initContainer(plan, initImage, spec.Sidecar.EnablePrivilegedInitContainer))
-	out.Spec.Containers = append(out.Spec.Containers, sidecar(&spec.Sidecar, envoyImage, opts))
+	add := &Additions{
+		InitContainers: []corev1.Container{initContainer(plan, initImage, spec.Sidecar.EnablePrivilegedInitContainer)},
+		Containers:     []corev1.Container{sidecar(&spec.Sidecar, envoyImage, opts)},
+		Annotations: map[string]string{
+			AnnotationExclusionsDigest:     cfg.Digest(),
+			AnnotationMeshConfigGeneration: strconv.FormatInt(opts.MeshConfigGeneration, 10),
+			AnnotationMeshConfig:           opts.MeshConfig.String(),
+			AnnotationInjectedBy:           firstNonEmpty(opts.Version, "unknown"),
+		},
+	}
 	if opts.BootstrapSecret != "" {
-		out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{
+		add.Volumes = []corev1.Volume{{
 			Name: EnvoyBootstrapVolume,
 			VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 				SecretName: opts.BootstrapSecret,
 			}},
-		})
+		}}
 	}
-
-	if out.Annotations == nil {
-		out.Annotations = make(map[string]string, 4)
-	}
-	out.Annotations[AnnotationExclusionsDigest] = cfg.Digest()
-	out.Annotations[AnnotationMeshConfigGeneration] = strconv.FormatInt(opts.MeshConfigGeneration, 10)
-	out.Annotations[AnnotationMeshConfig] = opts.MeshConfig.String()
-	out.Annotations[AnnotationInjectedBy] = firstNonEmpty(opts.Version, "unknown")
-	return out, nil
+	return add, nil
 }
 
 // initContainer wraps the engine's container with the security context the redirection needs

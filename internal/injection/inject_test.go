@@ -13,6 +13,7 @@ import (
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -79,8 +80,8 @@ func withAnnotations(p *corev1.Pod, kv ...string) *corev1.Pod {
 	return p
 }
 
-// patchFor is what the webhook would send back: the JSON patch from the submitted pod to the
-// injected one, with operations sorted so golden files do not depend on map order.
+// patchFor is the generic JSON diff from one pod to another, with operations sorted so the result
+// does not depend on map order. It checks, independently of JSONPatch, that a pod changed nowhere.
 func patchFor(t *testing.T, before, after *corev1.Pod) []jsonpatch.Operation {
 	t.Helper()
 	a, err := json.Marshal(before)
@@ -140,6 +141,7 @@ func TestInjectGolden(t *testing.T) {
 		{"pod IP mode", testPod(), podIPSpec, testOptions(), "podip.patch.json"},
 		{"privileged init", testPod(), privSpec, testOptions(), "privileged.patch.json"},
 		{"bootstrap secret", testPod(), testSpec(), bootstrapOpts, "bootstrap.patch.json"},
+		{"appended to existing lists and annotations", existingListsPod(), testSpec(), bootstrapOpts, "existing.patch.json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,7 +153,15 @@ func TestInjectGolden(t *testing.T) {
 			if !reflect.DeepEqual(before, tt.pod) {
 				t.Fatal("Inject modified its input pod")
 			}
-			out, err := json.MarshalIndent(patchFor(t, tt.pod, got), "", "  ")
+			add, err := Compute(tt.pod, tt.spec, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops := add.JSONPatch(tt.pod)
+			if want := applyPatch(t, tt.pod, ops); !equality.Semantic.DeepEqual(want, got) {
+				t.Fatalf("the patch does not yield the injected pod:\npatched  %s\ninjected %s", mustJSON(t, want), mustJSON(t, got))
+			}
+			out, err := json.MarshalIndent(ops, "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}

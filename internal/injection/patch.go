@@ -1,0 +1,82 @@
+package injection
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+
+	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// JSONPatch returns the RFC 6902 operations that turn the JSON of pod, as the API server sends
+// it, into the JSON of the injected pod. pod must be the pod the additions were computed for:
+// whether a list or the annotations already exist decides between appending to them and creating
+// them.
+//
+// Only `add` operations are produced, one per added item, so nothing the pod already holds is
+// restated, and fields this build of the Kubernetes API does not know survive the patch. A list
+// that is empty in pod may be absent, null or [] in its JSON; adding the whole list covers all
+// three, because `add` replaces an existing member. The same holds for the annotations, and for
+// metadata and spec themselves when pod holds nothing in them.
+func (a *Additions) JSONPatch(pod *corev1.Pod) []jsonpatch.Operation {
+	if a.Empty() {
+		return nil
+	}
+	ops := make([]jsonpatch.Operation, 0, len(a.InitContainers)+len(a.Containers)+len(a.Volumes)+len(a.Annotations))
+	switch {
+	case len(a.Annotations) == 0:
+	case reflect.DeepEqual(pod.ObjectMeta, metav1.ObjectMeta{}):
+		ops = append(ops, add("/metadata", metav1.ObjectMeta{Annotations: a.Annotations}))
+	case len(pod.Annotations) == 0:
+		ops = append(ops, add("/metadata/annotations", a.Annotations))
+	default:
+		keys := make([]string, 0, len(a.Annotations))
+		for k := range a.Annotations {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			ops = append(ops, add("/metadata/annotations/"+escapePointerToken(k), a.Annotations[k]))
+		}
+	}
+	if len(a.InitContainers) == 0 && len(a.Containers) == 0 && len(a.Volumes) == 0 {
+		return ops
+	}
+	if reflect.DeepEqual(pod.Spec, corev1.PodSpec{}) {
+		return append(ops, add("/spec", corev1.PodSpec{InitContainers: a.InitContainers, Containers: a.Containers, Volumes: a.Volumes}))
+	}
+	ops = appendItems(ops, "/spec/initContainers", len(pod.Spec.InitContainers), a.InitContainers)
+	ops = appendItems(ops, "/spec/containers", len(pod.Spec.Containers), a.Containers)
+	ops = appendItems(ops, "/spec/volumes", len(pod.Spec.Volumes), a.Volumes)
+	return ops
+}
+
+// appendItems adds items to the list at path, which holds existing items: the whole list when
+// there are none, otherwise one append ("/-") per item.
+func appendItems[T any](ops []jsonpatch.Operation, path string, existing int, items []T) []jsonpatch.Operation {
+	if len(items) == 0 {
+		return ops
+	}
+	if existing == 0 {
+		return append(ops, add(path, items))
+	}
+	for i := range items {
+		ops = append(ops, add(path+"/-", items[i]))
+	}
+	return ops
+}
+
+func add(path string, value any) jsonpatch.Operation {
+	return jsonpatch.Operation{Operation: "add", Path: path, Value: value}
+}
+
+// escapePointerToken makes s one reference token of a JSON pointer (RFC 6901): "~" becomes "~0"
+// and "/" becomes "~1", in that order so an escaped slash is not read back as a tilde.
+func escapePointerToken(s string) string {
+	if !strings.ContainsAny(s, "~/") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
