@@ -7,8 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// BenchmarkHandle measures one in-process admission: decode, cache reads, selection, injection,
-// marshal and JSON diff. Run it with:
+// BenchmarkHandle measures one in-process admission: decode, cache reads, selection, working out
+// the additions and turning them into patch operations. Run it with:
 //
 //	go test ./webhooks/pod -run '^$' -bench Handle -benchmem
 func BenchmarkHandle(b *testing.B) {

@@ -1,18 +1,25 @@
 package pod
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/meshkeeper/meshkeeper/internal/injection"
@@ -193,5 +200,105 @@ func TestHandleWaitsForANewNamespace(t *testing.T) {
 	resp := inj.Handle(context.Background(), request(t, typicalPod(), "app"))
 	if !resp.Allowed || len(resp.Patches) == 0 {
 		t.Fatalf("pod in a namespace the cache learnt of late was not injected: %+v", resp.Result)
+	}
+}
+
+// expectedPod is what injection.Inject makes of pod with the options the handler uses.
+func expectedPod(t testing.TB, inj *Injector, pod *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	mc := testMeshConfig()
+	opts := inj.Options
+	opts.MeshConfig = inj.MeshConfig
+	opts.MeshConfigGeneration = mc.Generation
+	want, err := injection.Inject(pod, &mc.Spec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// The handler's patch, applied by a JSON patch implementation other than the one whose types it
+// uses, must give exactly the pod injection.Inject returns.
+func TestHandlePatchEqualsInject(t *testing.T) {
+	withLists := typicalPod()
+	withLists.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "migrate:v1"}}
+	withLists.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	withLists = withAnnotation(withAnnotation(withLists, "example.com/a~b", "1"), "a/b/c", "2")
+	tilde := withAnnotation(withAnnotation(typicalPod(), "~", "x"), "x.io/~1", "y")
+	emptyLists := typicalPod()
+	emptyLists.Annotations = map[string]string{}
+	emptyLists.Spec.InitContainers = []corev1.Container{}
+	emptyLists.Spec.Volumes = []corev1.Volume{}
+	pods := map[string]*corev1.Pod{
+		"typical":                       typicalPod(),
+		"env1500_64KiB":                 largePod(),
+		"existing init, volume, annots": withLists,
+		"annotation keys with ~":        tilde,
+		"empty lists":                   emptyLists,
+		"exclusion annotation":          withAnnotation(typicalPod(), redirect.AnnotationOutboundPortExclusionList, "6379"),
+	}
+	for _, secret := range []string{"", "envoy-bootstrap"} {
+		for name, pod := range pods {
+			t.Run(name+"/secret="+secret, func(t *testing.T) {
+				inj := newInjector(namespace("app", true, "enabled"), testMeshConfig())
+				inj.Options.BootstrapSecret = secret
+				req := request(t, pod, "app")
+				resp := inj.Handle(context.Background(), req)
+				if !resp.Allowed || len(resp.Patches) == 0 {
+					t.Fatalf("not injected: %+v", resp.Result)
+				}
+				for _, op := range resp.Patches {
+					if op.Operation != "add" {
+						t.Errorf("operation %s %s: the handler only adds", op.Operation, op.Path)
+					}
+				}
+				got, want := apply(t, req, resp), expectedPod(t, inj, pod)
+				if !equality.Semantic.DeepEqual(got, want) {
+					t.Fatalf("patched pod differs from injection.Inject's")
+				}
+				gotJSON, _ := json.Marshal(got)
+				wantJSON, _ := json.Marshal(want)
+				if !bytes.Equal(gotJSON, wantJSON) {
+					t.Fatalf("patched  %s\ninjected %s", gotJSON, wantJSON)
+				}
+			})
+		}
+	}
+}
+
+// An injected pod coming back (reinvocation, or a manifest copied from a running pod) must be
+// admitted with no patch at all on the wire, not with an empty one.
+func TestHandleInjectedPodIsANoOp(t *testing.T) {
+	inj := newInjector(namespace("app", true, "enabled"), testMeshConfig())
+	req := request(t, expectedPod(t, inj, typicalPod()), "app")
+	review := admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request:  &req.AdmissionRequest,
+	}
+	body, err := json.Marshal(review)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	httpReq := httptest.NewRequest(http.MethodPost, Path, bytes.NewReader(body))
+	httpReq.Header.Set("Content-Type", "application/json")
+	(&webhook.Admission{Handler: inj}).ServeHTTP(rec, httpReq)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", rec.Code, rec.Body)
+	}
+	var out struct {
+		Response map[string]any `json:"response"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	resp := out.Response
+	if resp["allowed"] != true {
+		t.Fatalf("injected pod not admitted: %s", rec.Body)
+	}
+	for _, k := range []string{"patch", "patchType"} {
+		if _, ok := resp[k]; ok {
+			t.Errorf("response to an injected pod carries %q: %s", k, rec.Body)
+		}
 	}
 }
