@@ -282,6 +282,38 @@ func TestPodInMonitoredNamespaceIsInjected(t *testing.T) {
 	}
 }
 
+// A pod that already has init containers, volumes and annotations gets the injection appended
+// behind them: the API server must accept appends and per-key annotation adds, with "/" escaped
+// in the keys, and keep everything the pod brought. (Annotation keys cannot hold "~"; its escape
+// is covered by the unit tests.)
+func TestInjectionAppendsToWhatThePodHas(t *testing.T) {
+	p := newPod("meshed", func(p *corev1.Pod) {
+		p.Annotations = map[string]string{"example.com/owner": "books", "team": "store"}
+		p.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "registry.example/migrate:1"}}
+		p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	})
+	if err := createPod(t, p); err != nil {
+		t.Fatal(err)
+	}
+	if got := containerNames(p.Spec.InitContainers); !slices.Equal(got, []string{"migrate", redirect.InitContainerName}) {
+		t.Errorf("init containers = %v", got)
+	}
+	if got := containerNames(p.Spec.Containers); !slices.Equal(got, []string{"app", injection.SidecarName}) {
+		t.Errorf("containers = %v", got)
+	}
+	if len(p.Spec.Volumes) == 0 || p.Spec.Volumes[0].Name != "data" {
+		t.Errorf("volumes = %v", p.Spec.Volumes)
+	}
+	for k, v := range map[string]string{"example.com/owner": "books", "team": "store", injection.AnnotationInjectedBy: "integration"} {
+		if p.Annotations[k] != v {
+			t.Errorf("annotation %s = %q, want %q (all: %v)", k, p.Annotations[k], v, p.Annotations)
+		}
+	}
+	if p.Annotations[injection.AnnotationExclusionsDigest] == "" {
+		t.Errorf("no %s annotation: %v", injection.AnnotationExclusionsDigest, p.Annotations)
+	}
+}
+
 func TestPodOutsideTheMeshIsNotInjected(t *testing.T) {
 	for _, tc := range []struct {
 		name string
