@@ -5,10 +5,19 @@ import (
 	"slices"
 	"strings"
 
-	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
+
+// Operation is one RFC 6902 operation. It is encoded by encoding/json as it stands; the
+// controller-runtime type has its own MarshalJSON, whose output encoding/json scans a second time
+// in full, and for a typical pod that second scan of the containers cost more than the rest of
+// the admission.
+type Operation struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value"`
+}
 
 // JSONPatch returns the RFC 6902 operations that turn the JSON of pod, as the API server sends
 // it, into the JSON of the injected pod. pod must be the pod the additions were computed for:
@@ -20,11 +29,11 @@ import (
 // that is empty in pod may be absent, null or [] in its JSON; adding the whole list covers all
 // three, because `add` replaces an existing member. The same holds for the annotations, and for
 // metadata and spec themselves when pod holds nothing in them.
-func (a *Additions) JSONPatch(pod *corev1.Pod) []jsonpatch.Operation {
+func (a *Additions) JSONPatch(pod *corev1.Pod) []Operation {
 	if a.Empty() {
 		return nil
 	}
-	ops := make([]jsonpatch.Operation, 0, len(a.InitContainers)+len(a.Containers)+len(a.Volumes)+len(a.Annotations))
+	ops := make([]Operation, 0, len(a.InitContainers)+len(a.Containers)+len(a.Volumes)+len(a.Annotations))
 	switch {
 	case len(a.Annotations) == 0:
 	case reflect.DeepEqual(pod.ObjectMeta, metav1.ObjectMeta{}):
@@ -55,7 +64,7 @@ func (a *Additions) JSONPatch(pod *corev1.Pod) []jsonpatch.Operation {
 
 // appendItems adds items to the list at path, which holds existing items: the whole list when
 // there are none, otherwise one append ("/-") per item.
-func appendItems[T any](ops []jsonpatch.Operation, path string, existing int, items []T) []jsonpatch.Operation {
+func appendItems[T any](ops []Operation, path string, existing int, items []T) []Operation {
 	if len(items) == 0 {
 		return ops
 	}
@@ -68,8 +77,8 @@ func appendItems[T any](ops []jsonpatch.Operation, path string, existing int, it
 	return ops
 }
 
-func add(path string, value any) jsonpatch.Operation {
-	return jsonpatch.Operation{Operation: "add", Path: path, Value: value}
+func add(path string, value any) Operation {
+	return Operation{Op: "add", Path: path, Value: value}
 }
 
 // escapePointerToken makes s one reference token of a JSON pointer (RFC 6901): "~" becomes "~0"

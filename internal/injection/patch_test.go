@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
-	gomodpatch "gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,7 +26,7 @@ func mustJSON(t *testing.T, v any) []byte {
 }
 
 // applyRaw applies ops, as the API server would, to the pod JSON raw and decodes the result.
-func applyRaw(t *testing.T, raw []byte, ops []gomodpatch.Operation) *corev1.Pod {
+func applyRaw(t *testing.T, raw []byte, ops []Operation) *corev1.Pod {
 	t.Helper()
 	if len(ops) > 0 {
 		patch, err := jsonpatch.DecodePatch(mustJSON(t, ops))
@@ -45,7 +44,7 @@ func applyRaw(t *testing.T, raw []byte, ops []gomodpatch.Operation) *corev1.Pod 
 	return out
 }
 
-func applyPatch(t *testing.T, pod *corev1.Pod, ops []gomodpatch.Operation) *corev1.Pod {
+func applyPatch(t *testing.T, pod *corev1.Pod, ops []Operation) *corev1.Pod {
 	t.Helper()
 	return applyRaw(t, mustJSON(t, pod), ops)
 }
@@ -53,7 +52,7 @@ func applyPatch(t *testing.T, pod *corev1.Pod, ops []gomodpatch.Operation) *core
 // checkPatchEqualsInject decodes raw as the webhook does and requires that JSONPatch applied to raw
 // yields exactly Inject's pod, using only adds, one per added item unless the whole list or map
 // is created. It returns the operations.
-func checkPatchEqualsInject(t *testing.T, raw []byte, opts Options) []gomodpatch.Operation {
+func checkPatchEqualsInject(t *testing.T, raw []byte, opts Options) []Operation {
 	t.Helper()
 	pod := &corev1.Pod{}
 	if err := json.Unmarshal(raw, pod); err != nil {
@@ -90,8 +89,8 @@ func checkPatchEqualsInject(t *testing.T, raw []byte, opts Options) []gomodpatch
 		"/spec/volumes":         len(pod.Spec.Volumes) == 0,
 	}
 	for _, op := range ops {
-		if op.Operation != "add" {
-			t.Errorf("operation %q: injection only adds", op.Operation)
+		if op.Op != "add" {
+			t.Errorf("operation %q: injection only adds", op.Op)
 		}
 		if ok, whole := wholeOK[op.Path]; whole && !ok {
 			t.Errorf("%s is replaced although the pod already holds it", op.Path)

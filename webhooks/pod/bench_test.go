@@ -24,7 +24,7 @@ func BenchmarkHandle(b *testing.B) {
 			ctx := context.Background()
 			for b.Loop() {
 				resp := inj.Handle(ctx, req)
-				if !resp.Allowed || len(resp.Patches) == 0 {
+				if !resp.Allowed || len(resp.Patch) == 0 {
 					b.Fatalf("not injected: %+v", resp.Result)
 				}
 			}
@@ -33,9 +33,9 @@ func BenchmarkHandle(b *testing.B) {
 }
 
 // BenchmarkAdmissionResponse adds to BenchmarkHandle what controller-runtime does with the
-// response before writing it: Complete, which encodes the patch operations. Building the patch
-// from the injector's additions moved that encoding out of Handle, so Handle alone would flatter
-// the change. Run it with:
+// response before writing it: Complete, which encodes the patch operations held in
+// Response.Patches. The handler used to leave that encoding to Complete, so Handle alone would
+// flatter the change that made the handler encode its patch itself. Run it with:
 //
 //	go test ./webhooks/pod -run '^$' -bench AdmissionResponse -benchmem
 func BenchmarkAdmissionResponse(b *testing.B) {

@@ -33,7 +33,7 @@ func FuzzHandle(f *testing.F) {
 			UID: "f", Namespace: "app", Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw},
 		}}
 		resp := inj.Handle(context.Background(), req)
-		if !resp.Allowed && len(resp.Patches) > 0 {
+		if !resp.Allowed && (len(resp.Patch) > 0 || len(resp.Patches) > 0) {
 			t.Fatal("denied request carries a patch")
 		}
 
@@ -47,13 +47,10 @@ func FuzzHandle(f *testing.F) {
 		}
 		req.Object.Raw = canonical
 		resp = inj.Handle(context.Background(), req)
-		if !resp.Allowed || len(resp.Patches) == 0 {
+		if !resp.Allowed || len(resp.Patch) == 0 {
 			return
 		}
-		ops, err := json.Marshal(resp.Patches)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ops := resp.Patch
 		patch, err := jsonpatch.DecodePatch(ops)
 		if err != nil {
 			t.Fatal(err)

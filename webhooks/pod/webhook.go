@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -113,20 +112,33 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 	if err := ctx.Err(); err != nil {
 		return admission.Errored(http.StatusServiceUnavailable, err)
 	}
+	patch, err := encodePatch(add.JSONPatch(pod))
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
 	log.V(1).Info("injecting sidecar", "namespace", req.Namespace, "pod", podName(req, pod), "reason", decision.Reason)
-	return patchResponse(add.JSONPatch(pod)).WithWarnings(i.warnings(pod)...)
+	resp := admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true}}
+	if patch != nil {
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = patch, &pt
+	}
+	return resp.WithWarnings(i.warnings(pod)...)
 }
 
-// patchResponse admits the pod with ops, which name only what injection adds: diffing the
-// submitted pod against a re-encoded injected copy cost about half of each admission and would
-// also restate, or drop, whatever the re-encoding changes.
-func patchResponse(ops []jsonpatch.Operation) admission.Response {
-	resp := admission.Response{Patches: ops, AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true}}
-	if len(ops) > 0 {
-		pt := admissionv1.PatchTypeJSONPatch
-		resp.PatchType = &pt
+// encodePatch encodes the operations, which name only what injection adds: diffing the submitted
+// pod against a re-encoded injected copy cost about half of each admission and could also restate,
+// or drop, whatever the re-encoding changes. The response carries the encoded patch rather than
+// admission.Response.Patches, whose operation type would be encoded in two passes (see
+// injection.Operation).
+func encodePatch(ops []injection.Operation) ([]byte, error) {
+	if len(ops) == 0 {
+		return nil, nil
 	}
-	return resp
+	raw, err := json.Marshal(ops)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the patch: %w", err)
+	}
+	return raw, nil
 }
 
 // namespaceCacheWait bounds how long a pod waits for its namespace to reach the cache.

@@ -31,11 +31,13 @@ func apply(t *testing.T, req admission.Request, resp admission.Response) *corev1
 	t.Helper()
 	raw := req.Object.Raw
 	if len(resp.Patches) > 0 {
-		ops, err := json.Marshal(resp.Patches)
-		if err != nil {
-			t.Fatal(err)
+		t.Fatal("the handler encodes its patch itself; Patches would replace it")
+	}
+	if len(resp.Patch) > 0 {
+		if resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
+			t.Fatalf("patch type %v", resp.PatchType)
 		}
-		patch, err := jsonpatch.DecodePatch(ops)
+		patch, err := jsonpatch.DecodePatch(resp.Patch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -117,7 +119,7 @@ func TestHandle(t *testing.T) {
 				t.Errorf("unexpected warnings %q", resp.Warnings)
 			}
 			if !tt.allowed {
-				if len(resp.Patches) > 0 {
+				if len(resp.Patch) > 0 {
 					t.Error("a denied pod must not be patched")
 				}
 				return
@@ -127,8 +129,8 @@ func TestHandle(t *testing.T) {
 				t.Fatalf("injected = %v, want %v", injection.Injected(got), tt.injected)
 			}
 			if !tt.injected {
-				if len(resp.Patches) > 0 {
-					t.Errorf("pod left alone but patched: %v", resp.Patches)
+				if len(resp.Patch) > 0 {
+					t.Errorf("pod left alone but patched: %s", resp.Patch)
 				}
 				return
 			}
@@ -139,8 +141,8 @@ func TestHandle(t *testing.T) {
 			}
 			// The second pass (reinvocation, or a pod re-submitted from an injected one) is a no-op.
 			again := tt.inj.Handle(context.Background(), request(t, got, tt.ns))
-			if !again.Allowed || len(again.Patches) != 0 {
-				t.Errorf("second pass: allowed=%v patches=%v", again.Allowed, again.Patches)
+			if !again.Allowed || len(again.Patch) != 0 {
+				t.Errorf("second pass: allowed=%v patch=%s", again.Allowed, again.Patch)
 			}
 		})
 	}
@@ -164,8 +166,8 @@ func TestHandleHonoursCancellation(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	resp := inj.Handle(ctx, request(t, typicalPod(), "app"))
-	if resp.Allowed || len(resp.Patches) > 0 {
-		t.Errorf("cancelled request: allowed=%v patches=%d", resp.Allowed, len(resp.Patches))
+	if resp.Allowed || len(resp.Patch) > 0 {
+		t.Errorf("cancelled request: allowed=%v patches=%d", resp.Allowed, len(resp.Patch))
 	}
 }
 
@@ -198,7 +200,7 @@ func TestHandleWaitsForANewNamespace(t *testing.T) {
 	inj := newInjector(namespace("app", true, "enabled"), testMeshConfig())
 	inj.Reader = &lateReader{cacheReader: inj.Reader.(cacheReader), misses: 3}
 	resp := inj.Handle(context.Background(), request(t, typicalPod(), "app"))
-	if !resp.Allowed || len(resp.Patches) == 0 {
+	if !resp.Allowed || len(resp.Patch) == 0 {
 		t.Fatalf("pod in a namespace the cache learnt of late was not injected: %+v", resp.Result)
 	}
 }
@@ -244,12 +246,16 @@ func TestHandlePatchEqualsInject(t *testing.T) {
 				inj.Options.BootstrapSecret = secret
 				req := request(t, pod, "app")
 				resp := inj.Handle(context.Background(), req)
-				if !resp.Allowed || len(resp.Patches) == 0 {
+				if !resp.Allowed || len(resp.Patch) == 0 {
 					t.Fatalf("not injected: %+v", resp.Result)
 				}
-				for _, op := range resp.Patches {
-					if op.Operation != "add" {
-						t.Errorf("operation %s %s: the handler only adds", op.Operation, op.Path)
+				var ops []struct{ Op, Path string }
+				if err := json.Unmarshal(resp.Patch, &ops); err != nil {
+					t.Fatal(err)
+				}
+				for _, op := range ops {
+					if op.Op != "add" {
+						t.Errorf("operation %s %s: the handler only adds", op.Op, op.Path)
 					}
 				}
 				got, want := apply(t, req, resp), expectedPod(t, inj, pod)
@@ -266,11 +272,11 @@ func TestHandlePatchEqualsInject(t *testing.T) {
 	}
 }
 
-// An injected pod coming back (reinvocation, or a manifest copied from a running pod) must be
-// admitted with no patch at all on the wire, not with an empty one.
-func TestHandleInjectedPodIsANoOp(t *testing.T) {
-	inj := newInjector(namespace("app", true, "enabled"), testMeshConfig())
-	req := request(t, expectedPod(t, inj, typicalPod()), "app")
+// serve sends pod through controller-runtime's webhook handler, as the API server would, and
+// returns the raw "response" member of the AdmissionReview written back.
+func serve(t *testing.T, inj *Injector, pod *corev1.Pod) (admission.Request, map[string]json.RawMessage) {
+	t.Helper()
+	req := request(t, pod, "app")
 	review := admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 		Request:  &req.AdmissionRequest,
@@ -287,18 +293,47 @@ func TestHandleInjectedPodIsANoOp(t *testing.T) {
 		t.Fatalf("HTTP %d: %s", rec.Code, rec.Body)
 	}
 	var out struct {
-		Response map[string]any `json:"response"`
+		Response map[string]json.RawMessage `json:"response"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		t.Fatal(err)
 	}
-	resp := out.Response
-	if resp["allowed"] != true {
-		t.Fatalf("injected pod not admitted: %s", rec.Body)
+	if string(out.Response["allowed"]) != "true" {
+		t.Fatalf("pod not admitted: %s", rec.Body)
 	}
+	return req, out.Response
+}
+
+// An injected pod coming back (reinvocation, or a manifest copied from a running pod) must be
+// admitted with no patch at all on the wire, not with an empty one.
+func TestHandleInjectedPodIsANoOp(t *testing.T) {
+	inj := newInjector(namespace("app", true, "enabled"), testMeshConfig())
+	_, resp := serve(t, inj, expectedPod(t, inj, typicalPod()))
 	for _, k := range []string{"patch", "patchType"} {
 		if _, ok := resp[k]; ok {
-			t.Errorf("response to an injected pod carries %q: %s", k, rec.Body)
+			t.Errorf("response to an injected pod carries %q: %s", k, resp[k])
 		}
+	}
+}
+
+// The patch the handler encodes is the one on the wire: controller-runtime must not replace it.
+func TestServedPatchIsTheHandlers(t *testing.T) {
+	inj := newInjector(namespace("app", true, "enabled"), testMeshConfig())
+	req, resp := serve(t, inj, typicalPod())
+	if string(resp["patchType"]) != `"JSONPatch"` {
+		t.Fatalf("patchType = %s", resp["patchType"])
+	}
+	var patch []byte
+	if err := json.Unmarshal(resp["patch"], &patch); err != nil {
+		t.Fatal(err)
+	}
+	direct := inj.Handle(context.Background(), req)
+	if !bytes.Equal(patch, direct.Patch) {
+		t.Fatalf("served patch %s\nhandler's    %s", patch, direct.Patch)
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	got := apply(t, req, admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Patch: patch, PatchType: &pt}})
+	if want := expectedPod(t, inj, typicalPod()); !equality.Semantic.DeepEqual(got, want) {
+		t.Fatal("served patch does not yield injection.Inject's pod")
 	}
 }
