@@ -219,8 +219,8 @@ func expectedPod(t testing.TB, inj *Injector, pod *corev1.Pod) *corev1.Pod {
 	return want
 }
 
-// The handler's patch, applied by a JSON patch implementation other than the one whose types it
-// uses, must give exactly the pod injection.Inject returns.
+// The handler's patch, applied by an independent JSON patch implementation, must give exactly the
+// pod injection.Inject returns.
 func TestHandlePatchEqualsInject(t *testing.T) {
 	withLists := typicalPod()
 	withLists.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "migrate:v1"}}
