@@ -130,16 +130,7 @@ func (r *EgressReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func (r *EgressReconciler) list(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	list := &policyv1alpha1.EgressList{}
-	if err := r.Client.List(ctx, list, opts...); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing Egresses")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
+	return listRequests(ctx, r.Client, &policyv1alpha1.EgressList{}, opts...)
 }
 
 func (r *EgressReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {

@@ -170,16 +170,7 @@ func (r *IngressBackendReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func (r *IngressBackendReconciler) list(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
-	list := &policyv1alpha1.IngressBackendList{}
-	if err := r.Client.List(ctx, list, opts...); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "listing IngressBackends")
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-	}
-	return reqs
+	return listRequests(ctx, r.Client, &policyv1alpha1.IngressBackendList{}, opts...)
 }
 
 func (r *IngressBackendReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
