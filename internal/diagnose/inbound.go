@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
-	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -64,16 +63,8 @@ func RouteInbound(in RouteInput, port uint16, src netip.Addr) (RouteResult, erro
 	}
 	res.RulesSource = source
 
-	settings := redirect.MeshSettings{}
-	if in.MeshConfig != nil {
-		settings = injection.MeshSettings(&in.MeshConfig.Spec)
-	} else {
-		res.Notes = append(res.Notes, fmt.Sprintf("MeshConfig %s not available: the configuration is the pod's annotations alone", in.MeshConfigRef))
-	}
-	cfg, errs := redirect.Effective(settings, pod.Annotations)
-	if len(errs) > 0 {
-		res.Notes = append(res.Notes, "the configuration is invalid, so bypass reasons come from the rules only: "+errs.ToAggregate().Error())
-	}
+	settings, cfg, cfgValid, notes := in.podConfig(pod)
+	res.Notes = append(res.Notes, notes...)
 
 	var rs *redirect.Ruleset
 	if podIP.Is6() {
@@ -100,7 +91,7 @@ func RouteInbound(in RouteInput, port uint16, src netip.Addr) (RouteResult, erro
 	if v.Kind != redirect.VerdictRedirect {
 		res.Path, res.Status = PathBypass, StatusPass
 		switch why := inboundBypass(cfg, settings, pod.Annotations, port); {
-		case why != "" && len(errs) == 0:
+		case why != "" && cfgValid:
 			res.Setting = why
 		case in.MeshConfig == nil:
 			res.Status = StatusWarn // the setting is probably in the MeshConfig nobody could read

@@ -117,16 +117,8 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 	}
 	res.RulesSource = source
 
-	settings := redirect.MeshSettings{}
-	if in.MeshConfig != nil {
-		settings = injection.MeshSettings(&in.MeshConfig.Spec)
-	} else {
-		res.Notes = append(res.Notes, fmt.Sprintf("MeshConfig %s not available: the configuration is the pod's annotations alone", in.MeshConfigRef))
-	}
-	cfg, errs := redirect.Effective(settings, pod.Annotations)
-	if len(errs) > 0 {
-		res.Notes = append(res.Notes, "the configuration is invalid, so bypass reasons come from the rules only: "+errs.ToAggregate().Error())
-	}
+	_, cfg, cfgValid, notes := in.podConfig(pod)
+	res.Notes = append(res.Notes, notes...)
 
 	ip := dst.Addr().Unmap()
 	dst = netip.AddrPortFrom(ip, dst.Port())
@@ -155,9 +147,9 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 	if v.Kind != redirect.VerdictRedirect {
 		res.Path, res.Status = PathBypass, StatusPass
 		switch b, ok := analysis.BypassOf(cfg, dst); {
-		case uid == cfg.ProxyUID && len(errs) == 0:
+		case uid == cfg.ProxyUID && cfgValid:
 			res.Setting = fmt.Sprintf("the proxy's own traffic (UID %d) is never redirected", uid)
-		case ok && len(errs) == 0:
+		case ok && cfgValid:
 			res.Setting = b.String()
 		case in.MeshConfig == nil:
 			res.Status = StatusWarn // the setting is probably in the MeshConfig nobody could read
@@ -210,4 +202,20 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// podConfig is the configuration the pod should run: the MeshConfig's traffic settings, when
+// known, merged with the pod's annotations. valid is false when that merge failed; the notes say
+// what could not be used.
+func (in RouteInput) podConfig(pod *corev1.Pod) (settings redirect.MeshSettings, cfg redirect.Config, valid bool, notes []string) {
+	if in.MeshConfig != nil {
+		settings = injection.MeshSettings(&in.MeshConfig.Spec)
+	} else {
+		notes = append(notes, fmt.Sprintf("MeshConfig %s not available: the configuration is the pod's annotations alone", in.MeshConfigRef))
+	}
+	cfg, errs := redirect.Effective(settings, pod.Annotations)
+	if len(errs) > 0 {
+		notes = append(notes, "the configuration is invalid, so bypass reasons come from the rules only: "+errs.ToAggregate().Error())
+	}
+	return settings, cfg, len(errs) == 0, notes
 }
