@@ -4,7 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 )
 
 // Limits on list sizes. OSM had none; bounded lists keep CEL validation within the apiserver's
@@ -28,6 +28,20 @@ const (
 	LogLevelError    = "error"
 	LogLevelCritical = "critical"
 	LogLevelOff      = "off"
+)
+
+// The parts of the schema that v1alpha2 did not change are the v1alpha2 types themselves: both
+// versions are served from one stored object with conversion None, so these parts must stay
+// identical, and sharing them makes that structural rather than a matter of keeping copies in step.
+type (
+	ExternalAuthzSpec      = v1alpha2.ExternalAuthzSpec
+	ObservabilitySpec      = v1alpha2.ObservabilitySpec
+	TracingSpec            = v1alpha2.TracingSpec
+	CertificateSpec        = v1alpha2.CertificateSpec
+	IngressGatewayCertSpec = v1alpha2.IngressGatewayCertSpec
+	FeatureFlags           = v1alpha2.FeatureFlags
+	PodSummary             = v1alpha2.PodSummary
+	MeshConfigStatus       = v1alpha2.MeshConfigStatus
 )
 
 // MeshConfigSpec is OSM's mesh-wide configuration. Every field is optional because OSM manifests
@@ -142,201 +156,6 @@ type TrafficSpec struct {
 	// kept so those manifests apply unchanged and is otherwise ignored.
 	// +optional
 	UseHTTPSIngress bool `json:"useHTTPSIngress,omitempty"`
-}
-
-// ExternalAuthzSpec configures inbound external authorization.
-type ExternalAuthzSpec struct {
-	// enable turns external authorization on.
-	// +optional
-	Enable bool `json:"enable,omitempty"`
-
-	// address is the host name or IP of the authorization service.
-	// +optional
-	// +kubebuilder:validation:MaxLength=253
-	Address string `json:"address,omitempty"`
-
-	// port is the authorization service's port.
-	// +optional
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=65535
-	Port int32 `json:"port,omitempty"`
-
-	// statPrefix prefixes the authorization metrics.
-	// +optional
-	// +kubebuilder:default=inboundExtAuthz
-	// +kubebuilder:validation:MaxLength=128
-	StatPrefix string `json:"statPrefix,omitempty"`
-
-	// timeout is how long to wait for the authorization service, as a Go duration.
-	// +optional
-	// +kubebuilder:default="1s"
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`
-	Timeout string `json:"timeout,omitempty"`
-
-	// failureModeAllow lets requests through when the authorization service does not answer.
-	// +optional
-	FailureModeAllow bool `json:"failureModeAllow,omitempty"`
-}
-
-// ObservabilitySpec configures the control plane's logging, debug server and tracing.
-type ObservabilitySpec struct {
-	// osmLogLevel is the control plane's log level (trace, debug, info, warn, error, fatal, panic,
-	// disabled).
-	// +optional
-	// +kubebuilder:validation:Enum=trace;debug;info;warn;error;fatal;panic;disabled
-	OSMLogLevel string `json:"osmLogLevel,omitempty"`
-
-	// enableDebugServer exposes the control plane's debug endpoint.
-	// +optional
-	EnableDebugServer bool `json:"enableDebugServer,omitempty"`
-
-	// prometheusScraping is deprecated: early OSM v1alpha1 manifests carry it. Kept so they apply
-	// unchanged; otherwise ignored.
-	// +optional
-	PrometheusScraping bool `json:"prometheusScraping,omitempty"`
-
-	// tracing configures distributed tracing.
-	// +optional
-	Tracing TracingSpec `json:"tracing,omitempty"`
-}
-
-// TracingSpec configures where proxies send trace spans.
-type TracingSpec struct {
-	// enable turns tracing on.
-	// +optional
-	Enable bool `json:"enable,omitempty"`
-
-	// port is the collector's port (OSM's default 9411).
-	// +optional
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=65535
-	Port int32 `json:"port,omitempty"`
-
-	// address is the collector's host name.
-	// +optional
-	// +kubebuilder:validation:MaxLength=253
-	Address string `json:"address,omitempty"`
-
-	// endpoint is the collector's HTTP path (OSM's default /api/v2/spans).
-	// +optional
-	// +kubebuilder:validation:MaxLength=256
-	Endpoint string `json:"endpoint,omitempty"`
-}
-
-// CertificateSpec configures certificates issued to proxies and the ingress gateway.
-type CertificateSpec struct {
-	// serviceCertValidityDuration is the lifetime of proxy certificates, as a Go duration (OSM's
-	// default 24h).
-	// +optional
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`
-	ServiceCertValidityDuration string `json:"serviceCertValidityDuration,omitempty"`
-
-	// certKeyBitSize is the RSA key size of proxy certificates (OSM's default 2048).
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	// +kubebuilder:validation:Maximum=8192
-	CertKeyBitSize int32 `json:"certKeyBitSize,omitempty"`
-
-	// ingressGateway requests a certificate for an ingress gateway.
-	// +optional
-	IngressGateway *IngressGatewayCertSpec `json:"ingressGateway,omitempty"`
-}
-
-// IngressGatewayCertSpec describes the certificate issued to an ingress gateway.
-type IngressGatewayCertSpec struct {
-	// subjectAltNames are the names the certificate is valid for.
-	// +required
-	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=16
-	// +kubebuilder:validation:items:MaxLength=253
-	SubjectAltNames []string `json:"subjectAltNames"`
-
-	// validityDuration is the certificate's lifetime, as a Go duration.
-	// +required
-	// +kubebuilder:validation:MaxLength=32
-	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`
-	ValidityDuration string `json:"validityDuration"`
-
-	// secret is where the certificate is stored.
-	// +required
-	Secret corev1.SecretReference `json:"secret"`
-}
-
-// FeatureFlags switches optional OSM behaviour.
-type FeatureFlags struct {
-	// +optional
-	EnableWASMStats bool `json:"enableWASMStats,omitempty"`
-	// enableEgressPolicy makes Egress resources take effect.
-	// +optional
-	EnableEgressPolicy bool `json:"enableEgressPolicy,omitempty"`
-	// enableMulticlusterMode is deprecated and ignored; kept so OSM manifests apply unchanged.
-	// +optional
-	EnableMulticlusterMode bool `json:"enableMulticlusterMode,omitempty"`
-	// +optional
-	EnableSnapshotCacheMode bool `json:"enableSnapshotCacheMode,omitempty"`
-	// +optional
-	EnableAsyncProxyServiceMapping bool `json:"enableAsyncProxyServiceMapping,omitempty"`
-	// enableIngressBackendPolicy makes IngressBackend resources take effect.
-	// +optional
-	EnableIngressBackendPolicy bool `json:"enableIngressBackendPolicy,omitempty"`
-	// +optional
-	EnableEnvoyActiveHealthChecks bool `json:"enableEnvoyActiveHealthChecks,omitempty"`
-	// +optional
-	EnableRetryPolicy bool `json:"enableRetryPolicy,omitempty"`
-}
-
-// PodSummary counts the meshed pods the MeshConfig governs, by drift state. Zero counts are
-// written out so that the printer columns show 0 rather than nothing once reconciled.
-type PodSummary struct {
-	// meshed counts pods carrying the sidecar.
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	Meshed int32 `json:"meshed"`
-	// inSync counts meshed pods whose rendered exclusions match the desired ones.
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	InSync int32 `json:"inSync"`
-	// drifted counts meshed pods that need a restart to pick up the current exclusions.
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	Drifted int32 `json:"drifted"`
-	// failed counts meshed pods whose redirection failed or could not be read.
-	// +optional
-	// +kubebuilder:validation:Minimum=0
-	Failed int32 `json:"failed"`
-}
-
-// MeshConfigStatus is meshkeeper's addition: OSM gave MeshConfig no status.
-type MeshConfigStatus struct {
-	// observedGeneration is the generation last reconciled successfully; -1 until then, so a fresh
-	// object reads as in progress.
-	// +optional
-	// +kubebuilder:default=-1
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// conditions use the vocabulary of the conditions package (Ready, Reconciling, Stalled, ...).
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	// +kubebuilder:validation:MaxItems=16
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
-
-	// pods summarises the meshed pods.
-	// +optional
-	Pods PodSummary `json:"pods,omitempty"`
-
-	// driftedPods names up to 20 drifted pods as "namespace/name"; pods.drifted has the full count.
-	// +optional
-	// +kubebuilder:validation:MaxItems=20
-	// +kubebuilder:validation:items:MaxLength=317
-	DriftedPods []string `json:"driftedPods,omitempty"`
-
-	// findings are problems with the configuration that the schema cannot catch.
-	// +optional
-	// +kubebuilder:validation:MaxItems=32
-	Findings []conditions.Finding `json:"findings,omitempty"`
 }
 
 // +kubebuilder:object:root=true
