@@ -29,9 +29,12 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/status"
 )
 
-var update = flag.Bool("update", false, "rewrite config/argocd/argocd-cm.yaml from the Lua scripts")
+var update = flag.Bool("update", false, "rewrite config/argocd/argocd-cm.yaml from the Lua script")
 
-const argoDir = "../../config/argocd"
+const (
+	argoDir    = "../../config/argocd"
+	scriptFile = "health.lua"
+)
 
 // groups maps each kind to the API group Argo CD keys its health customisation by.
 var groups = map[string]string{
@@ -51,9 +54,11 @@ func kinds() []string {
 
 func scriptKey(kind string) string { return groups[kind] + "_" + kind }
 
-func script(t *testing.T, kind string) string {
+// script is the one health script every kind's key carries; whatever differs between the kinds
+// is decided inside it by what the object's status holds.
+func script(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(argoDir, scriptKey(kind)+".lua"))
+	data, err := os.ReadFile(filepath.Join(argoDir, scriptFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,9 +161,9 @@ func fixtures(t *testing.T, kind string) map[string]map[string]any {
 	return out
 }
 
-// TestHealthScriptsAgreeWithKstatus runs every script on every fixture and checks the Argo CD
+// TestHealthScriptAgreesWithKstatus runs the script on every kind's fixtures and checks the Argo CD
 // verdict, the kstatus verdict, and that they mean the same thing.
-func TestHealthScriptsAgreeWithKstatus(t *testing.T) {
+func TestHealthScriptAgreesWithKstatus(t *testing.T) {
 	want := map[string]kstatus.Status{
 		"fresh":       kstatus.InProgressStatus,
 		"progressing": kstatus.InProgressStatus,
@@ -171,8 +176,8 @@ func TestHealthScriptsAgreeWithKstatus(t *testing.T) {
 		"terminating": kstatus.TerminatingStatus,
 		"nostatus":    kstatus.CurrentStatus,
 	}
+	src := script(t)
 	for _, kind := range kinds() {
-		src := script(t, kind)
 		for name, obj := range fixtures(t, kind) {
 			t.Run(kind+"/"+name, func(t *testing.T) {
 				ks := kstatusOf(t, obj)
@@ -210,7 +215,7 @@ func TestHealthScriptsAgreeWithKstatus(t *testing.T) {
 	}
 }
 
-// TestHealthOfControllerStatuses feeds the scripts statuses produced by the same code the
+// TestHealthOfControllerStatuses feeds the script statuses produced by the same code the
 // controllers run (status.Apply), not hand-written ones, for every kind of outcome.
 func TestHealthOfControllerStatuses(t *testing.T) {
 	types := []string{conditions.Accepted, conditions.ResolvedRefs}
@@ -225,7 +230,7 @@ func TestHealthOfControllerStatuses(t *testing.T) {
 	}
 	want := map[string]string{"healthy": "Healthy", "benign": "Healthy", "missing": "Progressing", "conflict": "Degraded",
 		"disabled": "Degraded", "pending": "Progressing", "error": "Progressing"}
-	src := script(t, "Egress")
+	src := script(t)
 	for name, o := range outcomes {
 		t.Run(name, func(t *testing.T) {
 			e := &policyv1alpha1.Egress{TypeMeta: metav1.TypeMeta{APIVersion: "policy.openservicemesh.io/v1alpha1", Kind: "Egress"},
@@ -248,7 +253,7 @@ func TestHealthOfControllerStatuses(t *testing.T) {
 	}
 }
 
-// TestHealthOfMeshConfigStatuses feeds the MeshConfig script statuses written by the
+// TestHealthOfMeshConfigStatuses feeds the script MeshConfig statuses written by the
 // controller's own status function: drifted or failed pods never make the MeshConfig anything
 // but Healthy/Current, an invalid spec is Degraded/Failed, and a generation nobody has reconciled
 // yet is Progressing/InProgress.
@@ -268,7 +273,7 @@ func TestHealthOfMeshConfigStatuses(t *testing.T) {
 		"api error":    {&controllers.MeshConfigVerdict{Active: true, Err: fmt.Errorf("timeout")}, "Progressing", "retrying after: timeout"},
 		"never judged": {nil, "Progressing", ""},
 	}
-	src := script(t, "MeshConfig")
+	src := script(t)
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			mc := &configv1alpha2.MeshConfig{TypeMeta: metav1.TypeMeta{APIVersion: "config.openservicemesh.io/v1alpha2", Kind: "MeshConfig"},
@@ -293,20 +298,25 @@ func TestHealthOfMeshConfigStatuses(t *testing.T) {
 			if !strings.Contains(msg, c.mentions) {
 				t.Errorf("message %q does not mention %q", msg, c.mentions)
 			}
+			if lagging := name == "drifted" || name == "failed pods"; strings.Contains(msg, "pods not in sync") != lagging {
+				t.Errorf("message %q: pods-not-in-sync note present = %t, want %t", msg, !lagging, lagging)
+			}
 		})
 	}
 }
 
-// TestArgoCDConfigMap keeps config/argocd/argocd-cm.yaml identical to the scripts (refresh with
-// go test ./internal/gitops -run TestArgoCDConfigMap -update).
+// TestArgoCDConfigMap keeps config/argocd/argocd-cm.yaml carrying the script under every kind's key
+// (refresh with go test ./internal/gitops -run TestArgoCDConfigMap -update), and the script the
+// only one in config/argocd, so no per-kind copy can drift from what the ConfigMap ships.
 func TestArgoCDConfigMap(t *testing.T) {
 	path := filepath.Join(argoDir, "argocd-cm.yaml")
+	src := script(t)
 	if *update {
 		var b bytes.Buffer
 		b.WriteString(`# Merge into Argo CD's argocd-cm ConfigMap (for example with
 #   kubectl -n argocd patch configmap argocd-cm --patch-file config/argocd/argocd-cm.yaml)
-# so that Argo CD judges meshkeeper's kinds the way kstatus and Flux do. Generated from the .lua
-# files next to this one by: go test ./internal/gitops -run TestArgoCDConfigMap -update
+# so that Argo CD judges meshkeeper's kinds the way kstatus and Flux do. Every key carries
+# health.lua, next to this file; generated by: go test ./internal/gitops -run TestArgoCDConfigMap -update
 apiVersion: v1
 kind: ConfigMap
 metadata:
@@ -319,7 +329,7 @@ data:
 `)
 		for _, kind := range kinds() {
 			fmt.Fprintf(&b, "  resource.customizations.health.%s: |\n", scriptKey(kind))
-			for _, line := range strings.Split(strings.TrimRight(script(t, kind), "\n"), "\n") {
+			for _, line := range strings.Split(strings.TrimRight(src, "\n"), "\n") {
 				if line == "" {
 					b.WriteString("\n")
 					continue
@@ -344,8 +354,15 @@ data:
 	}
 	for _, kind := range kinds() {
 		key := "resource.customizations.health." + scriptKey(kind)
-		if got := cm.Data[key]; got != script(t, kind) {
-			t.Errorf("%s differs from %s.lua; run with -update", key, scriptKey(kind))
+		if got := cm.Data[key]; got != src {
+			t.Errorf("%s differs from %s; run with -update", key, scriptFile)
 		}
+	}
+	scripts, err := filepath.Glob(filepath.Join(argoDir, "*.lua"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scripts) != 1 || filepath.Base(scripts[0]) != scriptFile {
+		t.Errorf("config/argocd holds %v, want only %s", scripts, scriptFile)
 	}
 }

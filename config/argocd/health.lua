@@ -1,8 +1,11 @@
--- Argo CD health for config.openservicemesh.io/MeshConfig, following kstatus:
+-- Argo CD health for meshkeeper's kinds (config.openservicemesh.io/MeshConfig,
+-- policy.openservicemesh.io/Egress and IngressBackend), following kstatus:
 -- Healthy = Current, Progressing = InProgress (or terminating), Degraded = Failed.
--- Pods still running older rules (PodsInSync=False) leave the MeshConfig Healthy, as kstatus
--- does: the configuration is accepted and served, pods pick it up only when they restart, and
--- a Degraded here would fail every sync that changes an exclusion. The message says so.
+-- One script serves every kind; what only some kinds write is used when it is there:
+-- - status.currentStatus (IngressBackend, kept from OSM) is quoted before the message.
+-- - A PodsInSync=False condition (MeshConfig) leaves the object Healthy, as kstatus does: the
+--   configuration is accepted and served, pods pick it up only when they restart, and a Degraded
+--   here would fail every sync that changes an exclusion. The message says which pods lag.
 local hs = { status = "Progressing", message = "Waiting for meshkeeper to reconcile this generation" }
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
   hs.message = "Being deleted"
@@ -40,6 +43,9 @@ end
 if ready == nil or ready.status == "True" then
   hs.status = "Healthy"
   hs.message = (ready ~= nil and ready.message) or "Reconciled"
+  if st.currentStatus ~= nil then
+    hs.message = st.currentStatus .. ": " .. hs.message
+  end
   if pods ~= nil and pods.status == "False" then
     hs.message = hs.message .. "; pods not in sync (" .. (pods.reason or "") .. "): " .. (pods.message or "")
   end
