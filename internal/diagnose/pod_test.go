@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -196,6 +197,18 @@ func TestDiagnosePod(t *testing.T) {
 				CheckMutatingWebhook:   {StatusFail, []string{"no MutatingWebhookConfiguration"}, []string{"kubectl apply -k config/default"}},
 				CheckValidatingWebhook: {StatusFail, []string{"no ValidatingWebhookConfiguration"}, nil},
 				CheckOperator:          {StatusFail, []string{"no Deployment labelled app.kubernetes.io/name=meshkeeper in namespace meshkeeper-system"}, nil},
+			}},
+		{"operator outside the cluster (make run, the demo): webhooks call a URL, no Deployment",
+			func() PodInput {
+				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				url := "https://127.0.0.1:9443/mutate-v1-pod"
+				in.Mutating[0].Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: []byte("ca")}
+				in.Deployments = nil
+				return in
+			},
+			map[string]want{
+				CheckMutatingWebhook: {StatusPass, []string{"https://127.0.0.1:9443/mutate-v1-pod"}, nil},
+				CheckOperator:        {StatusWarn, []string{"runs outside the cluster", "https://127.0.0.1:9443/mutate-v1-pod"}, []string{"config/default"}},
 			}},
 		{"listing validating webhook configurations forbidden: only that check is skipped, naming its own resource",
 			func() PodInput {
