@@ -14,6 +14,10 @@ export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 
 log() { printf 'envtest: %s\n' "$*" >&2; }
 
+# Version stamps, so the servers and kubectl report a real version.
+version_pkg=k8s.io/component-base/version
+ldflags="-s -w -X ${version_pkg}.gitVersion=v${KUBE_VERSION} -X ${version_pkg}.gitMajor=1 -X ${version_pkg}.gitMinor=$(echo "${KUBE_VERSION}" | cut -d. -f2) -X ${version_pkg}.gitTreeState=clean -X ${version_pkg}.buildDate=1970-01-01T00:00:00Z"
+
 build_apiserver() {
   local dir="${work}/kube-apiserver-${KUBE_VERSION}"
   mkdir -p "${dir}"
@@ -37,8 +41,6 @@ build_apiserver() {
     cd "${dir}"
     log "fetching kube-apiserver dependencies"
     go get "k8s.io/kubernetes/cmd/kube-apiserver@v${KUBE_VERSION}" >&2
-    local pkg=k8s.io/component-base/version
-    local ldflags="-s -w -X ${pkg}.gitVersion=v${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=$(echo "${KUBE_VERSION}" | cut -d. -f2) -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
     log "building kube-apiserver v${KUBE_VERSION} (a few minutes when cold)"
     go build -trimpath -ldflags "${ldflags}" -o "${assets}/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   )
@@ -62,9 +64,17 @@ build_etcd() {
 mkdir -p "${assets}"
 [ -x "${assets}/kube-apiserver" ] || build_apiserver
 [ -x "${assets}/etcd" ] || build_etcd
-# kubectl is optional for envtest; link the machine's one when present so tests can shell out to it.
-if [ ! -e "${assets}/kubectl" ] && command -v kubectl >/dev/null 2>&1; then
-  ln -s "$(command -v kubectl)" "${assets}/kubectl"
+# Tests and the demo shell out to kubectl the way users do: link the machine's one, or build the
+# release's own from the same module when the machine has none.
+if [ ! -e "${assets}/kubectl" ]; then
+  if command -v kubectl >/dev/null 2>&1; then
+    ln -s "$(command -v kubectl)" "${assets}/kubectl"
+  else
+    [ -f "${work}/kube-apiserver-${KUBE_VERSION}/go.mod" ] || build_apiserver
+    log "building kubectl v${KUBE_VERSION}"
+    (cd "${work}/kube-apiserver-${KUBE_VERSION}" && go build -trimpath -ldflags "${ldflags}" -o "${assets}/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl)
+    mv "${assets}/kubectl.tmp" "${assets}/kubectl"
+  fi
 fi
 log "ready: ${assets}"
 echo "${assets}"
