@@ -412,8 +412,8 @@ func (s *scenario) diagnose(ctx context.Context, pod string) {
 		return
 	}
 	s.sh.Command(ctx, "bin/meshkeeper", "diagnose", "pod", pod, "-n", AppNamespace)
-	s.r.Say("(diagnose exits 1 because the pod drifted; its operator check fails too, since the demo runs the")
-	s.r.Say(" manager as a local process rather than as a Deployment in meshkeeper-system)")
+	s.r.Say("(diagnose exits 1 because the pod drifted; its operator check can only warn, since the demo runs")
+	s.r.Say(" the manager as a local process rather than as a Deployment in meshkeeper-system)")
 }
 
 func service(ns, name string, port, target int32) *corev1.Service {
