@@ -137,7 +137,7 @@ func (o *Options) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.DriftMaxConcurrent, "drift-max-concurrent-reconciles", 8, "Pods evaluated in parallel by the drift controller.")
 	fs.DurationVar(&o.AutoRestartMinInterval, "auto-restart-min-interval", 10*time.Minute,
 		"Least time between two restarts of one workload by the opt-in auto-restart (annotation meshkeeper.io/auto-restart: \"true\").")
-	fs.StringVar(&o.EnvoyBootstrapSecret, "envoy-bootstrap-secret", "", "Secret (in each pod's namespace) mounted as the sidecar's bootstrap; empty starts Envoy with an admin-only bootstrap.")
+	fs.StringVar(&o.EnvoyBootstrapSecret, "envoy-bootstrap-secret", "", "Secret (in each pod's namespace) mounted as the sidecar's bootstrap; empty starts Envoy with a built-in passthrough bootstrap (docs/sidecar.md).")
 }
 
 func appendTo(list *[]string) func(string) error {
