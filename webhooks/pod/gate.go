@@ -123,8 +123,9 @@ func (w *InjectorWatch) evaluate(ctx context.Context) error {
 	}
 	others := injection.OtherInjectors(list.Items, w.MeshName, w.Own)
 	now := strings.Join(others, ",")
+	// Nothing changed, unless the gate is still paused from the start and nothing conflicts.
 	_, paused := w.Gate.Paused()
-	if now == w.last && !(paused && now == "") {
+	if now == w.last && (!paused || now != "") {
 		return nil
 	}
 	log := ctrl.LoggerFrom(ctx)
