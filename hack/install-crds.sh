@@ -28,7 +28,29 @@ which ends with: FORCE_TAKEOVER=1 make install
 MSG
   exit 1
 fi
+# kubectl's server-side apply takes over the fields recorded in a client-side
+# last-applied-configuration (osm-bootstrap writes one), and then drops the labels meshkeeper does
+# not declare. OSM's labels are what osm-bootstrap needs to find its CRDs again if you go back, so
+# each CRD's labels are read first and put back, by their own field manager, after the apply.
+declare -A before
+for crd in "${crds[@]}"; do
+  before[$crd]=$("$KUBECTL" get crd "$crd" -o go-template='{{range $k, $v := .metadata.labels}}{{$k}}={{$v}}{{"\n"}}{{end}}' 2>/dev/null || true)
+done
+
 force=()
 if [ "${FORCE_TAKEOVER:-0}" = 1 ]; then force=(--force-conflicts); fi
-echo "applying config/crd (server-side, field manager meshkeeper; labels other managers set are kept)"
+echo "applying config/crd (server-side, field manager meshkeeper)"
 "$KUBECTL" apply --server-side --field-manager=meshkeeper "${force[@]}" -k config/crd
+
+for crd in "${crds[@]}"; do
+  [ -n "${before[$crd]}" ] || continue
+  mapfile -t labels <<<"${before[$crd]}"
+  keep=()
+  for l in "${labels[@]}"; do
+    case "$l" in ""|app.kubernetes.io/part-of=*) ;; *) keep+=("$l") ;; esac
+  done
+  if [ "${#keep[@]}" -gt 0 ]; then
+    echo "keeping the labels $crd had: ${keep[*]}"
+    "$KUBECTL" label crd "$crd" --overwrite --field-manager=meshkeeper-keep-labels "${keep[@]}" >/dev/null
+  fi
+done
