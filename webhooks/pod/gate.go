@@ -124,7 +124,7 @@ func (w *InjectorWatch) evaluate(ctx context.Context) error {
 	others := injection.OtherInjectors(list.Items, w.MeshName, w.Own)
 	now := strings.Join(others, ",")
 	_, paused := w.Gate.Paused()
-	if now == w.last && !(paused && now == "") {
+	if now == w.last && (!paused || now != "") {
 		return nil
 	}
 	log := ctrl.LoggerFrom(ctx)
