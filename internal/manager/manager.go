@@ -15,9 +15,11 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -147,7 +149,8 @@ func newManager(cfg *rest.Config, scheme *runtime.Scheme, o *Options, meshConfig
 			CertDir: o.WebhookCertDir,
 			TLSOpts: tlsOpts,
 		}),
-		Cache: CacheOptions(meshConfig),
+		Cache:      CacheOptions(meshConfig),
+		Controller: config.Controller{SkipNameValidation: ptr.To(o.skipNameValidation)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

@@ -58,6 +58,9 @@ type Options struct {
 
 	// legacyNamespace and legacyName are the older --mesh-namespace and --meshconfig-name.
 	legacyNamespace, legacyName string
+	// skipNameValidation lets one process run several managers in turn (tests): controller-runtime
+	// otherwise refuses a controller name it has seen before. Not a flag.
+	skipNameValidation bool
 }
 
 // Bind registers every flag on fs with its default.

@@ -138,6 +138,9 @@ type Injector struct {
 	url    string
 	served chan error
 
+	stopOnce sync.Once
+	stopErr  error
+
 	mu         sync.Mutex
 	admissions int
 	injections int
@@ -339,6 +342,12 @@ func (i *Injector) Stop(ctx context.Context) error {
 }
 
 func (i *Injector) shutdown() error {
+	i.stopOnce.Do(func() { i.stopErr = i.shutdownServer() })
+	return i.stopErr
+}
+
+// shutdownServer stops the HTTPS server; shutdown runs it once, so Stop may be called twice.
+func (i *Injector) shutdownServer() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := i.srv.Shutdown(ctx)

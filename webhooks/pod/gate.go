@@ -141,19 +141,26 @@ func (w *InjectorWatch) evaluate(ctx context.Context) error {
 	reason := injection.InjectorConflictMessage(w.MeshName, others)
 	w.Gate.Pause(reason)
 	log.Error(nil, reason, "mesh", w.MeshName, "injectors", others)
-	w.event(ctx, corev1.EventTypeWarning, "InjectorConflict", reason)
+	w.event(ctx, corev1.EventTypeWarning, "InjectorConflict", reason, others...)
 	w.last = now
 	return nil
 }
 
-// event tells the served MeshConfig, where kubectl describe meshconfig shows it.
-func (w *InjectorWatch) event(ctx context.Context, kind, reason, msg string) {
+// event tells the served MeshConfig, where kubectl describe meshconfig shows it, and the other
+// injectors' webhook configurations, which exist whenever there is a conflict to tell (the
+// MeshConfig may not, yet).
+func (w *InjectorWatch) event(ctx context.Context, kind, reason, msg string, others ...string) {
 	if w.Recorder == nil {
 		return
 	}
 	mc := &configv1alpha2.MeshConfig{}
-	if err := w.Cache.Get(ctx, w.MeshConfig, mc); err != nil {
-		return
+	if err := w.Cache.Get(ctx, w.MeshConfig, mc); err == nil {
+		w.Recorder.Eventf(mc, nil, kind, reason, "Inject", "%s", msg)
 	}
-	w.Recorder.Eventf(mc, nil, kind, reason, "Inject", "%s", msg)
+	for _, name := range others {
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := w.Cache.Get(ctx, types.NamespacedName{Name: name}, cfg); err == nil {
+			w.Recorder.Eventf(cfg, nil, kind, reason, "Inject", "%s", msg)
+		}
+	}
 }
