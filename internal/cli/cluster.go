@@ -15,16 +15,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	configv1alpha1 "github.com/meshkeeper/meshkeeper/api/config/v1alpha1"
-	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
-	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/api/scheme"
 )
 
 // defaultRequestTimeout bounds each API call when --request-timeout is not given, so that an
@@ -52,14 +48,7 @@ type kube struct {
 	host      string
 }
 
-func cliScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(configv1alpha1.AddToScheme(s))
-	utilruntime.Must(configv1alpha2.AddToScheme(s))
-	utilruntime.Must(policyv1alpha1.AddToScheme(s))
-	return s
-}
+func cliScheme() *runtime.Scheme { return scheme.New() }
 
 // connect builds clients from the kubectl-style flags. Nothing is sent to the server yet.
 func connect(cf *genericclioptions.ConfigFlags) (*kube, error) {

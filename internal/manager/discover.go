@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,15 +44,19 @@ func ResolveMeshConfig(ctx context.Context, c client.Reader, flag string) (types
 	return ref, "the only MeshConfig in the cluster", err
 }
 
+// ErrNoMeshConfig: the cluster holds no MeshConfig and --meshconfig is not set. The manager waits
+// for one (see Run).
+var ErrNoMeshConfig = errors.New("no MeshConfig exists in the cluster and --meshconfig is not set: " +
+	"create one (OSM installs osm-system/osm-mesh-config with Helm, kube-system/osm-mesh-config as the AKS add-on), " +
+	"or start the manager with --meshconfig namespace/name")
+
 // PickMeshConfig chooses among the MeshConfigs found when no flag names one.
 func PickMeshConfig(found []types.NamespacedName) (types.NamespacedName, error) {
 	switch len(found) {
 	case 1:
 		return found[0], nil
 	case 0:
-		return types.NamespacedName{}, fmt.Errorf("no MeshConfig exists in the cluster and --meshconfig is not set: " +
-			"create one (OSM installs osm-system/osm-mesh-config with Helm, kube-system/osm-mesh-config as the AKS add-on), " +
-			"or start the manager with --meshconfig namespace/name")
+		return types.NamespacedName{}, ErrNoMeshConfig
 	}
 	names := make([]string, len(found))
 	for i, f := range found {

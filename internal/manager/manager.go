@@ -5,15 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -25,9 +24,8 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	configv1alpha1 "github.com/meshkeeper/meshkeeper/api/config/v1alpha1"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
-	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/api/scheme"
 	"github.com/meshkeeper/meshkeeper/controllers"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/webhooks"
@@ -35,15 +33,7 @@ import (
 )
 
 // Scheme knows every kind the manager reads or writes.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(configv1alpha1.AddToScheme(s))
-	utilruntime.Must(configv1alpha2.AddToScheme(s))
-	utilruntime.Must(policyv1alpha1.AddToScheme(s))
-	utilruntime.Must(apiextensionsv1.AddToScheme(s))
-	return s
-}
+func Scheme() *runtime.Scheme { return scheme.New() }
 
 // Run starts the operator in o.Mode and blocks until ctx ends or the manager fails.
 //
@@ -67,7 +57,7 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options) error {
 	for _, n := range apis.Notes {
 		log.Info(n)
 	}
-	meshConfig, how, err := ResolveMeshConfig(ctx, direct, o.MeshConfigFlag)
+	meshConfig, how, err := awaitMeshConfig(ctx, direct, o)
 	if err != nil {
 		return err
 	}
@@ -78,6 +68,10 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options) error {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	// Every mode answers /readyz; the webhook and injector checks below add to it.
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
 	if err := setupControllers(ctx, mgr, o, meshConfig, apis.Controllers); err != nil {
@@ -278,4 +272,59 @@ func setupWebhooks(ctx context.Context, mgr ctrl.Manager, o *Options, meshConfig
 		}
 	}
 	return webhooks.Setup(ctx, mgr, c)
+}
+
+// meshConfigPoll is how often the manager looks again for a MeshConfig that does not exist yet.
+const meshConfigPoll = 5 * time.Second
+
+// awaitMeshConfig is ResolveMeshConfig, except that when the cluster holds no MeshConfig yet (a
+// fresh install, the MeshConfig applied after the operator) it waits for one instead of exiting:
+// exiting would crash-loop, and in inject mode nothing could then admit the MeshConfig that ends
+// the loop. While it waits, the probe address answers /healthz and a failing /readyz with the
+// reason. Several MeshConfigs and no flag is a configuration error and is returned at once.
+func awaitMeshConfig(ctx context.Context, c client.Reader, o *Options) (types.NamespacedName, string, error) {
+	ref, how, err := ResolveMeshConfig(ctx, c, o.MeshConfigFlag)
+	if !errors.Is(err, ErrNoMeshConfig) {
+		return ref, how, err
+	}
+	log := ctrl.Log.WithName("setup")
+	log.Error(err, "waiting for a MeshConfig")
+	stop := probesWhileWaiting(o.ProbeAddr, err)
+	defer stop()
+	ticker := time.NewTicker(meshConfigPoll)
+	defer ticker.Stop()
+	for waited := 0; ; waited++ {
+		select {
+		case <-ctx.Done():
+			return types.NamespacedName{}, "", ctx.Err()
+		case <-ticker.C:
+		}
+		ref, how, err = ResolveMeshConfig(ctx, c, o.MeshConfigFlag)
+		if !errors.Is(err, ErrNoMeshConfig) {
+			return ref, how, err
+		}
+		if waited%12 == 11 {
+			log.Error(err, "still waiting for a MeshConfig")
+		}
+	}
+}
+
+// probesWhileWaiting serves the probes before the manager exists, so that the kubelet neither
+// restarts a process that is only waiting nor routes webhook traffic to it.
+func probesWhileWaiting(addr string, why error) (stop func()) {
+	if addr == "" || addr == "0" {
+		return func() {}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, why.Error(), http.StatusServiceUnavailable) })
+	mux.HandleFunc("/readyz/", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, why.Error(), http.StatusServiceUnavailable) })
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		ctrl.Log.WithName("setup").Error(err, "serving probes while waiting for a MeshConfig")
+		return func() {}
+	}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }
 }

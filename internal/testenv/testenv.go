@@ -12,15 +12,11 @@ import (
 	"golang.org/x/mod/modfile"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	configv1alpha1 "github.com/meshkeeper/meshkeeper/api/config/v1alpha1"
-	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
-	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/api/scheme"
 )
 
 // AssetsEnv is the variable envtest reads for the directory holding kube-apiserver and etcd.
@@ -48,15 +44,7 @@ type Env struct {
 
 // NewScheme returns a scheme with the built-in kinds, CustomResourceDefinitions and all
 // meshkeeper API versions.
-func NewScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(apiextensionsv1.AddToScheme(s))
-	utilruntime.Must(configv1alpha1.AddToScheme(s))
-	utilruntime.Must(configv1alpha2.AddToScheme(s))
-	utilruntime.Must(policyv1alpha1.AddToScheme(s))
-	return s
-}
+func NewScheme() *runtime.Scheme { return scheme.New() }
 
 // Options says what a control plane is started with.
 type Options struct {

@@ -91,6 +91,11 @@ func TestHandle(t *testing.T) {
 			warnings: []string{"did not inject", "MeshConfig osm-system/osm-mesh-config not found"}},
 		{name: "unknown namespace: let through, not refused", inj: newInjector(testMeshConfig()), pod: typicalPod(), ns: "app", allowed: true,
 			warnings: []string{"did not inject", "namespace app"}},
+		{name: "invalid MeshConfig: let through with the field, not refused", inj: func() *Injector {
+			mc := testMeshConfig()
+			mc.Spec.Traffic.OutboundIPRangeExclusionList = []string{"999.1.1.1/32"}
+			return newInjector(meshed, mc)
+		}(), pod: typicalPod(), ns: "app", allowed: true, warnings: []string{"did not inject", "is invalid", "999.1.1.1/32"}},
 		{name: "injected by OSM: untouched, with a warning", inj: newInjector(meshed, testMeshConfig()), pod: osmInjected(), ns: "app", allowed: true,
 			warnings: []string{"another injector", `init container "osm-init"`}},
 		{name: "injection paused: untouched, with the reason", inj: func() *Injector {
