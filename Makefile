@@ -72,6 +72,18 @@ build: ## Build the manager, the init program and the CLI into bin/.
 	ln -sf meshkeeper $(BIN)/kubectl-meshkeeper
 	CGO_ENABLED=0 go build -o $(BIN)/meshkeeper-demo ./cmd/meshkeeper-demo
 
+.PHONY: cluster-up
+cluster-up: ## Start a real one-node cluster here (root; builds Kubernetes from the Go module proxy, ~15 min cold).
+	@hack/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the real cluster and restore the host (binaries and images are kept).
+	@hack/cluster/down.sh
+
+.PHONY: e2e
+e2e: manifests ## Run the end-to-end tests on the real cluster (make cluster-up first).
+	@hack/cluster/e2e.sh
+
 .PHONY: demo
 demo: build envtest $(KWOK) ## Local demo on an embedded control plane (no cluster needed).
 	@hack/demo.sh

@@ -1,0 +1,143 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"archive/tar"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+const (
+	operatorNamespace = "meshkeeper-system"
+	managerDeployment = "meshkeeper-controller-manager"
+	managerSA         = "meshkeeper-controller-manager"
+	webhookSecret     = "meshkeeper-webhook-server-cert"
+	mutatingWebhook   = "meshkeeper-mutating-webhook-configuration"
+	managerImage      = "ghcr.io/meshkeeper/manager:dev"
+)
+
+// deployOperator applies the overlay the way users apply config/default, then makes the
+// Deployment roll when the manager image was rebuilt under the same tag (nothing is pulled, so
+// the tag alone would keep old pods).
+func deployOperator(t *testing.T) {
+	t.Helper()
+	kubectl(t, "apply", "--server-side", "--force-conflicts", "-k", k.overlay)
+	id := imageID(t, "manager")
+	patch := `{"spec":{"template":{"metadata":{"annotations":{"e2e.meshkeeper.io/image-id":"` + id + `"}}}}}`
+	kubectl(t, "patch", "deployment", managerDeployment, "-n", operatorNamespace, "--type=merge", "-p", patch)
+}
+
+// imageID is the configuration digest of an image archive written by hack/imagebuild.
+func imageID(t *testing.T, name string) string {
+	t.Helper()
+	f, err := os.Open(filepath.Join(k.root, "bin", "images", name+".tar"))
+	if err != nil {
+		t.Fatalf("image archive: %v (run hack/cluster/images.sh)", err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s.tar: no manifest.json: %v", name, err)
+		}
+		if h.Name != "manifest.json" {
+			continue
+		}
+		var m []struct{ Config string }
+		if err := json.NewDecoder(tr).Decode(&m); err != nil || len(m) != 1 {
+			t.Fatalf("%s.tar manifest.json: %v", name, err)
+		}
+		return strings.TrimSuffix(m[0].Config, ".json")[:16]
+	}
+}
+
+// The manager runs from its image, in the cluster, with its ServiceAccount and the generated
+// RBAC, its own webhook certificate, and /readyz gating its readiness.
+func TestManagerRunsInCluster(t *testing.T) {
+	t0 := time.Now()
+	deployOperator(t)
+	kubectl(t, "rollout", "status", "deployment/"+managerDeployment, "-n", operatorNamespace, "--timeout=240s")
+	t.Logf("operator deployed and rolled out in %s", time.Since(t0).Round(100*time.Millisecond))
+
+	var d appsv1.Deployment
+	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: managerDeployment}, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Status.ReadyReplicas != *d.Spec.Replicas {
+		t.Fatalf("%d of %d replicas ready", d.Status.ReadyReplicas, *d.Spec.Replicas)
+	}
+	var pods corev1.PodList
+	if err := k.c.List(ctx(t), &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if p.Spec.ServiceAccountName != managerSA {
+			t.Errorf("pod %s runs as ServiceAccount %q", p.Name, p.Spec.ServiceAccountName)
+		}
+		if img := p.Spec.Containers[0].Image; img != managerImage {
+			t.Errorf("pod %s runs image %q, want %q", p.Name, img, managerImage)
+		}
+		if ok, _ := podReady(t, p.Namespace, p.Name); ok {
+			ready++
+		}
+		// With exactly the generated RBAC, a call the role lacks shows up as "forbidden".
+		logs := kubectl(t, "logs", "-n", p.Namespace, p.Name, "-c", "manager")
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, "forbidden") {
+				t.Errorf("pod %s: the generated RBAC refused a call: %s", p.Name, line)
+			}
+		}
+	}
+	if ready == 0 {
+		t.Fatal("no manager pod is Ready")
+	}
+
+	// The webhook certificate is the operator's own: a CA it made, patched into the webhook
+	// configuration, signing the serving certificate for the Service's DNS name.
+	var s corev1.Secret
+	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: webhookSecret}, &s); err != nil {
+		t.Fatal(err)
+	}
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
+	if err := k.c.Get(ctx(t), client.ObjectKey{Name: mutatingWebhook}, &mwc); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range mwc.Webhooks {
+		if string(w.ClientConfig.CABundle) != string(s.Data["ca.crt"]) {
+			t.Errorf("webhook %s: caBundle is not the operator's CA", w.Name)
+		}
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(s.Data["ca.crt"]) {
+		t.Fatal("secret has no CA certificate")
+	}
+	block, _ := pem.Decode(s.Data["tls.crt"])
+	if block == nil {
+		t.Fatal("secret has no serving certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := "meshkeeper-webhook-service." + operatorNamespace + ".svc"
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: dns}); err != nil {
+		t.Errorf("serving certificate for %s: %v", dns, err)
+	}
+}
