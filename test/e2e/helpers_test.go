@@ -43,6 +43,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		os.Exit(1)
 	}
+	if err = deployOperator(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: deploying the operator:", err)
+		os.Exit(1)
+	}
 	os.Exit(m.Run())
 }
 

@@ -117,7 +117,6 @@ func TestInjectedPodRedirectsAsPlanned(t *testing.T) {
 	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: "osm-system", Name: "osm-mesh-config"}, &mc); err != nil {
 		t.Fatal(err)
 	}
-	kubectl(t, "rollout", "status", "deployment/"+managerDeployment, "-n", operatorNamespace, "--timeout=240s")
 
 	plainNS := testNamespace(t, "e2e-plain", false)
 	meshNS := testNamespace(t, "e2e-mesh", true)

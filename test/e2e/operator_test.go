@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,50 +29,56 @@ const (
 	managerImage      = "ghcr.io/meshkeeper/manager:dev"
 )
 
-// deployOperator applies the overlay the way users apply config/default, then makes the
-// Deployment roll when the manager image was rebuilt under the same tag (nothing is pulled, so
-// the tag alone would keep old pods).
-func deployOperator(t *testing.T) {
-	t.Helper()
-	kubectl(t, "apply", "--server-side", "--force-conflicts", "-k", k.overlay)
-	id := imageID(t, "manager")
+// deployOperator applies the overlay the way users apply config/default, makes the Deployment
+// roll when the manager image was rebuilt under the same tag (nothing is pulled, so the tag
+// alone would keep old pods), and waits for the rollout.
+func deployOperator() error {
+	t0 := time.Now()
+	if _, err := tryRun("kubectl", "apply", "--server-side", "--force-conflicts", "-k", k.overlay); err != nil {
+		return err
+	}
+	id, err := imageID("manager")
+	if err != nil {
+		return err
+	}
 	patch := `{"spec":{"template":{"metadata":{"annotations":{"e2e.meshkeeper.io/image-id":"` + id + `"}}}}}`
-	kubectl(t, "patch", "deployment", managerDeployment, "-n", operatorNamespace, "--type=merge", "-p", patch)
+	if _, err := tryRun("kubectl", "patch", "deployment", managerDeployment, "-n", operatorNamespace, "--type=merge", "-p", patch); err != nil {
+		return err
+	}
+	if _, err := tryRun("kubectl", "rollout", "status", "deployment/"+managerDeployment, "-n", operatorNamespace, "--timeout=240s"); err != nil {
+		return err
+	}
+	fmt.Printf("e2e: operator deployed from %s and rolled out in %s\n", k.overlay, time.Since(t0).Round(100*time.Millisecond))
+	return nil
 }
 
 // imageID is the configuration digest of an image archive written by hack/imagebuild.
-func imageID(t *testing.T, name string) string {
-	t.Helper()
+func imageID(name string) (string, error) {
 	f, err := os.Open(filepath.Join(k.root, "bin", "images", name+".tar"))
 	if err != nil {
-		t.Fatalf("image archive: %v (run hack/cluster/images.sh)", err)
+		return "", fmt.Errorf("image archive: %w (run hack/cluster/images.sh)", err)
 	}
 	defer f.Close()
 	tr := tar.NewReader(f)
 	for {
 		h, err := tr.Next()
 		if err != nil {
-			t.Fatalf("%s.tar: no manifest.json: %v", name, err)
+			return "", fmt.Errorf("%s.tar: no manifest.json: %w", name, err)
 		}
 		if h.Name != "manifest.json" {
 			continue
 		}
 		var m []struct{ Config string }
 		if err := json.NewDecoder(tr).Decode(&m); err != nil || len(m) != 1 {
-			t.Fatalf("%s.tar manifest.json: %v", name, err)
+			return "", fmt.Errorf("%s.tar manifest.json: %v", name, err)
 		}
-		return strings.TrimSuffix(m[0].Config, ".json")[:16]
+		return strings.TrimSuffix(m[0].Config, ".json")[:16], nil
 	}
 }
 
 // The manager runs from its image, in the cluster, with its ServiceAccount and the generated
 // RBAC, its own webhook certificate, and /readyz gating its readiness.
 func TestManagerRunsInCluster(t *testing.T) {
-	t0 := time.Now()
-	deployOperator(t)
-	kubectl(t, "rollout", "status", "deployment/"+managerDeployment, "-n", operatorNamespace, "--timeout=240s")
-	t.Logf("operator deployed and rolled out in %s", time.Since(t0).Round(100*time.Millisecond))
-
 	var d appsv1.Deployment
 	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: managerDeployment}, &d); err != nil {
 		t.Fatal(err)
