@@ -12,8 +12,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,9 +68,23 @@ func run(ctx context.Context, out, rootfs string, names []string) error {
 	for _, img := range todo {
 		t0 := time.Now()
 		file := filepath.Join(out, img.Name+".tar")
+		inputs, err := inputDigest(img, binDir, rootfs)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		stamp := file + ".inputs"
+		if prev, err := os.ReadFile(stamp); err == nil && string(prev) == inputs {
+			if _, err := os.Stat(file); err == nil {
+				fmt.Fprintf(os.Stderr, "imagebuild: %s unchanged\n", file)
+				continue
+			}
+		}
 		id, err := buildImage(file, img, binDir, rootfs, runtime.GOARCH)
 		if err != nil {
 			return fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		if err := os.WriteFile(stamp, []byte(inputs), 0o644); err != nil {
+			return err
 		}
 		fmt.Fprintf(os.Stderr, "imagebuild: wrote %s (%s, %s) in %s\n", file, img.Tags[0], id[:19], time.Since(t0).Round(time.Millisecond))
 	}
@@ -107,4 +125,35 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// inputDigest identifies what an image is made from: its description, the content of its
+// binaries and, when it has one, the base filesystem tarball (by size and modification time).
+// An archive whose inputs did not change is not written again.
+func inputDigest(img Image, binDir, rootfs string) (string, error) {
+	h := sha256.New()
+	desc, err := json.Marshal(img)
+	if err != nil {
+		return "", err
+	}
+	h.Write(desc)
+	for _, b := range img.Binaries {
+		f, err := os.Open(filepath.Join(binDir, binaryName(b)))
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	if img.DebianRootfs {
+		st, err := os.Stat(rootfs)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "rootfs %d %d", st.Size(), st.ModTime().UnixNano())
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
