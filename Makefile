@@ -20,9 +20,12 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook configuration from markers.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./api/..." paths="./controllers/..." paths="./webhooks/..." \
-		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac output:webhook:artifacts:config=config/webhook
+manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC (one role per mode's needs) and webhook configuration from markers.
+	$(CONTROLLER_GEN) crd webhook paths="./api/..." paths="./webhooks/..." \
+		output:crd:artifacts:config=config/crd/bases output:webhook:artifacts:config=config/webhook
+	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/..." output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=webhook-role paths="./webhooks" output:rbac:artifacts:config=config/webhook
+	$(CONTROLLER_GEN) rbac:roleName=injector-role paths="./webhooks/pod" output:rbac:artifacts:config=config/injector
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
@@ -93,16 +96,20 @@ run: ## Run the manager against the current kubeconfig.
 	go run ./cmd/manager
 
 .PHONY: install
-install: manifests ## Install the CRDs into the current cluster.
-	kubectl apply --server-side -k config/crd
+install: manifests ## Install meshkeeper's CRDs where none are installed (never over OSM's).
+	@hack/install-crds.sh
 
 .PHONY: deploy
-deploy: manifests ## Deploy the operator with config/default.
+deploy: manifests ## Deploy the operator in audit mode (config/default): mutates no pod.
 	kubectl apply --server-side -k config/default
 
+.PHONY: deploy-injector
+deploy-injector: manifests ## Deploy the operator in inject mode (config/injector).
+	kubectl apply --server-side -k config/injector
+
 .PHONY: undeploy
-undeploy: ## Remove the operator.
-	kubectl delete --ignore-not-found -k config/default
+undeploy: ## Remove the operator (either mode); CRDs and the objects in them stay.
+	kubectl delete --ignore-not-found -k config/injector
 
 ##@ Tools
 

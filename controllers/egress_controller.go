@@ -23,6 +23,7 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
+	"github.com/meshkeeper/meshkeeper/internal/status"
 	"github.com/meshkeeper/meshkeeper/internal/validation"
 )
 
@@ -39,10 +40,12 @@ type EgressReconciler struct {
 	// Recorder receives the events of Ready and Stalled transitions; nil records none.
 	Recorder events.EventRecorder
 	Options  PolicyOptions
+	memo     *status.Memo
 }
 
 // egressKind: an Egress carries Accepted and ResolvedRefs besides Ready.
 var egressKind = policyKind[*policyv1alpha1.Egress]{
+	name:  KindEgress,
 	types: []string{conditions.Accepted, conditions.ResolvedRefs},
 	status: func(e *policyv1alpha1.Egress) policyStatus {
 		return policyStatus{&e.Status.Conditions, &e.Status.Findings, &e.Status.ObservedGeneration}
@@ -55,7 +58,7 @@ var egressKind = policyKind[*policyv1alpha1.Egress]{
 
 // Reconcile judges one Egress against what it depends on (see reconcilePolicy).
 func (r *EgressReconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
-	return reconcilePolicy(ctx, r.Client, r.Recorder, r.Options, req, &policyv1alpha1.Egress{}, egressKind,
+	return reconcilePolicy(ctx, r.Client, r.Recorder, r.Options, r.memo, req, &policyv1alpha1.Egress{}, egressKind,
 		func(e *policyv1alpha1.Egress) ([]analysis.Finding, error) {
 			in, err := r.gather(ctx, e)
 			if err != nil {

@@ -26,6 +26,7 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
+	"github.com/meshkeeper/meshkeeper/internal/status"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 	"github.com/meshkeeper/meshkeeper/internal/validation"
 )
@@ -44,11 +45,13 @@ type IngressBackendReconciler struct {
 	// Recorder receives the events of Ready and Stalled transitions; nil records none.
 	Recorder events.EventRecorder
 	Options  PolicyOptions
+	memo     *status.Memo
 }
 
 // ingressBackendKind: an IngressBackend carries Accepted and ResolvedRefs besides Ready, and OSM's
 // currentStatus and reason derived from Ready.
 var ingressBackendKind = policyKind[*policyv1alpha1.IngressBackend]{
+	name:  KindIngressBackend,
 	types: []string{conditions.Accepted, conditions.ResolvedRefs},
 	status: func(ib *policyv1alpha1.IngressBackend) policyStatus {
 		return policyStatus{&ib.Status.Conditions, &ib.Status.Findings, &ib.Status.ObservedGeneration}
@@ -57,12 +60,16 @@ var ingressBackendKind = policyKind[*policyv1alpha1.IngressBackend]{
 		return fmt.Sprintf("%d backend(s) admit traffic from %d source(s)", len(ib.Spec.Backends), len(ib.Spec.Sources))
 	},
 	validate: func(ib *policyv1alpha1.IngressBackend) field.ErrorList { return validation.IngressBackend(ib).Errors },
-	finish:   func(ib *policyv1alpha1.IngressBackend) { setOSMStatus(&ib.Status) },
+	finish: func(ib *policyv1alpha1.IngressBackend, apis APIs) {
+		if !apis.IngressBackendStatusOwnedByOSM {
+			setOSMStatus(&ib.Status)
+		}
+	},
 }
 
 // Reconcile judges one IngressBackend against what it depends on (see reconcilePolicy).
 func (r *IngressBackendReconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
-	return reconcilePolicy(ctx, r.Client, r.Recorder, r.Options, req, &policyv1alpha1.IngressBackend{}, ingressBackendKind,
+	return reconcilePolicy(ctx, r.Client, r.Recorder, r.Options, r.memo, req, &policyv1alpha1.IngressBackend{}, ingressBackendKind,
 		func(ib *policyv1alpha1.IngressBackend) ([]analysis.Finding, error) {
 			in, err := r.gather(ctx, ib)
 			if err != nil {

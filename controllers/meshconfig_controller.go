@@ -5,7 +5,10 @@ import (
 	"errors"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -40,19 +43,40 @@ type MeshConfigReconciler struct {
 	Recorder events.EventRecorder
 	Options  DriftOptions
 	rules    *drift.RuleCache
+	// memo holds verdicts when the CRD cannot store them (Options.APIs.NoMeshConfigStatus).
+	memo *status.Memo
+}
+
+// forget drops what is remembered of a deleted MeshConfig. When it is the served one, every pod
+// is told through its own conditions (MeshConfigNotFound); here it is logged, once.
+func (r *MeshConfigReconciler) forget(key types.NamespacedName) {
+	forgetVerdict(KindMeshConfig, key)
+	if r.memo != nil {
+		r.memo.Forget(key)
+	}
+	if key == r.Options.MeshConfig {
+		meshPods.DeletePartialMatch(prometheus.Labels{"namespace": key.Namespace, "name": key.Name})
+	}
 }
 
 // Reconcile validates, counts, and writes status once, in the deferred patch, only on change.
 func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ ctrl.Result, err error) {
 	mc := &configv1alpha2.MeshConfig{}
 	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	patcher := status.NewPatcher(mc).WithEvents(r.Recorder, meshConfigConditions)
+	patcher := status.NewPatcher(mc).WithEvents(r.Recorder, meshConfigConditions).WithoutSubresource(r.memo)
 	var v MeshConfigVerdict
 	defer func() {
 		v.Err = err
 		SetMeshConfigStatus(mc, v, r.Options.now())
+		recordVerdict(KindMeshConfig, req.NamespacedName, mc.Status.Conditions, mc.Status.Findings)
+		if v.Active && v.Err == nil {
+			recordMeshPods(req.NamespacedName, v.Summary)
+		}
 		err = errors.Join(err, patcher.Patch(ctx, r.Client, mc))
 	}()
 	if v.SpecErrs = ValidateMeshConfig(mc); len(v.SpecErrs) > 0 {
@@ -113,13 +137,15 @@ func (r *MeshConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.rules == nil {
 		r.rules = drift.NewRuleCache(ruleCacheSize)
 	}
+	if r.Options.APIs.NoMeshConfigStatus && r.memo == nil {
+		r.memo = status.NewMemo()
+	}
 	recount := r.recountHandler()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("drift-meshconfig").
 		For(&configv1alpha2.MeshConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Pod{}, recount).
 		Watches(&corev1.Namespace{}, recount).
-		Watches(&corev1.Service{}, recount).
 		Watches(&corev1.Service{}, recount). // findings compare exclusions with mesh Services
 		Complete(r)
 }

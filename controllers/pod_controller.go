@@ -30,7 +30,8 @@ import (
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=config.openservicemesh.io,resources=meshconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
+// The opt-in restarts (inject mode only) need apps get/patch: their RBAC is injector-role's, see
+// webhooks/pod/rbac.go.
 
 // ruleCacheSize bounds the distinct init container rule sets remembered: one per workload
 // revision in practice.
@@ -82,6 +83,9 @@ func (r *PodReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 			r.Recorder.Eventf(pod, nil, ev.Type, ev.Reason, "Evaluate", "%s", ev.Message)
 		}
 	}()
+	if !r.Options.AutoRestart {
+		return ctrl.Result{}, nil
+	}
 	return r.remediate(ctx, in, updated)
 }
 
@@ -95,11 +99,18 @@ func (r *PodReconciler) gather(ctx context.Context, pod *corev1.Pod) (drift.Inpu
 		return drift.Input{}, false, nil
 	}
 	mc := &configv1alpha2.MeshConfig{}
-	if err := r.Client.Get(ctx, r.Options.MeshConfig, mc); err != nil {
-		// Without a MeshConfig there is no desired state; its creation re-queues every pod.
-		return drift.Input{}, false, client.IgnoreNotFound(err)
+	var in drift.Input
+	switch err := r.Client.Get(ctx, r.Options.MeshConfig, mc); {
+	case apierrors.IsNotFound(err):
+		// No desired state: say so on the pod rather than leave a stale verdict; the
+		// MeshConfig's creation re-queues every pod.
+		ref := drift.MeshRef{Namespace: r.Options.MeshConfig.Namespace, Name: r.Options.MeshConfig.Name}
+		in = drift.GatherWithoutMeshConfig(pod, ns.ObjectMeta, ref, r.Options.Selection, r.Options.now())
+	case err != nil:
+		return drift.Input{}, false, err
+	default:
+		in = drift.Gather(pod, ns.ObjectMeta, mc, r.Options.Selection, r.Options.now())
 	}
-	in := drift.Gather(pod, ns.ObjectMeta, mc, r.Options.Selection, r.Options.now())
 	in.Rules = r.rules
 	return in, true, nil
 }
@@ -245,6 +256,11 @@ type DriftOptions struct {
 	// ClusterRanges are the Service and Pod CIDRs the MeshConfig's findings are checked against;
 	// empty when unknown.
 	ClusterRanges redirect.ClusterRanges
+	// APIs says whether the MeshConfig CRD can store a status.
+	APIs APIs
+	// AutoRestart allows restarting opted-in workloads whose pods drifted. Off in audit mode,
+	// which changes no workload.
+	AutoRestart bool
 }
 
 func (o DriftOptions) now() time.Time {

@@ -53,6 +53,8 @@ type PolicyOptions struct {
 	MeshConfig types.NamespacedName
 	// MeshName is the openservicemesh.io/monitored-by value of the mesh's namespaces.
 	MeshName string
+	// APIs says which kinds can store a status and which status fields are OSM's.
+	APIs APIs
 	// Clock is injected by tests; nil means time.Now.
 	Clock func() time.Time
 }
@@ -68,6 +70,8 @@ func (o PolicyOptions) now() time.Time {
 // object of it. Go cannot reach a field shared by two structs through a type parameter, hence
 // the status accessor.
 type policyKind[T client.Object] struct {
+	// name is the kind, for metrics.
+	name string
 	// types are the positive conditions the kind carries besides Ready, in judging order.
 	types []string
 	// status points into the parts of the status every policy kind has.
@@ -77,7 +81,7 @@ type policyKind[T client.Object] struct {
 	// validate is the admission check again: a webhook can be down or bypassed.
 	validate func(T) field.ErrorList
 	// finish derives the kind's own status fields from the new conditions; nil for none.
-	finish func(T)
+	finish func(T, APIs)
 }
 
 type policyStatus struct {
@@ -90,12 +94,20 @@ type policyStatus struct {
 // gathers from the cache and runs the pure analysis), and write status once, only on change.
 // When judge fails, the findings stay as they were and observedGeneration does not move, so the
 // status never claims a verdict on a generation it did not reach; the error is retried.
-func reconcilePolicy[T client.Object](ctx context.Context, c client.Client, rec events.EventRecorder, opts PolicyOptions,
+// memo is non-nil when the kind's CRD cannot store a status (see status.Patcher.WithoutSubresource).
+func reconcilePolicy[T client.Object](ctx context.Context, c client.Client, rec events.EventRecorder, opts PolicyOptions, memo *status.Memo,
 	req reconcile.Request, obj T, kind policyKind[T], judge func(T) ([]analysis.Finding, error)) (ctrl.Result, error) {
 	if err := c.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetVerdict(kind.name, req.NamespacedName)
+			if memo != nil {
+				memo.Forget(req.NamespacedName)
+			}
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	patcher := status.NewPatcher(obj).WithEvents(rec, func(o T) []metav1.Condition { return *kind.status(o).conditions })
+	patcher := status.NewPatcher(obj).WithEvents(rec, func(o T) []metav1.Condition { return *kind.status(o).conditions }).
+		WithoutSubresource(memo)
 	st := kind.status(obj)
 	outcome := status.Outcome{Generation: obj.GetGeneration(), Types: kind.types, Summary: kind.summary(obj)}
 	findings, err := judge(obj)
@@ -107,8 +119,9 @@ func reconcilePolicy[T client.Object](ctx context.Context, c client.Client, rec 
 		*st.observedGeneration = obj.GetGeneration()
 	}
 	if kind.finish != nil {
-		kind.finish(obj)
+		kind.finish(obj, opts.APIs)
 	}
+	recordVerdict(kind.name, req.NamespacedName, *st.conditions, *st.findings)
 	return ctrl.Result{}, errors.Join(err, patcher.Patch(ctx, c, obj))
 }
 
@@ -118,10 +131,18 @@ func SetupPolicy(ctx context.Context, mgr ctrl.Manager, opts PolicyOptions) erro
 		return err
 	}
 	rec := mgr.GetEventRecorder(PolicyEventSource)
-	if err := (&EgressReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}).SetupWithManager(mgr); err != nil {
+	egress := &EgressReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}
+	if opts.APIs.NoEgressStatus {
+		egress.memo = status.NewMemo()
+	}
+	if err := egress.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("egress controller: %w", err)
 	}
-	if err := (&IngressBackendReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}).SetupWithManager(mgr); err != nil {
+	backends := &IngressBackendReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}
+	if opts.APIs.NoIngressBackendStatus {
+		backends.memo = status.NewMemo()
+	}
+	if err := backends.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("ingressbackend controller: %w", err)
 	}
 	return nil

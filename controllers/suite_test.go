@@ -247,6 +247,8 @@ func startManager(t testing.TB, mesh string, tune ...func(*DriftOptions)) *harne
 	opts := DriftOptions{
 		MeshConfig: types.NamespacedName{Namespace: mesh + "-system", Name: mesh + "-config"},
 		Selection:  injection.SelectOptions{MeshName: mesh},
+		// The suites exercise inject mode's remediation; audit mode's is tested on its own.
+		AutoRestart: true,
 	}
 	for _, f := range tune {
 		f(&opts)

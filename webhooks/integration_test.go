@@ -131,7 +131,8 @@ func run(m *testing.M) int {
 			ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")},
 			PodCIDRs:     []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")},
 		},
-		Injection: injection.Options{Version: "integration", DefaultEnvoyImage: "envoyproxy/envoy:v1.31.2", DefaultInitImage: "ghcr.io/meshkeeper/init:test"},
+		Injector: &webhooks.InjectorConfig{Injection: injection.Options{Version: "integration",
+			DefaultEnvoyImage: "envoyproxy/envoy:v1.31.2", DefaultInitImage: "ghcr.io/meshkeeper/init:test"}},
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "registering webhooks:", err)
 		return 1

@@ -25,22 +25,33 @@ type Config struct {
 	MeshConfig types.NamespacedName
 	// Cluster holds the Service and Pod CIDRs used for warnings.
 	Cluster redirect.ClusterRanges
-	// Injection carries images, version and bootstrap settings for the injector.
+	// Injector is set in inject mode only; nil serves the validators alone.
+	Injector *InjectorConfig
+}
+
+// InjectorConfig is what the pod injector needs beyond Config.
+type InjectorConfig struct {
+	// Injection carries images, version and bootstrap settings.
 	Injection injection.Options
+	// Gate pauses injection while another injector serves the mesh; nil never pauses.
+	Gate *pod.Gate
 }
 
 // Setup registers every admission webhook on the manager's webhook server. The manager adds its
 // webhook server the first time it is asked for it, so call this only once serving certificates
 // exist.
 func Setup(ctx context.Context, mgr ctrl.Manager, c Config) error {
-	inj := &pod.Injector{
-		MeshConfig: c.MeshConfig,
-		Select:     injection.SelectOptions{MeshName: c.MeshName, OperatorNamespace: c.OperatorNamespace},
-		Options:    c.Injection,
-		Cluster:    c.Cluster,
-	}
-	if err := inj.SetupWithManager(ctx, mgr); err != nil {
-		return err
+	if c.Injector != nil {
+		inj := &pod.Injector{
+			MeshConfig: c.MeshConfig,
+			Select:     injection.SelectOptions{MeshName: c.MeshName, OperatorNamespace: c.OperatorNamespace},
+			Options:    c.Injector.Injection,
+			Cluster:    c.Cluster,
+			Gate:       c.Injector.Gate,
+		}
+		if err := inj.SetupWithManager(ctx, mgr); err != nil {
+			return err
+		}
 	}
 	if err := (&meshconfig.Validator{Cluster: c.Cluster, Served: c.MeshConfig}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("meshconfig webhook: %w", err)

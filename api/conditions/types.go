@@ -147,6 +147,9 @@ const (
 	// RulesUnreadable: the rendered rules could not be parsed, so drift cannot be judged; the
 	// verdict is Unknown, not False, since the pod may well run what it should.
 	RulesUnreadable = "RulesUnreadable"
+	// MeshConfigNotFound: the MeshConfig the operator serves does not exist (deleted, or never
+	// created), so there is no desired state to compare the pod's exclusions with.
+	MeshConfigNotFound = "MeshConfigNotFound"
 )
 
 // Polarity says which status of a condition type is the healthy one.
@@ -209,7 +212,7 @@ var Vocabulary = []TypeInfo{
 	{Type: PodExclusionsInSync, Polarity: PositivePolarity, Pod: true,
 		True:    []string{InSync},
 		False:   []string{Drifted},
-		Unknown: []string{NotMeshed, InitContainerPending, SidecarNotReady, InvalidSpec, RulesUnreadable}},
+		Unknown: []string{NotMeshed, InitContainerPending, SidecarNotReady, InvalidSpec, RulesUnreadable, MeshConfigNotFound}},
 }
 
 // Lookup returns the documentation of a condition type.

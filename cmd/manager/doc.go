@@ -1,4 +1,3 @@
-// Command manager is the meshkeeper operator: one process that serves the admission webhooks
-// (sidecar injection and validation) with a certificate it manages itself, and runs the
-// controllers registered in setupFuncs.
+// Command manager is the meshkeeper operator. It only parses flags: what runs in each mode
+// (audit, inject) is decided in internal/manager, which the tests start the same way.
 package main

@@ -162,9 +162,9 @@ func ManagerArgs(bin, kubeconfig string, webhookPort int, certDir string, probeP
 		"--cert-manager",
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(probePort),
+		"--mode=inject",
 		"--mesh-name=" + MeshName,
-		"--mesh-namespace=" + MeshNamespace,
-		"--meshconfig-name=" + MeshConfigName,
+		"--meshconfig=" + MeshNamespace + "/" + MeshConfigName,
 	}
 }
 

@@ -22,8 +22,8 @@ func TestManagerArgs(t *testing.T) {
 		"--cert-manager", // envtest made the certificate: the manager must not rotate it
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=127.0.0.1:8081",
-		"--mesh-namespace=" + MeshNamespace,
-		"--meshconfig-name=" + MeshConfigName,
+		"--mode=inject", // the demo shows injection; the manager's default is audit
+		"--meshconfig=" + MeshNamespace + "/" + MeshConfigName,
 	} {
 		if !slices.Contains(args, want) {
 			t.Errorf("manager args %q lack %q", args, want)

@@ -19,6 +19,9 @@ import (
 // Rules that cannot be parsed give RulesUnreadable, which the vocabulary lists as Unknown: the
 // pod may or may not run what it should, and saying Drifted would be a guess.
 func CheckExclusionsInSync(in Input) (reason, message string, failed bool) {
+	if in.MeshMissing {
+		return conditions.MeshConfigNotFound, fmt.Sprintf("%s does not exist, so the exclusions this pod should have are unknown: recreate it, or point the manager at the MeshConfig in use with --meshconfig namespace/name", in.Mesh), false
+	}
 	if len(in.ExpectedErrs) > 0 {
 		return conditions.InvalidSpec, fmt.Sprintf("cannot tell which exclusions the pod should have: %s or the pod's annotations are invalid: %v",
 			in.Mesh, in.ExpectedErrs.ToAggregate()), false

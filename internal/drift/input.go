@@ -62,6 +62,17 @@ type Input struct {
 	Now          time.Time
 	// Rules, when set, remembers parsed init containers across evaluations; nil parses each time.
 	Rules *RuleCache
+	// MeshMissing is true when the served MeshConfig does not exist (deleted, or never created):
+	// there is no desired state, so exclusions cannot be judged; Mesh still names the object.
+	MeshMissing bool
+}
+
+// GatherWithoutMeshConfig is Gather for a MeshConfig that does not exist: the pod's injection
+// and init container can still be judged, its exclusions cannot.
+func GatherWithoutMeshConfig(pod *corev1.Pod, ns metav1.ObjectMeta, ref MeshRef, sel injection.SelectOptions, now time.Time) Input {
+	in := Gather(pod, ns, &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name}}, sel, now)
+	in.MeshMissing = true
+	return in
 }
 
 // Gather builds the Input from objects already read. It computes the expected configuration

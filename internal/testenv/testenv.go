@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"golang.org/x/mod/modfile"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -45,20 +46,40 @@ type Env struct {
 	dir string
 }
 
-// NewScheme returns a scheme with the built-in kinds and all meshkeeper API versions.
+// NewScheme returns a scheme with the built-in kinds, CustomResourceDefinitions and all
+// meshkeeper API versions.
 func NewScheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
 	utilruntime.Must(configv1alpha1.AddToScheme(s))
 	utilruntime.Must(configv1alpha2.AddToScheme(s))
 	utilruntime.Must(policyv1alpha1.AddToScheme(s))
 	return s
 }
 
+// Options says what a control plane is started with.
+type Options struct {
+	// CRDPaths are directories or files of CRD manifests; relative paths are taken from the
+	// repository root.
+	CRDPaths []string
+	// CRDs are installed as given, alongside CRDPaths.
+	CRDs []*apiextensionsv1.CustomResourceDefinition
+}
+
 // Start boots kube-apiserver and etcd with the CRDs found under crdPaths installed (directories
 // or files; relative paths are taken from the repository root). With no paths it installs
 // config/crd/bases. Call Stop when done, typically in AfterSuite.
 func Start(crdPaths ...string) (*Env, error) {
+	if len(crdPaths) == 0 {
+		crdPaths = []string{filepath.Join("config", "crd", "bases")}
+	}
+	return StartWith(Options{CRDPaths: crdPaths})
+}
+
+// StartWith boots kube-apiserver and etcd with exactly the CRDs opts names (none when it names
+// none), for suites that run on another project's CRDs instead of meshkeeper's.
+func StartWith(opts Options) (*Env, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
@@ -67,11 +88,8 @@ func Start(crdPaths ...string) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(crdPaths) == 0 {
-		crdPaths = []string{filepath.Join("config", "crd", "bases")}
-	}
-	paths := make([]string, 0, len(crdPaths))
-	for _, p := range crdPaths {
+	paths := make([]string, 0, len(opts.CRDPaths))
+	for _, p := range opts.CRDPaths {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(root, p)
 		}
@@ -81,6 +99,7 @@ func Start(crdPaths ...string) (*Env, error) {
 	scheme := NewScheme()
 	te := &envtest.Environment{
 		CRDDirectoryPaths:     paths,
+		CRDs:                  opts.CRDs,
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 		Scheme:                scheme,

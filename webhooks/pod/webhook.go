@@ -29,13 +29,18 @@ import (
 const Path = "/mutate-v1-pod"
 
 // The webhook configuration narrows calls before they reach us, so most pods in a cluster never
-// cost a round trip: only namespaces labelled for a mesh and not ignored (namespaceSelector), never
+// cost a round trip: only namespaces labelled for our mesh (the label's value, not its mere
+// presence: another mesh's namespaces never depend on meshkeeper being up) and not ignored
+// (namespaceSelector; config/injector sets the value to the manager's --mesh-name), never
 // the operator's own pods (objectSelector), never host-network pods or kube-system
 // (matchConditions). The handler re-checks all of it, because selectors can be edited and the
 // mesh name is compared only here. reinvocationPolicy IfNeeded lets a later webhook's changes be
-// seen again; a second pass over an injected pod is a no-op.
+// seen again; a second pass over an injected pod is a no-op. failurePolicy is Ignore: with the
+// manager down a pod starts without a sidecar, and the drift controller reports it
+// (SidecarInjected=False, SidecarMissing, with the restart that fixes it) instead of the pod
+// never starting.
 //
-// +kubebuilder:webhook:path=/mutate-v1-pod,mutating=true,failurePolicy=fail,sideEffects=None,groups="",resources=pods,verbs=create,versions=v1,name=inject.meshkeeper.io,admissionReviewVersions=v1,reinvocationPolicy=IfNeeded,timeoutSeconds=5,patch=`{"namespaceSelector":{"matchExpressions":[{"key":"openservicemesh.io/monitored-by","operator":"Exists"},{"key":"openservicemesh.io/ignore","operator":"DoesNotExist"},{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system"]}]},"objectSelector":{"matchExpressions":[{"key":"app.kubernetes.io/part-of","operator":"NotIn","values":["meshkeeper"]}]},"matchConditions":[{"name":"not-host-network","expression":"!has(object.spec.hostNetwork) || !object.spec.hostNetwork"},{"name":"not-kube-system","expression":"request.namespace != 'kube-system'"}]}`
+// +kubebuilder:webhook:path=/mutate-v1-pod,mutating=true,failurePolicy=ignore,sideEffects=None,groups="",resources=pods,verbs=create,versions=v1,name=inject.meshkeeper.io,admissionReviewVersions=v1,reinvocationPolicy=IfNeeded,timeoutSeconds=5,patch=`{"namespaceSelector":{"matchExpressions":[{"key":"openservicemesh.io/monitored-by","operator":"In","values":["osm"]},{"key":"openservicemesh.io/ignore","operator":"DoesNotExist"},{"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system"]}]},"objectSelector":{"matchExpressions":[{"key":"app.kubernetes.io/part-of","operator":"NotIn","values":["meshkeeper"]}]},"matchConditions":[{"name":"not-host-network","expression":"!has(object.spec.hostNetwork) || !object.spec.hostNetwork"},{"name":"not-kube-system","expression":"request.namespace != 'kube-system'"}]}`
 
 // Injector answers pod admission reviews.
 type Injector struct {
@@ -49,6 +54,9 @@ type Injector struct {
 	Options injection.Options
 	// Cluster holds the Service and Pod CIDRs, used to warn about pod annotations that exclude them.
 	Cluster redirect.ClusterRanges
+	// Gate, when set, can pause injection (another injector serves the mesh); paused, pods are
+	// let through untouched with a warning. Nil never pauses.
+	Gate *Gate
 }
 
 var _ admission.Handler = (*Injector)(nil)
@@ -82,10 +90,16 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 	if injection.Injected(pod) {
 		return admission.Allowed("already injected")
 	}
+	if evidence, ok := injection.ForeignInjection(pod); ok {
+		return admission.Allowed("injected by another injector").WithWarnings(
+			fmt.Sprintf("meshkeeper left this pod untouched: another injector already injected it (%s)", evidence))
+	}
 
 	ns, err := i.namespace(ctx, req.Namespace)
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading namespace %s: %w", req.Namespace, err))
+		// Refusing would make pod creation depend on meshkeeper's cache; the drift controller
+		// reports the missing sidecar on the pod instead.
+		return notInjected(fmt.Sprintf("reading namespace %s: %v", req.Namespace, err))
 	}
 	decision, err := injection.Select(ns, pod, i.Select)
 	if err != nil {
@@ -94,13 +108,18 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 	if !decision.Inject {
 		return admission.Allowed(decision.Reason)
 	}
+	if i.Gate != nil {
+		if reason, paused := i.Gate.Paused(); paused {
+			return notInjected(reason)
+		}
+	}
 
 	mc := &configv1alpha2.MeshConfig{}
 	if err := i.Reader.Get(ctx, i.MeshConfig, mc); err != nil {
 		if apierrors.IsNotFound(err) {
-			return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("MeshConfig %s not found: the sidecar cannot be injected", i.MeshConfig))
+			return notInjected(fmt.Sprintf("MeshConfig %s not found, so there are no exclusions to render", i.MeshConfig))
 		}
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading MeshConfig %s: %w", i.MeshConfig, err))
+		return notInjected(fmt.Sprintf("reading MeshConfig %s: %v", i.MeshConfig, err))
 	}
 	opts := i.Options
 	opts.MeshConfig = i.MeshConfig
@@ -123,6 +142,14 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 		resp.Patch, resp.PatchType = patch, &pt
 	}
 	return resp.WithWarnings(i.warnings(pod)...)
+}
+
+// notInjected lets a pod through without the sidecar when meshkeeper itself cannot decide
+// (its cache, a missing MeshConfig): the pod starts, the warning says why, and the drift
+// controller marks it SidecarInjected=False (SidecarMissing) with the restart that fixes it.
+// Only the pod's own invalid annotations are refused, naming the annotation and value.
+func notInjected(why string) admission.Response {
+	return admission.Allowed("not injected").WithWarnings("meshkeeper did not inject the sidecar: " + why)
 }
 
 // encodePatch encodes the operations, which name only what injection adds: diffing the submitted

@@ -87,9 +87,24 @@ func TestHandle(t *testing.T) {
 		{name: "invalid injection annotation", inj: newInjector(meshed, testMeshConfig()),
 			pod: withAnnotation(typicalPod(), injection.AnnotationSidecarInjection, "perhaps"), ns: "app",
 			msg: []string{injection.AnnotationSidecarInjection, "perhaps"}},
-		{name: "no MeshConfig", inj: newInjector(meshed), pod: typicalPod(), ns: "app",
-			msg: []string{"MeshConfig osm-system/osm-mesh-config not found"}},
-		{name: "unknown namespace", inj: newInjector(testMeshConfig()), pod: typicalPod(), ns: "app", msg: []string{"namespace app"}},
+		{name: "no MeshConfig: let through, not refused", inj: newInjector(meshed), pod: typicalPod(), ns: "app", allowed: true,
+			warnings: []string{"did not inject", "MeshConfig osm-system/osm-mesh-config not found"}},
+		{name: "unknown namespace: let through, not refused", inj: newInjector(testMeshConfig()), pod: typicalPod(), ns: "app", allowed: true,
+			warnings: []string{"did not inject", "namespace app"}},
+		{name: "injected by OSM: untouched, with a warning", inj: newInjector(meshed, testMeshConfig()), pod: osmInjected(), ns: "app", allowed: true,
+			warnings: []string{"another injector", `init container "osm-init"`}},
+		{name: "injection paused: untouched, with the reason", inj: func() *Injector {
+			i := newInjector(meshed, testMeshConfig())
+			i.Gate = NewGate()
+			i.Gate.Pause(InjectorConflictMessage("osm", []string{"osm-webhook-osm"}))
+			return i
+		}(), pod: typicalPod(), ns: "app", allowed: true, warnings: []string{"did not inject", "osm-webhook-osm", "--mode=audit"}},
+		{name: "gate resumed: injected", inj: func() *Injector {
+			i := newInjector(meshed, testMeshConfig())
+			i.Gate = NewGate()
+			i.Gate.Resume()
+			return i
+		}(), pod: typicalPod(), ns: "app", allowed: true, injected: true, noWarnings: true},
 		{name: "exclusion of the Service CIDR warns", inj: func() *Injector {
 			i := newInjector(meshed, testMeshConfig())
 			i.Cluster.ServiceCIDRs = append(i.Cluster.ServiceCIDRs, mustPrefix(t, "10.96.0.0/12"))
@@ -336,4 +351,14 @@ func TestServedPatchIsTheHandlers(t *testing.T) {
 	if want := expectedPod(t, inj, typicalPod()); !equality.Semantic.DeepEqual(got, want) {
 		t.Fatal("served patch does not yield injection.Inject's pod")
 	}
+}
+
+// osmInjected is a pod as OSM v1.2's injector returns it: osm-init, envoy, osm-proxy-uuid.
+func osmInjected() *corev1.Pod {
+	p := typicalPod()
+	p.Labels = map[string]string{injection.LabelOSMProxyUUID: "0c1d2e3f"}
+	p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: redirect.OSMInitContainerName, Image: "openservicemesh/init:v1.2.4",
+		Command: []string{"/bin/sh"}, Args: []string{"-c", "iptables-restore --noflush <<EOF\n*nat\nCOMMIT\nEOF\n"}})
+	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: injection.SidecarName, Image: "envoyproxy/envoy:v1.22.11"})
+	return p
 }

@@ -1,4 +1,4 @@
-package main
+package manager
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ import (
 func TestFlagsParse(t *testing.T) {
 	var o Options
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	o.bind(fs)
+	o.Bind(fs)
 	if err := fs.Parse([]string{"--service-cidr=10.96.0.0/12", "--service-cidr", "fd00:10:96::/108", "--pod-cidr=10.244.0.0/16,10.245.0.0/16"}); err != nil {
 		t.Fatal(err)
 	}
@@ -38,8 +38,8 @@ func TestFlagsParse(t *testing.T) {
 	if len(r.ServiceCIDRs) != 2 || len(r.PodCIDRs) != 2 {
 		t.Errorf("ranges = %+v", r)
 	}
-	if o.MeshConfig.String() != "osm-system/osm-mesh-config" || o.MeshName != "osm" {
-		t.Errorf("defaults: meshconfig %s mesh %s", o.MeshConfig, o.MeshName)
+	if o.MeshConfigFlag != "" || o.MeshName != "osm" || o.Mode != ModeAudit || o.ServesWebhooks() {
+		t.Errorf("defaults: meshconfig %q mesh %s mode %s webhooks %v", o.MeshConfigFlag, o.MeshName, o.Mode, o.ServesWebhooks())
 	}
 	o.PodCIDRs = append(o.PodCIDRs, "10.244.0.0")
 	if _, err := o.ClusterRanges(); err == nil {
@@ -84,10 +84,12 @@ func TestManagerManagesItsOwnCertificate(t *testing.T) {
 
 	var o Options
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	o.bind(fs)
+	o.Bind(fs)
 	certDir := t.TempDir()
 	probe := freeAddr(t)
 	if err := fs.Parse([]string{
+		"--mode=inject",
+		"--meshconfig=osm-system/osm-mesh-config",
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=" + probe,
 		"--webhook-port=" + portOf(t, freeAddr(t)),
@@ -99,7 +101,7 @@ func TestManagerManagesItsOwnCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, env.Config, &o) }()
+	go func() { done <- Run(ctx, env.Config, &o) }()
 
 	readyz := func() int {
 		resp, err := http.Get("http://" + probe + "/readyz")

@@ -1,0 +1,278 @@
+package manager
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	configv1alpha1 "github.com/meshkeeper/meshkeeper/api/config/v1alpha1"
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/controllers"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/webhooks"
+	"github.com/meshkeeper/meshkeeper/webhooks/pod"
+)
+
+// Scheme knows every kind the manager reads or writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(configv1alpha1.AddToScheme(s))
+	utilruntime.Must(configv1alpha2.AddToScheme(s))
+	utilruntime.Must(policyv1alpha1.AddToScheme(s))
+	utilruntime.Must(apiextensionsv1.AddToScheme(s))
+	return s
+}
+
+// Run starts the operator in o.Mode and blocks until ctx ends or the manager fails.
+//
+// Before the manager exists it looks at the cluster once: which MeshConfig to serve (Resolve) and
+// how the API server serves meshkeeper's kinds (ProbeAPIs: OSM's CRDs have no status subresource
+// for MeshConfig and Egress). Both shape what the controllers write.
+func Run(ctx context.Context, cfg *rest.Config, o *Options) error {
+	log := ctrl.Log.WithName("setup")
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	scheme := Scheme()
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("creating a client: %w", err)
+	}
+	apis, err := ProbeAPIs(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for _, n := range apis.Notes {
+		log.Info(n)
+	}
+	meshConfig, how, err := ResolveMeshConfig(ctx, direct, o.MeshConfigFlag)
+	if err != nil {
+		return err
+	}
+	log.Info("serving MeshConfig "+meshConfig.String(), "found", how)
+
+	mgr, err := newManager(cfg, scheme, o, meshConfig)
+	if err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := setupControllers(ctx, mgr, o, meshConfig, apis.Controllers); err != nil {
+		return err
+	}
+	if err := mgr.Add(apis.announce(direct, mgr.GetEventRecorder(controllers.EventSource))); err != nil {
+		return err
+	}
+
+	var gate *pod.Gate
+	if o.Mode == ModeInject {
+		gate = pod.NewGate()
+		if err := mgr.AddReadyzCheck("injector", gate.Check); err != nil {
+			return err
+		}
+		if err := mgr.Add(&pod.InjectorWatch{Cache: mgr.GetCache(), Recorder: mgr.GetEventRecorder("meshkeeper-injector"), Gate: gate,
+			MeshName: o.MeshName, Own: o.MutatingWebhookName, MeshConfig: meshConfig}); err != nil {
+			return err
+		}
+	}
+	setupErr := make(chan error, 1)
+	if o.ServesWebhooks() {
+		if err := serveWebhooks(ctx, mgr, o, meshConfig, gate, setupErr); err != nil {
+			return err
+		}
+	}
+
+	mgrCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case err := <-setupErr:
+			log.Error(err, "registering webhooks")
+			cancel()
+		case <-mgrCtx.Done():
+		}
+	}()
+	log.Info("starting manager", "version", o.Version, "mode", o.Mode, "mesh", o.MeshName, "meshconfig", meshConfig.String(),
+		"webhooks", o.ServesWebhooks())
+	if err := mgr.Start(mgrCtx); err != nil {
+		return fmt.Errorf("running manager: %w", err)
+	}
+	select {
+	case err := <-setupErr:
+		return err
+	default:
+		return nil
+	}
+}
+
+func newManager(cfg *rest.Config, scheme *runtime.Scheme, o *Options, meshConfig types.NamespacedName) (ctrl.Manager, error) {
+	tlsOpts := []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }}
+	if !o.EnableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.SecureMetrics, TLSOpts: tlsOpts}
+	if o.SecureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionReleaseOnCancel: true,
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Port:    o.WebhookPort,
+			CertDir: o.WebhookCertDir,
+			TLSOpts: tlsOpts,
+		}),
+		Cache: CacheOptions(meshConfig),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	return mgr, nil
+}
+
+// CacheOptions keep the informers small: managed fields are dropped from every cached object,
+// Pods (the largest population) keep only what the controllers read (controllers.TrimPod), and
+// MeshConfig is watched only for the one object the operator serves.
+func CacheOptions(meshConfig types.NamespacedName) cache.Options {
+	return controllers.CacheOptions(cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&configv1alpha2.MeshConfig{}: {
+				Namespaces: map[string]cache.Config{meshConfig.Namespace: {}},
+				Field:      fields.OneTermEqualSelector("metadata.name", meshConfig.Name),
+			},
+		},
+	})
+}
+
+// setupControllers registers the drift and policy controllers, the same in both modes apart from
+// the opt-in restarts, which only inject mode makes.
+func setupControllers(ctx context.Context, mgr ctrl.Manager, o *Options, meshConfig types.NamespacedName, apis controllers.APIs) error {
+	cluster, err := o.ClusterRanges()
+	if err != nil {
+		return err
+	}
+	if err := controllers.SetupDrift(ctx, mgr, controllers.DriftOptions{
+		ClusterRanges:           cluster,
+		MeshConfig:              meshConfig,
+		Selection:               injection.SelectOptions{MeshName: o.MeshName, OperatorNamespace: o.OperatorNamespace},
+		MaxConcurrentReconciles: o.DriftMaxConcurrent,
+		AutoRestartMinInterval:  o.AutoRestartMinInterval,
+		AutoRestart:             o.Mode == ModeInject,
+		APIs:                    apis,
+	}); err != nil {
+		return err
+	}
+	return controllers.SetupPolicy(ctx, mgr, controllers.PolicyOptions{MeshConfig: meshConfig, MeshName: o.MeshName, APIs: apis})
+}
+
+// serveWebhooks registers the webhook server once its certificate exists: adding it earlier
+// would fail the start on a fresh install. Errors after Run returns arrive on setupErr.
+func serveWebhooks(ctx context.Context, mgr ctrl.Manager, o *Options, meshConfig types.NamespacedName, gate *pod.Gate, setupErr chan<- error) error {
+	log := ctrl.Log.WithName("setup")
+	certsReady := make(chan struct{})
+	if o.CertManager {
+		close(certsReady)
+	} else if err := addCertRotator(mgr, o, certsReady); err != nil {
+		return err
+	}
+	webhooksUp := make(chan struct{})
+	if err := mgr.AddReadyzCheck("webhook", func(req *http.Request) error {
+		select {
+		case <-webhooksUp:
+			return mgr.GetWebhookServer().StartedChecker()(req)
+		default:
+			return errors.New("webhook certificate not ready")
+		}
+	}); err != nil {
+		return err
+	}
+	go func() {
+		select {
+		case <-certsReady:
+		case <-ctx.Done():
+			return
+		}
+		if err := setupWebhooks(ctx, mgr, o, meshConfig, gate); err != nil {
+			setupErr <- err
+			return
+		}
+		close(webhooksUp)
+		log.Info("webhooks registered", "injector", o.Mode == ModeInject)
+	}()
+	return nil
+}
+
+// addCertRotator lets the operator own its webhook certificate: it fills the Secret, which the
+// Deployment mounts into the cert dir, and patches the CA bundle of the webhook configurations
+// this mode serves. Every replica runs it (no leader election) because every replica serves
+// webhooks.
+func addCertRotator(mgr ctrl.Manager, o *Options, ready chan struct{}) error {
+	dns := fmt.Sprintf("%s.%s.svc", o.WebhookService, o.OperatorNamespace)
+	hooks := []rotator.WebhookInfo{{Type: rotator.Validating, Name: o.ValidatingWebhookName}}
+	if o.Mode == ModeInject {
+		hooks = append(hooks, rotator.WebhookInfo{Type: rotator.Mutating, Name: o.MutatingWebhookName})
+	}
+	return rotator.AddRotator(mgr, &rotator.CertRotator{
+		SecretKey:             types.NamespacedName{Namespace: o.OperatorNamespace, Name: o.WebhookSecret},
+		CertDir:               o.WebhookCertDir,
+		CAName:                "meshkeeper-ca",
+		CAOrganization:        "meshkeeper",
+		DNSName:               dns,
+		ExtraDNSNames:         []string{dns + ".cluster.local"},
+		IsReady:               ready,
+		RequireLeaderElection: false,
+		EnableReadinessCheck:  true,
+		Webhooks:              hooks,
+	})
+}
+
+func setupWebhooks(ctx context.Context, mgr ctrl.Manager, o *Options, meshConfig types.NamespacedName, gate *pod.Gate) error {
+	ranges, err := o.ClusterRanges()
+	if err != nil {
+		return err
+	}
+	c := webhooks.Config{
+		MeshName:          o.MeshName,
+		OperatorNamespace: o.OperatorNamespace,
+		MeshConfig:        meshConfig,
+		Cluster:           ranges,
+	}
+	if o.Mode == ModeInject {
+		c.Injector = &webhooks.InjectorConfig{
+			Gate: gate,
+			Injection: injection.Options{
+				Version:                o.versionOrDev(),
+				DefaultEnvoyImage:      o.EnvoyImage,
+				DefaultInitImage:       o.InitImage,
+				UseMeshConfigInitImage: o.UseMeshConfigInitImage,
+				BootstrapSecret:        o.EnvoyBootstrapSecret,
+			},
+		}
+	}
+	return webhooks.Setup(ctx, mgr, c)
+}
