@@ -29,6 +29,8 @@ type cluster struct {
 	c       client.Client
 	root    string
 	overlay string
+	// mode is the manager's --mode as deployed: "inject" or "audit".
+	mode string
 }
 
 var k *cluster
@@ -72,7 +74,7 @@ func newCluster() (*cluster, error) {
 	}
 	overlay := os.Getenv("E2E_OVERLAY")
 	if overlay == "" {
-		overlay = "test/e2e/deploy/default"
+		overlay = "test/e2e/deploy/injector"
 	}
 	return &cluster{c: c, root: root, overlay: overlay}, nil
 }

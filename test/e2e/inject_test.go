@@ -123,6 +123,15 @@ func TestInjectedPodRedirectsAsPlanned(t *testing.T) {
 	server := startPod(t, testappPod(plainNS, "server", plainPort, outboundExcludedPort))
 	meshed := startPod(t, testappPod(meshNS, "meshed", plainPort, inboundExcludedPort))
 
+	if k.mode != "inject" {
+		// Audit mode mutates no pod.
+		if injection.Injected(meshed) {
+			t.Fatalf("%s mode injected a pod", k.mode)
+		}
+		t.Logf("%s mode: the pod in the meshed namespace was left as it was", k.mode)
+		return
+	}
+
 	t.Run("injected", func(t *testing.T) {
 		if !injection.Injected(meshed) {
 			t.Fatalf("pod was not injected: init containers %v, containers %v", names(meshed.Spec.InitContainers), names(meshed.Spec.Containers))
