@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -108,11 +107,8 @@ func startPod(t *testing.T, p *corev1.Pod) *corev1.Pod {
 // the pod's own network namespace, and traffic goes through the sidecar except where the
 // MeshConfig excludes it.
 func TestInjectedPodRedirectsAsPlanned(t *testing.T) {
-	// The MeshConfig the operator reads, as OSM writes it (config/samples).
-	if _, err := tryRun("kubectl", "create", "namespace", "osm-system"); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
-		t.Fatal(err)
-	}
-	kubectl(t, "apply", "--server-side", "-f", filepath.Join("config", "samples", "config_v1alpha2_meshconfig.yaml"))
+	// The MeshConfig the operator reads, as OSM writes it (config/samples, applied before the
+	// operator was deployed).
 	var mc configv1alpha2.MeshConfig
 	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: "osm-system", Name: "osm-mesh-config"}, &mc); err != nil {
 		t.Fatal(err)

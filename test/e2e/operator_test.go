@@ -35,6 +35,14 @@ const (
 // alone would keep old pods), and waits for the rollout.
 func deployOperator() error {
 	t0 := time.Now()
+	// The manager serves one mesh and will not start without its MeshConfig: like OSM's
+	// installation, the sample creates osm-system/osm-mesh-config.
+	if _, err := tryRun("kubectl", "create", "namespace", "osm-system"); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
+		return err
+	}
+	if _, err := tryRun("kubectl", "apply", "--server-side", "-f", filepath.Join("config", "samples", "config_v1alpha2_meshconfig.yaml")); err != nil {
+		return err
+	}
 	if _, err := tryRun("kubectl", "apply", "--server-side", "--force-conflicts", "-k", k.overlay); err != nil {
 		return err
 	}
