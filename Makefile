@@ -36,8 +36,9 @@ fmt: ## gofmt the tree.
 	gofmt -s -w $$(git ls-files -co --exclude-standard '*.go')
 
 .PHONY: vet
-vet: ## go vet.
+vet: ## go vet (the e2e-tagged tests too).
 	go vet ./...
+	go vet -tags e2e ./test/e2e
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## golangci-lint with .golangci.yml.
