@@ -96,3 +96,16 @@ func TestRootListsVerbs(t *testing.T) {
 		t.Errorf("rules parse not found: %v", err)
 	}
 }
+
+func TestMigrateHelpTopic(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := Run([]string{"help", "migrate-from-osm"}, genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"config/default", "FORCE_TAKEOVER=1 make install", "AKS add-on", "docs/migrating-from-osm.md"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+}

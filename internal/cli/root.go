@@ -18,6 +18,7 @@ var verbs = []func(genericiooptions.IOStreams) *cobra.Command{
 	newDiagnoseCommand,
 	newExplainCommand,
 	newAnalyzeCommand,
+	newMigrateTopic,
 }
 
 // NewRootCommand returns the meshkeeper command tree writing to the given streams.

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
 )
 
 // meshConfigStub stands in for an unknown or missing MeshConfig: the drift checks that do not
@@ -19,7 +21,7 @@ func meshConfigStub(in PodInput) *configv1alpha2.MeshConfig {
 	return &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Namespace: in.MeshConfigRef.Namespace, Name: in.MeshConfigRef.Name}}
 }
 
-const installHint = "kubectl apply -k config/default (from a meshkeeper checkout), or install the release manifests"
+const installHint = "kubectl apply -k config/default (audit mode; -k config/injector to inject), from a meshkeeper checkout, or install the release manifests"
 
 func crds(in PodInput) Check {
 	c := Check{Name: CheckCRDs}
@@ -40,7 +42,7 @@ func crds(in PodInput) Check {
 	case len(missing) > 0:
 		c.Status = StatusFail
 		c.Reason = "missing CustomResourceDefinitions: " + strings.Join(missing, ", ")
-		c.Hint = "kubectl apply -k config/crd (from a meshkeeper checkout)"
+		c.Hint = "kubectl apply -k config/crd (from a meshkeeper checkout: make install, which never replaces OSM's CRDs)"
 	case len(pending) > 0:
 		c.Status = StatusWarn
 		c.Reason = "not yet Established: " + strings.Join(pending, ", ")
@@ -75,17 +77,64 @@ func webhooks(in PodInput) []Check {
 		}
 	}
 	out := make([]Check, 0, 2)
+	audit := operatorMode(in, mutating) == "audit"
 	if why := firstUnknown(in.WebhooksUnknown, in.MutatingUnknown); why != "" {
 		out = append(out, skipped(CheckMutatingWebhook, why))
+	} else if audit && len(mutating) == 0 {
+		out = append(out, skipped(CheckMutatingWebhook, Unknown("meshkeeper runs in audit mode: it injects no pod and serves no pod webhook"+injectedBy(in))))
 	} else {
-		out = append(out, webhookCheck(in, CheckMutatingWebhook, "MutatingWebhookConfiguration", "pods are created without a sidecar", mutating))
+		c := webhookCheck(in, CheckMutatingWebhook, "MutatingWebhookConfiguration", "pods are created without a sidecar", mutating)
+		if others := injection.OtherInjectors(in.Mutating, meshName(in), mutatingConfigName(mutating)); c.Status == StatusPass && len(others) > 0 {
+			c.Status = StatusWarn
+			c.Reason = "meshkeeper's injector is paused: " + injection.InjectorConflictMessage(meshName(in), others)
+			c.Hint = "run meshkeeper with --mode=audit (kubectl apply -k config/default) or remove the other injector (docs/migrating-from-osm.md)"
+		}
+		out = append(out, c)
 	}
 	if why := firstUnknown(in.WebhooksUnknown, in.ValidatingUnknown); why != "" {
 		out = append(out, skipped(CheckValidatingWebhook, why))
+	} else if audit && len(validating) == 0 {
+		out = append(out, skipped(CheckValidatingWebhook, "meshkeeper runs in audit mode without its validating webhooks (config/validating adds them); the controllers still report invalid objects"))
 	} else {
 		out = append(out, webhookCheck(in, CheckValidatingWebhook, "ValidatingWebhookConfiguration", "invalid MeshConfig, Egress and IngressBackend objects are accepted", validating))
 	}
 	return out
+}
+
+// operatorMode reads the manager's --mode from its Deployment; without a Deployment, a pod
+// webhook means inject mode (make run, the demo), and nothing means nothing is installed.
+func operatorMode(in PodInput, mutating []hook) string {
+	for i := range in.Deployments {
+		for _, c := range in.Deployments[i].Spec.Template.Spec.Containers {
+			for _, a := range append(slices.Clone(c.Command), c.Args...) {
+				if v, ok := strings.CutPrefix(a, "--mode="); ok {
+					return v
+				}
+			}
+		}
+	}
+	switch {
+	case len(in.Deployments) > 0:
+		return "audit" // the manager's default
+	case len(mutating) > 0:
+		return "inject"
+	}
+	return "" // nothing installed: every check says so
+}
+
+// injectedBy names the other injector of the mesh, when there is one, for audit mode's message.
+func injectedBy(in PodInput) string {
+	if others := injection.OtherInjectors(in.Mutating, meshName(in), ""); len(others) > 0 {
+		return "; pods of this mesh are injected by MutatingWebhookConfiguration " + strings.Join(others, ", ")
+	}
+	return ""
+}
+
+func mutatingConfigName(hooks []hook) string {
+	if len(hooks) == 0 {
+		return ""
+	}
+	return hooks[0].config
 }
 
 func firstUnknown(list ...Unknown) Unknown {

@@ -8,6 +8,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
@@ -198,6 +199,30 @@ func TestDiagnosePod(t *testing.T) {
 				CheckValidatingWebhook: {StatusFail, []string{"no ValidatingWebhookConfiguration"}, nil},
 				CheckOperator:          {StatusFail, []string{"no Deployment labelled app.kubernetes.io/name=meshkeeper in namespace meshkeeper-system"}, nil},
 			}},
+		{"audit mode beside OSM: no meshkeeper webhooks is expected, OSM's injector is named",
+			func() PodInput {
+				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in.Mutating = []admissionregistrationv1.MutatingWebhookConfiguration{osmWebhook()}
+				in.Validating = nil
+				d := deployment(true)
+				d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "manager", Args: []string{"--mode=audit", "--leader-elect"}}}
+				in.Deployments = []appsv1.Deployment{d}
+				return in
+			},
+			map[string]want{
+				CheckMutatingWebhook:   {StatusSkip, []string{"audit mode", "osm-webhook-osm"}, nil},
+				CheckValidatingWebhook: {StatusSkip, []string{"audit mode", "config/validating"}, nil},
+				CheckOperator:          {StatusPass, []string{"1/1 replicas available"}, nil},
+			}},
+		{"inject mode beside OSM's injector: meshkeeper's injector is paused, with the fix",
+			func() PodInput {
+				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in.Mutating = append(in.Mutating, osmWebhook())
+				return in
+			},
+			map[string]want{
+				CheckMutatingWebhook: {StatusWarn, []string{"paused", "osm-webhook-osm"}, []string{"--mode=audit"}},
+			}},
 		{"operator outside the cluster (make run, the demo): webhooks call a URL, no Deployment",
 			func() PodInput {
 				in := healthy(seedPod().running(initOK).obj(), seedMC)
@@ -327,4 +352,13 @@ func TestDriftMessageNamesTheMeshConfigFile(t *testing.T) {
 	if c.Status != StatusFail || !strings.Contains(c.Reason, "MeshConfig osm-system/osm-mesh-config (from file meshconfig.yaml)") || strings.Contains(c.Reason, "generation") {
 		t.Errorf("exclusions-in-sync %s: %s", c.Status, c.Reason)
 	}
+}
+
+// osmWebhook is the configuration OSM v1.2's injector registers for mesh osm.
+func osmWebhook() admissionregistrationv1.MutatingWebhookConfiguration {
+	return admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "osm-webhook-osm"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{Name: "osm-inject.k8s.io",
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"openservicemesh.io/monitored-by": "osm"}},
+			Rules: []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{"*"}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}}}}}
 }

@@ -13,6 +13,7 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 	"github.com/meshkeeper/meshkeeper/internal/redirect/podspec"
+	envoybootstrap "github.com/meshkeeper/meshkeeper/internal/sidecar"
 )
 
 // Annotations stamped on every injected pod. They record what the init container was rendered
@@ -66,8 +67,9 @@ type Options struct {
 	DefaultInitImage       string
 	UseMeshConfigInitImage bool
 	// BootstrapSecret, when set, is mounted into the sidecar as its bootstrap configuration.
-	// When empty, Envoy starts with an inline bootstrap that only serves the admin endpoint on
-	// localhost; listeners then come from the control plane.
+	// When empty, Envoy starts with the inline bootstrap of internal/sidecar: admin on
+	// localhost and listeners on the redirection ports that pass every connection through to
+	// its original destination (docs/sidecar.md).
 	BootstrapSecret string
 }
 
@@ -223,10 +225,6 @@ func initContainer(plan redirect.Plan, image string, privileged bool) corev1.Con
 	return c
 }
 
-// inlineBootstrap lets Envoy start and answer on its admin port (bound to localhost only) when
-// no bootstrap Secret is configured.
-const inlineBootstrap = `{"admin":{"address":{"socket_address":{"address":"127.0.0.1","port_value":15000}}}}`
-
 func sidecar(sc *configv1alpha2.SidecarSpec, image string, opts Options) corev1.Container {
 	level := firstNonEmpty(sc.LogLevel, DefaultEnvoyLogLevel)
 	args := []string{"--log-level", level}
@@ -235,7 +233,9 @@ func sidecar(sc *configv1alpha2.SidecarSpec, image string, opts Options) corev1.
 		args = append(args, "--config-path", EnvoyBootstrapPath)
 		mounts = []corev1.VolumeMount{{Name: EnvoyBootstrapVolume, MountPath: EnvoyBootstrapDir, ReadOnly: true}}
 	} else {
-		args = append(args, "--config-yaml", inlineBootstrap)
+		// Without a bootstrap Secret, the listeners the redirection rules send traffic to must
+		// exist from the start, or the pod has no network.
+		args = append(args, "--config-yaml", envoybootstrap.DefaultBootstrap())
 	}
 	fieldEnv := func(name, path string) corev1.EnvVar {
 		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -98,4 +99,12 @@ func selectsMesh(sel *metav1.LabelSelector, meshName string) bool {
 		return false
 	}
 	return s.Matches(labels.Set{LabelMonitoredBy: meshName, AnnotationSidecarInjection: "enabled"})
+}
+
+// InjectorConflictMessage says that injection is paused because of others, and what to do. The
+// webhook's warnings, its readiness probe, its events and the CLI's diagnosis all say it this way.
+func InjectorConflictMessage(mesh string, others []string) string {
+	return fmt.Sprintf("another injector serves mesh %s (MutatingWebhookConfiguration %s), so meshkeeper does not inject: "+
+		"pods are let through untouched and judged as they are. Either keep that injector and run meshkeeper with --mode=audit "+
+		"(config/default), or remove it to let meshkeeper inject (docs/migrating-from-osm.md)", mesh, strings.Join(others, ", "))
 }

@@ -69,12 +69,12 @@ func TestOtherInjectors(t *testing.T) {
 		cfg("meshkeeper-mutating-webhook-configuration", podCreate, meshIn("osm")),
 		{ObjectMeta: metav1.ObjectMeta{Name: "renamed-by-an-overlay"}, // ours under another name
 			Webhooks: []admissionregistrationv1.MutatingWebhook{{Name: WebhookName, Rules: podCreate, NamespaceSelector: meshIn("osm")}}},
-		cfg("osm-webhook-osm", podCreate, meshIs("osm")),                      // OSM's own, by name and selector
-		cfg("osm-webhook-other", podCreate, meshIs("other")),                  // another mesh name
-		cfg("custom-injector", wildcard, meshIn("osm", "edge")),               // a home-grown injector for our mesh
-		cfg("kyverno-resource-mutating-webhook-cfg", wildcard, nil),           // every pod, no mesh label: a policy engine
+		cfg("osm-webhook-osm", podCreate, meshIs("osm")),            // OSM's own, by name and selector
+		cfg("osm-webhook-other", podCreate, meshIs("other")),        // another mesh name
+		cfg("custom-injector", wildcard, meshIn("osm", "edge")),     // a home-grown injector for our mesh
+		cfg("kyverno-resource-mutating-webhook-cfg", wildcard, nil), // every pod, no mesh label: a policy engine
 		cfg("istio-sidecar-injector", podCreate, &metav1.LabelSelector{MatchLabels: map[string]string{"istio-injection": "enabled"}}),
-		cfg("service-defaulter", serviceCreate, meshIs("osm")),                // not about pods
+		cfg("service-defaulter", serviceCreate, meshIs("osm")), // not about pods
 		cfg("not-our-mesh", podCreate, &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: LabelMonitoredBy, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"osm"}}}}),
 	}
 	got := OtherInjectors(configs, "osm", "meshkeeper-mutating-webhook-configuration")

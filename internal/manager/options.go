@@ -98,7 +98,7 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.DriftMaxConcurrent, "drift-max-concurrent-reconciles", 8, "Pods evaluated in parallel by the drift controller.")
 	fs.DurationVar(&o.AutoRestartMinInterval, "auto-restart-min-interval", 10*time.Minute,
 		"Least time between two restarts of one workload by the opt-in auto-restart (annotation meshkeeper.io/auto-restart: \"true\"; inject mode only).")
-	fs.StringVar(&o.EnvoyBootstrapSecret, "envoy-bootstrap-secret", "", "Secret (in each pod's namespace) mounted as the sidecar's bootstrap instead of the passthrough bootstrap meshkeeper renders; it must listen where the rules redirect (outbound 15001, inbound 15003).")
+	fs.StringVar(&o.EnvoyBootstrapSecret, "envoy-bootstrap-secret", "", "Secret (in each pod's namespace) mounted as the sidecar's bootstrap instead of the passthrough bootstrap meshkeeper renders (docs/sidecar.md); it must listen where the rules redirect (outbound 15001, inbound 15003).")
 }
 
 func (o *Options) versionOrDev() string {

@@ -47,7 +47,6 @@ func TestPatchTellsMissingSubresourceFromDeletion(t *testing.T) {
 
 	// The same write for an object deleted meanwhile is not an error.
 	gone := &policyv1alpha1.Egress{ObjectMeta: metav1.ObjectMeta{Name: "gone", Namespace: "shop", Generation: 1}}
-	p = NewPatcher(gone.DeepCopy())
 	Apply(&gone.Status.Conditions, Outcome{Generation: 1, Types: types, Summary: "ok"}, time.Unix(100, 0))
 	if err := NewPatcher(gone.DeepCopy()).Patch(ctx, egressClient(t, true, e), gone); err != nil {
 		t.Fatalf("Patch of a deleted object = %v, want nil", err)

@@ -11,8 +11,8 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -123,8 +123,9 @@ func (w *InjectorWatch) evaluate(ctx context.Context) error {
 	}
 	others := injection.OtherInjectors(list.Items, w.MeshName, w.Own)
 	now := strings.Join(others, ",")
+	// Nothing changed, unless the gate is still paused from the start and nothing conflicts.
 	_, paused := w.Gate.Paused()
-	if now == w.last && !(paused && now == "") {
+	if now == w.last && (!paused || now != "") {
 		return nil
 	}
 	log := ctrl.LoggerFrom(ctx)
@@ -137,19 +138,12 @@ func (w *InjectorWatch) evaluate(ctx context.Context) error {
 		w.last = ""
 		return nil
 	}
-	reason := InjectorConflictMessage(w.MeshName, others)
+	reason := injection.InjectorConflictMessage(w.MeshName, others)
 	w.Gate.Pause(reason)
 	log.Error(nil, reason, "mesh", w.MeshName, "injectors", others)
 	w.event(ctx, corev1.EventTypeWarning, "InjectorConflict", reason)
 	w.last = now
 	return nil
-}
-
-// InjectorConflictMessage says what was found and what to do.
-func InjectorConflictMessage(mesh string, others []string) string {
-	return fmt.Sprintf("another injector serves mesh %s (MutatingWebhookConfiguration %s), so meshkeeper does not inject: "+
-		"pods are let through untouched and judged as they are. Either keep that injector and run meshkeeper with --mode=audit "+
-		"(config/default), or remove it to let meshkeeper inject (docs/migrating-from-osm.md)", mesh, strings.Join(others, ", "))
 }
 
 // event tells the served MeshConfig, where kubectl describe meshconfig shows it.

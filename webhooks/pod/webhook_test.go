@@ -96,7 +96,7 @@ func TestHandle(t *testing.T) {
 		{name: "injection paused: untouched, with the reason", inj: func() *Injector {
 			i := newInjector(meshed, testMeshConfig())
 			i.Gate = NewGate()
-			i.Gate.Pause(InjectorConflictMessage("osm", []string{"osm-webhook-osm"}))
+			i.Gate.Pause(injection.InjectorConflictMessage("osm", []string{"osm-webhook-osm"}))
 			return i
 		}(), pod: typicalPod(), ns: "app", allowed: true, warnings: []string{"did not inject", "osm-webhook-osm", "--mode=audit"}},
 		{name: "gate resumed: injected", inj: func() *Injector {
