@@ -12,7 +12,9 @@
 KUBE_VERSION="${KUBE_VERSION:-1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 KUBE_BUILD_WORK="${ROOT}/bin/.kube-build"
-export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+# Only the throwaway modules resolve their requirements as they build (GOFLAGS=-mod=mod is set
+# on those commands alone, never for the repository's own module).
+export GOTOOLCHAIN=local CGO_ENABLED=0
 
 # kb_log MESSAGE: one progress line on stderr, prefixed with the caller's name.
 kb_log() { printf '%s: %s\n' "${KB_NAME:-build}" "$*" >&2; }
@@ -55,7 +57,7 @@ kb_kube_module() {
   if [ ! -f "${dir}/go.mod" ]; then
     mkdir -p "${dir}"
     kb_log "resolving k8s.io/kubernetes v${KUBE_VERSION} from the module proxy"
-    gomod="$(cd "${dir}" && go mod download -json "k8s.io/kubernetes@v${KUBE_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+    gomod="$(cd "${dir}" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@v${KUBE_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
     {
       printf 'module meshkeeper.local/kube-build\n\ngo 1.26\n\nrequire k8s.io/kubernetes v%s\n\nreplace (\n' "${KUBE_VERSION}"
       sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 v'"${staging}"'#p' "${gomod}"
@@ -74,11 +76,11 @@ kb_kube() {
   dir="$(kb_kube_module)"
   if [ ! -f "${dir}/.got-${name}" ]; then
     kb_run "fetching ${name} v${KUBE_VERSION} dependencies" \
-      bash -c "cd '${dir}' && go get 'k8s.io/kubernetes/cmd/${name}@v${KUBE_VERSION}'"
+      bash -c "cd '${dir}' && GOFLAGS=-mod=mod go get 'k8s.io/kubernetes/cmd/${name}@v${KUBE_VERSION}'"
     touch "${dir}/.got-${name}"
   fi
   kb_run "building ${name} v${KUBE_VERSION} (minutes when cold)" \
-    bash -c "cd '${dir}' && go build -trimpath -ldflags '$(kb_ldflags)' -o '${out}/${name}.tmp' 'k8s.io/kubernetes/cmd/${name}'"
+    bash -c "cd '${dir}' && GOFLAGS=-mod=mod go build -trimpath -ldflags '$(kb_ldflags)' -o '${out}/${name}.tmp' 'k8s.io/kubernetes/cmd/${name}'"
   mv -f "${out}/${name}.tmp" "${out}/${name}"
 }
 
@@ -89,8 +91,8 @@ kb_etcd() {
   mkdir -p "${dir}" "${out}"
   [ -f "${dir}/go.mod" ] || printf 'module meshkeeper.local/etcd-build\n\ngo 1.26\n' >"${dir}/go.mod"
   kb_run "fetching etcd v${ETCD_VERSION} dependencies" \
-    bash -c "cd '${dir}' && go get 'go.etcd.io/etcd/server/v3@v${ETCD_VERSION}'"
+    bash -c "cd '${dir}' && GOFLAGS=-mod=mod go get 'go.etcd.io/etcd/server/v3@v${ETCD_VERSION}'"
   kb_run "building etcd v${ETCD_VERSION}" \
-    bash -c "cd '${dir}' && go build -trimpath -ldflags '-s -w' -o '${out}/etcd.tmp' go.etcd.io/etcd/server/v3"
+    bash -c "cd '${dir}' && GOFLAGS=-mod=mod go build -trimpath -ldflags '-s -w' -o '${out}/etcd.tmp' go.etcd.io/etcd/server/v3"
   mv -f "${out}/etcd.tmp" "${out}/etcd"
 }

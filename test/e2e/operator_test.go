@@ -30,9 +30,8 @@ const (
 	managerImage      = "ghcr.io/meshkeeper/manager:dev"
 )
 
-// deployOperator applies the overlay the way users apply config/default, makes the Deployment
-// roll when the manager image was rebuilt under the same tag (nothing is pulled, so the tag
-// alone would keep old pods), and waits for the rollout.
+// deployOperator applies the overlay the way users apply config/default or config/injector,
+// waits for the rollout and restarts the manager when its pods run an older build of the image.
 func deployOperator() error {
 	t0 := time.Now()
 	// The manager serves one mesh and will not start without its MeshConfig: like OSM's
@@ -64,22 +63,41 @@ func deployOperator() error {
 			}
 		}
 	}
+	wait := func() error {
+		_, err := tryRun("kubectl", "rollout", "status", "deployment/"+managerDeployment, "-n", operatorNamespace, "--timeout=170s")
+		return err
+	}
+	if err := wait(); err != nil {
+		return err
+	}
+	// Nothing is pulled and the tag stays "dev": pods started before the image was rebuilt keep
+	// the old one until the Deployment is restarted.
 	id, err := imageID("manager")
 	if err != nil {
 		return err
 	}
-	patch := `{"spec":{"template":{"metadata":{"annotations":{"e2e.meshkeeper.io/image-id":"` + id + `"}}}}}`
-	if _, err := tryRun("kubectl", "patch", "deployment", managerDeployment, "-n", operatorNamespace, "--type=merge", "-p", patch); err != nil {
+	var pods corev1.PodList
+	if err := k.c.List(context.Background(), &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
 		return err
 	}
-	if _, err := tryRun("kubectl", "rollout", "status", "deployment/"+managerDeployment, "-n", operatorNamespace, "--timeout=240s"); err != nil {
-		return err
+	for _, p := range pods.Items {
+		if len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].ImageID != id {
+			fmt.Printf("e2e: pod %s runs %s, the image is now %s: restarting the manager\n", p.Name, p.Status.ContainerStatuses[0].ImageID, id)
+			if _, err := tryRun("kubectl", "rollout", "restart", "deployment/"+managerDeployment, "-n", operatorNamespace); err != nil {
+				return err
+			}
+			if err := wait(); err != nil {
+				return err
+			}
+			break
+		}
 	}
 	fmt.Printf("e2e: operator deployed in %s mode from %s and rolled out in %s\n", k.mode, k.overlay, time.Since(t0).Round(100*time.Millisecond))
 	return nil
 }
 
-// imageID is the configuration digest of an image archive written by hack/imagebuild.
+// imageID is the image ID (configuration digest) of an archive written by hack/imagebuild, as
+// the kubelet reports it in a container status.
 func imageID(name string) (string, error) {
 	f, err := os.Open(filepath.Join(k.root, "bin", "images", name+".tar"))
 	if err != nil {
@@ -99,7 +117,7 @@ func imageID(name string) (string, error) {
 		if err := json.NewDecoder(tr).Decode(&m); err != nil || len(m) != 1 {
 			return "", fmt.Errorf("%s.tar manifest.json: %v", name, err)
 		}
-		return strings.TrimSuffix(m[0].Config, ".json")[:16], nil
+		return "sha256:" + strings.TrimSuffix(m[0].Config, ".json"), nil
 	}
 }
 
