@@ -36,8 +36,9 @@ fmt: ## gofmt the tree.
 	gofmt -s -w $$(git ls-files -co --exclude-standard '*.go')
 
 .PHONY: vet
-vet: ## go vet.
+vet: ## go vet (the e2e-tagged tests too).
 	go vet ./...
+	go vet -tags e2e ./test/e2e
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## golangci-lint with .golangci.yml.
@@ -74,6 +75,18 @@ build: ## Build the manager, the init program and the CLI into bin/.
 	CGO_ENABLED=0 go build -o $(BIN)/meshkeeper ./cmd/meshkeeper
 	ln -sf meshkeeper $(BIN)/kubectl-meshkeeper
 	CGO_ENABLED=0 go build -o $(BIN)/meshkeeper-demo ./cmd/meshkeeper-demo
+
+.PHONY: cluster-up
+cluster-up: ## Start a real one-node cluster here (root; builds Kubernetes from the Go module proxy, ~15 min cold).
+	@hack/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the real cluster and restore the host (binaries and images are kept).
+	@hack/cluster/down.sh
+
+.PHONY: e2e
+e2e: manifests ## Run the end-to-end tests on the real cluster (make cluster-up first).
+	@hack/cluster/e2e.sh
 
 .PHONY: demo
 demo: build envtest $(KWOK) ## Local demo on an embedded control plane (no cluster needed).

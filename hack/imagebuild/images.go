@@ -1,0 +1,83 @@
+package main
+
+// Binary is a Go program built from this repository and copied into an image.
+type Binary struct {
+	// Package is the main package, relative to the repository root (./cmd/manager).
+	Package string
+	// Path is where the binary lands in the image.
+	Path string
+}
+
+// Image describes one image: what goes into its single layer and how it starts.
+type Image struct {
+	// Name is the short name used on the command line and for the archive file.
+	Name string
+	// Tags are the references the image is imported under; the first is its own.
+	Tags []string
+	// DebianRootfs puts the Debian root filesystem (with iptables) under the binaries.
+	DebianRootfs bool
+	// NonRootFiles adds /etc/passwd and /etc/group with the nonroot user (65532) and a
+	// world-writable /tmp, as a distroless static base image has them.
+	NonRootFiles bool
+	Binaries     []Binary
+	Entrypoint   []string
+	User         string
+	Env          []string
+}
+
+// Tag is the tag of every image built here: the manager's default --init-image is
+// ghcr.io/meshkeeper/init:<version>, and a binary built without a version stamp says "dev".
+const Tag = "dev"
+
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Images are the images the real-node cluster and its tests run. The manager and init images
+// describe the same images as Dockerfile and Dockerfile.init (a test keeps them in step).
+var Images = []Image{
+	{
+		Name:         "manager",
+		Tags:         []string{"ghcr.io/meshkeeper/manager:" + Tag},
+		NonRootFiles: true,
+		Binaries:     []Binary{{Package: "./cmd/manager", Path: "/manager"}},
+		Entrypoint:   []string{"/manager"},
+		User:         "65532:65532",
+		Env:          []string{defaultPath},
+	},
+	{
+		Name:         "init",
+		Tags:         []string{"ghcr.io/meshkeeper/init:" + Tag},
+		DebianRootfs: true,
+		Binaries:     []Binary{{Package: "./cmd/meshkeeper-init", Path: "/meshkeeper-init"}},
+		Entrypoint:   []string{"/meshkeeper-init"},
+		Env:          []string{defaultPath},
+	},
+	{
+		// The sandbox ("pause") image containerd starts first in every pod.
+		Name:       "pause",
+		Tags:       []string{"localhost/meshkeeper/pause:" + Tag},
+		Binaries:   []Binary{{Package: "./hack/cluster/pause", Path: "/pause"}},
+		Entrypoint: []string{"/pause"},
+		User:       "65535:65535",
+	},
+	{
+		// Stands in for Envoy under the names the injector uses (its default and the one in
+		// config/samples): no Envoy binary can be had on the machines this runs on.
+		Name: "standin",
+		Tags: []string{
+			"envoyproxy/envoy:v1.31.2",
+			"mcr.microsoft.com/oss/envoyproxy/envoy:v1.22.2",
+		},
+		Binaries:   []Binary{{Package: "./test/e2e/standin", Path: "/usr/local/bin/envoy"}},
+		Entrypoint: []string{"/usr/local/bin/envoy"},
+		Env:        []string{defaultPath},
+	},
+	{
+		Name:         "testapp",
+		Tags:         []string{"localhost/meshkeeper/testapp:" + Tag},
+		NonRootFiles: true,
+		Binaries:     []Binary{{Package: "./test/e2e/testapp", Path: "/testapp"}},
+		Entrypoint:   []string{"/testapp"},
+		User:         "65532:65532",
+		Env:          []string{defaultPath},
+	},
+}

@@ -1,0 +1,199 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+const (
+	operatorNamespace = "meshkeeper-system"
+	managerDeployment = "meshkeeper-controller-manager"
+	managerSA         = "meshkeeper-controller-manager"
+	webhookSecret     = "meshkeeper-webhook-server-cert"
+	mutatingWebhook   = "meshkeeper-mutating-webhook-configuration"
+	managerImage      = "ghcr.io/meshkeeper/manager:dev"
+)
+
+// deployOperator applies the overlay the way users apply config/default or config/injector,
+// waits for the rollout and restarts the manager when its pods run an older build of the image.
+func deployOperator() error {
+	t0 := time.Now()
+	// The manager serves one mesh and will not start without its MeshConfig: like OSM's
+	// installation, the sample creates osm-system/osm-mesh-config.
+	if _, err := tryRun("kubectl", "create", "namespace", "osm-system"); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
+		return err
+	}
+	if _, err := tryRun("kubectl", "apply", "--server-side", "-f", filepath.Join("config", "samples", "config_v1alpha2_meshconfig.yaml")); err != nil {
+		return err
+	}
+	if _, err := tryRun("kubectl", "apply", "--server-side", "--force-conflicts", "-k", k.overlay); err != nil {
+		return err
+	}
+	var d appsv1.Deployment
+	if err := k.c.Get(context.Background(), client.ObjectKey{Namespace: operatorNamespace, Name: managerDeployment}, &d); err != nil {
+		return err
+	}
+	k.mode = "audit"
+	for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+		if m, ok := strings.CutPrefix(a, "--mode="); ok {
+			k.mode = m
+		}
+	}
+	if k.mode == "audit" {
+		// Switching from inject mode the way a user would: the webhooks of config/injector go.
+		for _, kind := range []string{"mutatingwebhookconfiguration", "validatingwebhookconfiguration"} {
+			if _, err := tryRun("kubectl", "delete", "--ignore-not-found", kind, "meshkeeper-"+strings.TrimSuffix(kind, "webhookconfiguration")+"-webhook-configuration"); err != nil {
+				return err
+			}
+		}
+	}
+	wait := func() error {
+		_, err := tryRun("kubectl", "rollout", "status", "deployment/"+managerDeployment, "-n", operatorNamespace, "--timeout=170s")
+		return err
+	}
+	if err := wait(); err != nil {
+		return err
+	}
+	// Nothing is pulled and the tag stays "dev": pods started before the image was rebuilt keep
+	// the old one until the Deployment is restarted.
+	id, err := imageID("manager")
+	if err != nil {
+		return err
+	}
+	var pods corev1.PodList
+	if err := k.c.List(context.Background(), &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
+		return err
+	}
+	for _, p := range pods.Items {
+		if len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].ImageID != id {
+			fmt.Printf("e2e: pod %s runs %s, the image is now %s: restarting the manager\n", p.Name, p.Status.ContainerStatuses[0].ImageID, id)
+			if _, err := tryRun("kubectl", "rollout", "restart", "deployment/"+managerDeployment, "-n", operatorNamespace); err != nil {
+				return err
+			}
+			if err := wait(); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	fmt.Printf("e2e: operator deployed in %s mode from %s and rolled out in %s\n", k.mode, k.overlay, time.Since(t0).Round(100*time.Millisecond))
+	return nil
+}
+
+// imageID is the image ID (configuration digest) of an archive written by hack/imagebuild, as
+// the kubelet reports it in a container status.
+func imageID(name string) (string, error) {
+	f, err := os.Open(filepath.Join(k.root, "bin", "images", name+".tar"))
+	if err != nil {
+		return "", fmt.Errorf("image archive: %w (run hack/cluster/images.sh)", err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return "", fmt.Errorf("%s.tar: no manifest.json: %w", name, err)
+		}
+		if h.Name != "manifest.json" {
+			continue
+		}
+		var m []struct{ Config string }
+		if err := json.NewDecoder(tr).Decode(&m); err != nil || len(m) != 1 {
+			return "", fmt.Errorf("%s.tar manifest.json: %v", name, err)
+		}
+		return "sha256:" + strings.TrimSuffix(m[0].Config, ".json"), nil
+	}
+}
+
+// The manager runs from its image, in the cluster, with its ServiceAccount and the generated
+// RBAC, its own webhook certificate, and /readyz gating its readiness.
+func TestManagerRunsInCluster(t *testing.T) {
+	var d appsv1.Deployment
+	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: managerDeployment}, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Status.ReadyReplicas != *d.Spec.Replicas {
+		t.Fatalf("%d of %d replicas ready", d.Status.ReadyReplicas, *d.Spec.Replicas)
+	}
+	var pods corev1.PodList
+	if err := k.c.List(ctx(t), &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if p.Spec.ServiceAccountName != managerSA {
+			t.Errorf("pod %s runs as ServiceAccount %q", p.Name, p.Spec.ServiceAccountName)
+		}
+		if img := p.Spec.Containers[0].Image; img != managerImage {
+			t.Errorf("pod %s runs image %q, want %q", p.Name, img, managerImage)
+		}
+		if ok, _ := podReady(t, p.Namespace, p.Name); ok {
+			ready++
+		}
+		// With exactly the generated RBAC, a call the role lacks shows up as "forbidden".
+		logs := kubectl(t, "logs", "-n", p.Namespace, p.Name, "-c", "manager")
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, "forbidden") {
+				t.Errorf("pod %s: the generated RBAC refused a call: %s", p.Name, line)
+			}
+		}
+	}
+	if ready == 0 {
+		t.Fatal("no manager pod is Ready")
+	}
+
+	if k.mode != "inject" {
+		t.Logf("%s mode: no webhooks to check", k.mode)
+		return
+	}
+	// The webhook certificate is the operator's own: a CA it made, patched into the webhook
+	// configuration, signing the serving certificate for the Service's DNS name.
+	var s corev1.Secret
+	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: webhookSecret}, &s); err != nil {
+		t.Fatal(err)
+	}
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
+	if err := k.c.Get(ctx(t), client.ObjectKey{Name: mutatingWebhook}, &mwc); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range mwc.Webhooks {
+		if string(w.ClientConfig.CABundle) != string(s.Data["ca.crt"]) {
+			t.Errorf("webhook %s: caBundle is not the operator's CA", w.Name)
+		}
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(s.Data["ca.crt"]) {
+		t.Fatal("secret has no CA certificate")
+	}
+	block, _ := pem.Decode(s.Data["tls.crt"])
+	if block == nil {
+		t.Fatal("secret has no serving certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := "meshkeeper-webhook-service." + operatorNamespace + ".svc"
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: dns}); err != nil {
+		t.Errorf("serving certificate for %s: %v", dns, err)
+	}
+}
