@@ -317,8 +317,12 @@ func probesWhileWaiting(addr string, why error) (stop func()) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, why.Error(), http.StatusServiceUnavailable) })
-	mux.HandleFunc("/readyz/", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, why.Error(), http.StatusServiceUnavailable) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, why.Error(), http.StatusServiceUnavailable)
+	})
+	mux.HandleFunc("/readyz/", func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, why.Error(), http.StatusServiceUnavailable)
+	})
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
