@@ -12,6 +12,7 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/status"
+	"github.com/meshkeeper/meshkeeper/internal/text"
 )
 
 // MeshConfigVerdict is what one reconcile of a MeshConfig found.
@@ -82,9 +83,4 @@ func meshConfigConditions(mc *configv1alpha2.MeshConfig) []metav1.Condition {
 	return mc.Status.Conditions
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
-}
+func truncate(s string, n int) string { return text.Truncate(s, n) }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/text"
 )
 
 // Finding is one problem found in an object, with what it does to the object's conditions.
@@ -111,12 +112,7 @@ func objects(list ...string) []string {
 	return out
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
-}
+func truncate(s string, n int) string { return text.Truncate(s, n) }
 
 // nameList renders at most limit names and says how many were left out.
 func nameList(names []string, limit int) string {

@@ -127,16 +127,9 @@ func describeDiff(in Input, d redirect.Difference, container string) []string {
 	}
 	if !d.ProxyUID.Empty() {
 		out = append(out, fmt.Sprintf("%s let traffic of UID %s bypass the proxy, but the proxy runs as UID %d",
-			rules, uidText(d.ProxyUID.Actual), d.ProxyUID.Expected))
+			rules, redirect.UIDText(d.ProxyUID.Actual), d.ProxyUID.Expected))
 	}
 	return out
-}
-
-func uidText(u int64) string {
-	if u == redirect.NoProxyUID {
-		return "(none)"
-	}
-	return strconv.FormatInt(u, 10)
 }
 
 // admittedWith adds what the pod was rendered from, when the injector recorded it.

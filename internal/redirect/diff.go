@@ -116,7 +116,8 @@ func (d Difference) Empty() bool {
 		d.InboundPorts.Empty() && d.Interfaces.Empty() && d.ProxyUID.Empty()
 }
 
-func uidText(u int64) string {
+// UIDText spells a proxy UID for people: the number, or "none" for NoProxyUID.
+func UIDText(u int64) string {
 	if u == NoProxyUID {
 		return "none"
 	}
@@ -151,7 +152,7 @@ func (d Difference) String() string {
 	line("inbound port exclusions", texts(d.InboundPorts.Missing, portText), texts(d.InboundPorts.Unexpected, portText))
 	line("network interface exclusions", d.Interfaces.Missing, d.Interfaces.Unexpected)
 	if !d.ProxyUID.Empty() {
-		b.WriteString("proxy UID: expected " + uidText(d.ProxyUID.Expected) + ", found " + uidText(d.ProxyUID.Actual) + "\n")
+		b.WriteString("proxy UID: expected " + UIDText(d.ProxyUID.Expected) + ", found " + UIDText(d.ProxyUID.Actual) + "\n")
 	}
 	return b.String()
 }

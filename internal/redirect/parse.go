@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/meshkeeper/meshkeeper/internal/text"
 )
 
 // Format names where parsed rules came from.
@@ -308,12 +310,8 @@ func (b *builder) finishTable(cur *Ruleset, family Family, tableOff int) *posErr
 	return nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
+// truncate keeps n bytes of s and marks the cut (the text quoted in a parse error).
+func truncate(s string, n int) string { return text.Truncate(s, n+3) }
 
 func validCounters(s string) bool {
 	if len(s) < 5 || s[0] != '[' || s[len(s)-1] != ']' {

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/text"
 )
 
 // Problem is one reason a positive condition is not True.
@@ -151,9 +152,4 @@ func Apply(conds *[]metav1.Condition, o Outcome, now time.Time) (observed bool) 
 	return true
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
-}
+func truncate(s string, n int) string { return text.Truncate(s, n) }
