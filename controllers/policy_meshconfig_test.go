@@ -8,7 +8,7 @@ import (
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
-	"github.com/meshkeeper/meshkeeper/internal/analysis"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
 // TestMeshConfigFindings: the MeshConfig controller reports settings that take mesh traffic
@@ -19,7 +19,7 @@ func TestMeshConfigFindings(t *testing.T) {
 		s.Traffic.OutboundPortExclusionList = []int32{5432}
 		s.Traffic.OutboundIPRangeExclusionList = []string{"10.96.0.0/16"}
 	})
-	cluster, err := analysis.ParseClusterRanges([]string{"10.96.0.0/12"}, []string{"10.244.0.0/16"})
+	cluster, err := redirect.ParseClusterRanges([]string{"10.96.0.0/12"}, []string{"10.244.0.0/16"})
 	must(t, err)
 	startManager(t, "mcfind", func(o *DriftOptions) { o.ClusterRanges = cluster })
 

@@ -2,9 +2,7 @@ package analysis
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -121,29 +119,4 @@ func servicesBypassed(listeners []Listener, self string, hit func(Listener) (det
 		return nil
 	}
 	return []Finding{{Code: code, Severity: sev, Message: fmt.Sprintf(format, nameList(names, 8)), Objects: objects(objs...)}}
-}
-
-// ParseClusterRanges turns CIDR strings (ServiceCIDR objects' spec.cidrs, nodes' spec.podCIDRs)
-// into ClusterRanges, de-duplicated, and reports the strings that are not CIDRs.
-func ParseClusterRanges(serviceCIDRs, podCIDRs []string) (redirect.ClusterRanges, error) {
-	var out redirect.ClusterRanges
-	var bad []string
-	parse := func(list []string, dst *[]netip.Prefix) {
-		for _, s := range list {
-			p, err := redirect.ParsePrefix(strings.TrimSpace(s))
-			if err != nil {
-				bad = append(bad, s)
-				continue
-			}
-			if !slices.Contains(*dst, p) {
-				*dst = append(*dst, p)
-			}
-		}
-	}
-	parse(serviceCIDRs, &out.ServiceCIDRs)
-	parse(podCIDRs, &out.PodCIDRs)
-	if len(bad) > 0 {
-		return out, fmt.Errorf("not CIDRs: %s", strings.Join(bad, ", "))
-	}
-	return out, nil
 }

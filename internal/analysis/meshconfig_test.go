@@ -27,7 +27,7 @@ func TestFindingCodesMatchEngineWarnings(t *testing.T) {
 }
 
 func TestAnalyzeMeshConfig(t *testing.T) {
-	cluster, err := ParseClusterRanges([]string{"10.96.0.0/12"}, []string{"10.244.0.0/24", "10.244.1.0/24"})
+	cluster, err := redirect.ParseClusterRanges([]string{"10.96.0.0/12"}, []string{"10.244.0.0/24", "10.244.1.0/24"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +80,5 @@ func TestAnalyzeMeshConfig(t *testing.T) {
 				}
 			}
 		})
-	}
-	if _, err := ParseClusterRanges([]string{"10.96.0.0/12", "nope"}, nil); err == nil || !strings.Contains(err.Error(), "nope") {
-		t.Errorf("want an error naming the bad value, got %v", err)
 	}
 }

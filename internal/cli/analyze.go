@@ -19,7 +19,6 @@ import (
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
-	"github.com/meshkeeper/meshkeeper/internal/analysis"
 	"github.com/meshkeeper/meshkeeper/internal/diagnose"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
@@ -75,7 +74,7 @@ cluster and every object given is analysed.`,
 				return err
 			}
 			if len(svcCIDRs) > 0 || len(podCIDRs) > 0 {
-				cr, err := analysis.ParseClusterRanges(svcCIDRs, podCIDRs)
+				cr, err := redirect.ParseClusterRanges(svcCIDRs, podCIDRs)
 				if err != nil {
 					return usageError("--service-cidr/--pod-cidr: %v", err)
 				}
@@ -282,6 +281,6 @@ func clusterRangesOf(ctx context.Context, k *kube) redirect.ClusterRanges {
 			pod = append(pod, n.Spec.PodCIDRs...)
 		}
 	}
-	cr, _ := analysis.ParseClusterRanges(svc, pod)
+	cr, _ := redirect.ParseClusterRanges(svc, pod)
 	return cr
 }

@@ -299,7 +299,7 @@ func newRulesRenderCommand(streams genericiooptions.IOStreams) *cobra.Command {
 					return err
 				}
 			}
-			cluster, err := clusterRanges(serviceCIDRs, podCIDRs)
+			cluster, err := redirect.ParseClusterRanges(serviceCIDRs, podCIDRs)
 			if err != nil {
 				return err
 			}
@@ -352,25 +352,6 @@ func removeContainer(cs []corev1.Container, name string) []corev1.Container {
 		}
 	}
 	return out
-}
-
-func clusterRanges(svc, pod []string) (redirect.ClusterRanges, error) {
-	var cr redirect.ClusterRanges
-	for _, s := range svc {
-		p, err := redirect.ParsePrefix(s)
-		if err != nil {
-			return cr, fmt.Errorf("--service-cidr %q: %v", s, err)
-		}
-		cr.ServiceCIDRs = append(cr.ServiceCIDRs, p)
-	}
-	for _, s := range pod {
-		p, err := redirect.ParsePrefix(s)
-		if err != nil {
-			return cr, fmt.Errorf("--pod-cidr %q: %v", s, err)
-		}
-		cr.PodCIDRs = append(cr.PodCIDRs, p)
-	}
-	return cr, nil
 }
 
 func readMeshConfig(streams genericiooptions.IOStreams, file string) (*configv1alpha2.MeshConfig, error) {

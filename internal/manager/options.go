@@ -159,25 +159,7 @@ func (o *Options) ServesWebhooks() bool {
 
 // ClusterRanges returns the configured Service and Pod CIDRs, parsed.
 func (o *Options) ClusterRanges() (redirect.ClusterRanges, error) {
-	var r redirect.ClusterRanges
-	var errs []error
-	for _, s := range o.ServiceCIDRs {
-		p, err := redirect.ParsePrefix(s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--service-cidr %q: %w", s, err))
-			continue
-		}
-		r.ServiceCIDRs = append(r.ServiceCIDRs, p)
-	}
-	for _, s := range o.PodCIDRs {
-		p, err := redirect.ParsePrefix(s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--pod-cidr %q: %w", s, err))
-			continue
-		}
-		r.PodCIDRs = append(r.PodCIDRs, p)
-	}
-	return r, errors.Join(errs...)
+	return redirect.ParseClusterRanges(o.ServiceCIDRs, o.PodCIDRs)
 }
 
 func appendTo(list *[]string) func(string) error {

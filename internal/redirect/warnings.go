@@ -1,8 +1,37 @@
 package redirect
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 )
+
+// ParseClusterRanges reads Service and Pod CIDRs however they were given (the manager's and the
+// CLI's --service-cidr/--pod-cidr, ServiceCIDR objects' spec.cidrs, nodes' spec.podCIDRs): trimmed,
+// de-duplicated, and every value that is not a CIDR named with its kind and the reason.
+func ParseClusterRanges(serviceCIDRs, podCIDRs []string) (ClusterRanges, error) {
+	var out ClusterRanges
+	var bad []string
+	parse := func(kind string, list []string, dst *[]netip.Prefix) {
+		for _, s := range list {
+			p, err := ParsePrefix(strings.TrimSpace(s))
+			if err != nil {
+				bad = append(bad, fmt.Sprintf("%s %q: %v", kind, s, err))
+				continue
+			}
+			if !slices.Contains(*dst, p) {
+				*dst = append(*dst, p)
+			}
+		}
+	}
+	parse("Service CIDR", serviceCIDRs, &out.ServiceCIDRs)
+	parse("Pod CIDR", podCIDRs, &out.PodCIDRs)
+	if len(bad) > 0 {
+		return out, fmt.Errorf("not CIDRs: %s", strings.Join(bad, "; "))
+	}
+	return out, nil
+}
 
 // ClusterRanges are the cluster's own address ranges; excluding them sends mesh traffic around
 // the proxy.
