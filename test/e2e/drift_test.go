@@ -1,0 +1,313 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshkeeper/meshkeeper/api/conditions"
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
+)
+
+const (
+	meshConfigNamespace = "osm-system"
+	meshConfigName      = "osm-mesh-config"
+	// driftRange is added to the MeshConfig's outbound exclusions: TEST-NET-1, reached by
+	// nothing.
+	driftRange = "192.0.2.0/24"
+)
+
+// podCondition is the condition of the given type on a pod, nil when it has none.
+func podCondition(p *corev1.Pod, typ string) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if string(p.Status.Conditions[i].Type) == typ {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func describeCondition(c *corev1.PodCondition) string {
+	if c == nil {
+		return "(none)"
+	}
+	return fmt.Sprintf("%s/%s: %s", c.Status, c.Reason, c.Message)
+}
+
+// deploymentPods lists the pods of a Deployment that are not being deleted.
+func deploymentPods(t *testing.T, ns, app string) []corev1.Pod {
+	t.Helper()
+	var pods corev1.PodList
+	if err := k.c.List(ctx(t), &pods, client.InNamespace(ns), client.MatchingLabels{"app": app}); err != nil {
+		t.Fatal(err)
+	}
+	var live []corev1.Pod
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil {
+			live = append(live, p)
+		}
+	}
+	return live
+}
+
+// podsAll reports whether exactly want pods of the Deployment are there, built from the given
+// ReplicaSet template hash when it is not empty, and each satisfies ok (which describes the pod
+// otherwise).
+func podsAll(t *testing.T, ns, app string, want int, notHash string, ok func(p *corev1.Pod) (bool, string)) (bool, string) {
+	pods := deploymentPods(t, ns, app)
+	var msgs []string
+	n := 0
+	for i := range pods {
+		p := &pods[i]
+		if notHash != "" && p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] == notHash {
+			msgs = append(msgs, p.Name+": still from the old ReplicaSet")
+			continue
+		}
+		n++
+		if good, why := ok(p); !good {
+			msgs = append(msgs, p.Name+": "+why)
+		}
+	}
+	if n != want {
+		msgs = append(msgs, fmt.Sprintf("%d pods, want %d", n, want))
+	}
+	return len(msgs) == 0, strings.Join(msgs, "; ")
+}
+
+func podRunningReady(p *corev1.Pod) bool {
+	c := podCondition(p, string(corev1.PodReady))
+	return p.Status.Phase == corev1.PodRunning && c != nil && c.Status == corev1.ConditionTrue
+}
+
+func inSync(p *corev1.Pod) (bool, string) {
+	c := podCondition(p, conditions.PodExclusionsInSync)
+	if !podRunningReady(p) {
+		return false, "not Ready (" + string(p.Status.Phase) + ")"
+	}
+	if c == nil || c.Status != corev1.ConditionTrue || c.Reason != conditions.InSync {
+		return false, conditions.PodExclusionsInSync + " " + describeCondition(c)
+	}
+	return true, ""
+}
+
+// A MeshConfig change turns the running pods of a Deployment ExclusionsInSync=False (Drifted),
+// naming what changed; `kubectl rollout restart`, carried out by the real controller-manager,
+// replaces them with pods that are in sync.
+func TestDriftAfterMeshConfigChange(t *testing.T) {
+	if k.mode != "inject" {
+		t.Skipf("%s mode injects no pod: drift of pods meshkeeper injected needs inject mode", k.mode)
+	}
+	ns := testNamespace(t, "e2e-drift", true)
+	const app = "drifter"
+	replicas := int32(2)
+	pod := testappPod(ns, app, plainPort)
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: pod.ObjectMeta, Spec: pod.Spec},
+		},
+	}
+	d.Spec.Template.Namespace, d.Spec.Template.Name = "", ""
+	t0 := time.Now()
+	if err := k.c.Create(ctx(t), d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "2 pods Ready and "+conditions.PodExclusionsInSync+"=True", 180*time.Second, func() (bool, string) {
+		return podsAll(t, ns, app, 2, "", inSync)
+	})
+	t.Logf("Deployment created to 2 pods Ready and in sync in %s", time.Since(t0).Round(10*time.Millisecond))
+	before := deploymentPods(t, ns, app)
+	oldHash := before[0].Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+
+	// Change the MeshConfig as a user would, and put it back afterwards for the other tests.
+	var mc configv1alpha2.MeshConfig
+	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: meshConfigNamespace, Name: meshConfigName}, &mc); err != nil {
+		t.Fatal(err)
+	}
+	original := mc.Spec.Traffic.OutboundIPRangeExclusionList
+	t.Cleanup(func() {
+		b, _ := json.Marshal(map[string]any{"spec": map[string]any{"traffic": map[string]any{"outboundIPRangeExclusionList": original}}})
+		if _, err := tryRun("kubectl", "patch", "meshconfig", meshConfigName, "-n", meshConfigNamespace, "--type=merge", "-p", string(b)); err != nil {
+			t.Errorf("restoring the MeshConfig: %v", err)
+		}
+	})
+	kubectl(t, "patch", "meshconfig", meshConfigName, "-n", meshConfigNamespace, "--type=json",
+		"-p", `[{"op":"add","path":"/spec/traffic/outboundIPRangeExclusionList/-","value":"`+driftRange+`"}]`)
+	t1 := time.Now()
+	eventually(t, "both running pods "+conditions.PodExclusionsInSync+"=False/"+conditions.Drifted, 60*time.Second, func() (bool, string) {
+		return podsAll(t, ns, app, 2, "", func(p *corev1.Pod) (bool, string) {
+			c := podCondition(p, conditions.PodExclusionsInSync)
+			if c == nil || c.Status != corev1.ConditionFalse || c.Reason != conditions.Drifted {
+				return false, describeCondition(c)
+			}
+			if !strings.Contains(c.Message, driftRange) {
+				return false, "the message does not name " + driftRange + ": " + c.Message
+			}
+			return true, ""
+		})
+	})
+	t.Logf("MeshConfig patched to both pods Drifted in %s", time.Since(t1).Round(10*time.Millisecond))
+	for _, p := range deploymentPods(t, ns, app) {
+		if !podRunningReady(&p) {
+			t.Errorf("pod %s: drifted but it should still run: %s", p.Name, p.Status.Phase)
+		}
+		t.Logf("pod %s: %s", p.Name, describeCondition(podCondition(&p, conditions.PodExclusionsInSync)))
+	}
+
+	t2 := time.Now()
+	kubectl(t, "rollout", "restart", "deployment/"+app, "-n", ns)
+	kubectl(t, "rollout", "status", "deployment/"+app, "-n", ns, "--timeout=170s")
+	t.Logf("rollout restart to rollout complete in %s", time.Since(t2).Round(10*time.Millisecond))
+	eventually(t, "the replaced pods "+conditions.PodExclusionsInSync+"=True/"+conditions.InSync, 60*time.Second, func() (bool, string) {
+		return podsAll(t, ns, app, 2, oldHash, inSync)
+	})
+	t.Logf("rollout restart to 2 new pods in sync in %s", time.Since(t2).Round(10*time.Millisecond))
+	for _, p := range before {
+		var gone corev1.Pod
+		if err := k.c.Get(ctx(t), client.ObjectKeyFromObject(&p), &gone); err == nil && gone.DeletionTimestamp == nil {
+			t.Errorf("pod %s from before the restart is still there", p.Name)
+		}
+	}
+}
+
+// seccompDir is where the kubelet (default root directory) finds Localhost seccomp profiles.
+const seccompDir = "/var/lib/kubelet/seccomp"
+
+// A node-level policy that denies what meshkeeper-init needs: a seccomp profile on the node,
+// named by the pod, that makes socket(2) fail with EPERM, so no iptables backend can talk to
+// the kernel. The init container really runs and really fails; the pod condition carries the
+// exit code the kubelet reported, and `meshkeeper diagnose pod` says the same.
+func TestInitContainerFailureIsReported(t *testing.T) {
+	if k.mode != "inject" {
+		t.Skipf("%s mode injects no init container", k.mode)
+	}
+	profile := "meshkeeper-e2e-deny-socket.json"
+	if err := os.MkdirAll(seccompDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(seccompDir, profile)
+	if err := os.WriteFile(path, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["socket"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(path) })
+
+	ns := testNamespace(t, "e2e-initfail", true)
+	p := testappPod(ns, "denied", plainPort)
+	p.Spec.SecurityContext = &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{
+		Type:             corev1.SeccompProfileTypeLocalhost,
+		LocalhostProfile: &profile,
+	}}
+	t0 := time.Now()
+	if err := k.c.Create(ctx(t), p); err != nil {
+		t.Fatal(err)
+	}
+	var term *corev1.ContainerStateTerminated
+	eventually(t, redirect.InitContainerName+" terminated by the kubelet", 120*time.Second, func() (bool, string) {
+		var got corev1.Pod
+		if err := k.c.Get(ctx(t), client.ObjectKeyFromObject(p), &got); err != nil {
+			return false, err.Error()
+		}
+		for _, s := range got.Status.InitContainerStatuses {
+			if s.Name != redirect.InitContainerName {
+				continue
+			}
+			if s.State.Terminated != nil {
+				term = s.State.Terminated
+			} else if s.LastTerminationState.Terminated != nil {
+				term = s.LastTerminationState.Terminated
+			}
+		}
+		b, _ := json.Marshal(got.Status.InitContainerStatuses)
+		return term != nil, string(b)
+	})
+	if term.ExitCode == 0 {
+		t.Fatalf("%s exited 0 under a profile that denies socket(2): %+v", redirect.InitContainerName, term)
+	}
+	t.Logf("%s exited with code %d (%s) after %s: %q", redirect.InitContainerName, term.ExitCode, term.Reason, time.Since(t0).Round(10*time.Millisecond), term.Message)
+
+	code := fmt.Sprintf("exited with code %d", term.ExitCode)
+	var cond *corev1.PodCondition
+	eventually(t, conditions.PodRedirectionApplied+"=False/"+conditions.InitContainerFailed, 60*time.Second, func() (bool, string) {
+		var got corev1.Pod
+		if err := k.c.Get(ctx(t), client.ObjectKeyFromObject(p), &got); err != nil {
+			return false, err.Error()
+		}
+		cond = podCondition(&got, conditions.PodRedirectionApplied)
+		if cond == nil || cond.Status != corev1.ConditionFalse || cond.Reason != conditions.InitContainerFailed {
+			return false, describeCondition(cond)
+		}
+		return strings.Contains(cond.Message, code), "the message does not say " + code + ": " + cond.Message
+	})
+	t.Logf("%s: %s", conditions.PodRedirectionApplied, describeCondition(cond))
+	// The condition quotes the termination message up to 200 characters.
+	if last := lastLine(term.Message); len(strings.TrimSpace(term.Message)) <= 200 && last != "" && !strings.Contains(cond.Message, last) {
+		t.Errorf("the condition does not carry the init container's last log line %q: %s", last, cond.Message)
+	}
+
+	// The CLI, built from the tree, run against the cluster as a user would.
+	cli := filepath.Join(t.TempDir(), "meshkeeper")
+	run(t, "go", "build", "-o", cli, "./cmd/meshkeeper")
+	// The kubelet restarts the init container with back-off; while an attempt runs, diagnose
+	// rightly says it is running. Ask until it reports a finished attempt.
+	var out, line string
+	eventually(t, "meshkeeper diagnose pod reports the failure", 60*time.Second, func() (bool, string) {
+		var err error
+		out, err = tryRun(cli, "diagnose", "pod", p.Name, "-n", ns)
+		line = ""
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "init-container" {
+				line = l
+				if f[1] != "fail" {
+					return false, l
+				}
+			}
+		}
+		if line == "" {
+			return false, "no init-container check:\n" + out
+		}
+		if err == nil {
+			return false, "exited 0 although a check failed:\n" + out
+		}
+		return true, ""
+	})
+	t.Logf("meshkeeper diagnose pod %s -n %s:\n%s", p.Name, ns, out)
+	if !strings.Contains(line, redirect.InitContainerName) || !strings.Contains(line, code) {
+		t.Errorf("meshkeeper diagnose pod does not say %s %s: %s", redirect.InitContainerName, code, line)
+	}
+	// The line the init container last logged, as the kubelet kept it, is the one diagnose quotes.
+	// The init container restarts with back-off; read the log of an attempt the kubelet still has.
+	var last string
+	eventually(t, "the log of "+redirect.InitContainerName, 30*time.Second, func() (bool, string) {
+		logs, err := tryRun("kubectl", "logs", "-n", ns, p.Name, "-c", redirect.InitContainerName)
+		if err != nil {
+			return false, err.Error()
+		}
+		last = lastLine(logs)
+		return strings.HasPrefix(last, redirect.InitContainerName+":"), logs
+	})
+	if !strings.Contains(last, "Permission denied") {
+		t.Errorf("the init container's last log line does not show the kernel's denial: %q", last)
+	}
+	if !strings.Contains(line, "last log line: "+last) {
+		t.Errorf("meshkeeper diagnose pod does not quote the init container's last log line %q: %s", last, line)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
