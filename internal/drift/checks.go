@@ -9,6 +9,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/text"
 )
 
 // Check judges one aspect of a pod. failed means the aspect is broken; a reason that the
@@ -147,11 +148,16 @@ func describeTermination(t *corev1.ContainerStateTerminated) string {
 	if t.Signal != 0 {
 		s += fmt.Sprintf(" on signal %d", t.Signal)
 	}
-	if msg := strings.TrimSpace(t.Message); msg != "" {
-		if len(msg) > 200 {
-			msg = msg[:200] + "..."
-		}
-		s += ": " + msg
+	if msg := lastLine(t.Message); msg != "" {
+		s += ": " + text.Truncate(msg, 200)
 	}
 	return s
+}
+
+// lastLine is the last non-empty line of a termination message: with FallbackToLogsOnError it
+// holds the container's last log lines, and meshkeeper-init (like most programs) says why it
+// failed last.
+func lastLine(msg string) string {
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }

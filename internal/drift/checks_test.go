@@ -3,6 +3,7 @@ package drift
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -131,5 +132,20 @@ func TestCheckRedirectionApplied(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// With FallbackToLogsOnError the termination message is the log's tail: the condition quotes
+// its last line, which is where meshkeeper-init says why it failed, whole characters only.
+func TestDescribeTerminationQuotesTheLastLine(t *testing.T) {
+	got := describeTermination(&corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error",
+		Message: "meshkeeper-init: applying ipv4 rules\nmeshkeeper-init: iptables-restore: Permission denied (you must be root)\n"})
+	want := "exited with code 1 (Error): meshkeeper-init: iptables-restore: Permission denied (you must be root)"
+	if got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	long := describeTermination(&corev1.ContainerStateTerminated{ExitCode: 1, Message: strings.Repeat("é", 150)})
+	if !utf8.ValidString(long) || !strings.HasSuffix(long, "...") {
+		t.Errorf("a long message is not cut on a character boundary: %q", long)
 	}
 }

@@ -15,6 +15,10 @@ func InitContainer(p redirect.Plan, image string) corev1.Container {
 		Image:   image,
 		Command: rc.Command,
 		Args:    rc.Args,
+		// meshkeeper-init prints its failure reason as its last line; with this policy the
+		// kubelet keeps it as the termination message, which the drift controller quotes in
+		// RedirectionApplied, so the reason reaches the pod's conditions without reading logs.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext: &corev1.SecurityContext{
 			Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}},
 		},
