@@ -110,6 +110,11 @@ func CheckRedirectionApplied(in Input) (reason, message string, failed bool) {
 	case st.State.Terminated != nil:
 		return conditions.InitContainerFailed, fmt.Sprintf("init container %s %s; inspect it with: kubectl logs %s -n %s -c %s",
 			c.Name, describeTermination(st.State.Terminated), pod.Name, pod.Namespace, c.Name), true
+	case st.State.Running != nil && failedBefore(st):
+		// A retry in CrashLoopBackOff: until it ends, the last attempt is the truth. Saying
+		// Pending here would hide the failure and flip the condition on every retry.
+		return conditions.InitContainerFailed, fmt.Sprintf("init container %s is running again after it %s, %d restarts; inspect it with: kubectl logs %s -n %s -c %s --previous",
+			c.Name, describeTermination(st.LastTerminationState.Terminated), st.RestartCount, pod.Name, pod.Namespace, c.Name), true
 	case st.State.Running != nil:
 		return conditions.InitContainerPending, fmt.Sprintf("init container %s is running", c.Name), false
 	}
@@ -138,6 +143,12 @@ func CheckRedirectionApplied(in Input) (reason, message string, failed bool) {
 	}
 	fmt.Fprintf(&b, "; inspect it with: kubectl describe pod %s -n %s", pod.Name, pod.Namespace)
 	return conditions.InitContainerFailed, b.String(), true
+}
+
+// failedBefore: the container's previous attempt exited with an error.
+func failedBefore(st *corev1.ContainerStatus) bool {
+	t := st.LastTerminationState.Terminated
+	return t != nil && t.ExitCode != 0
 }
 
 func describeTermination(t *corev1.ContainerStateTerminated) string {

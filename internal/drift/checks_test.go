@@ -149,3 +149,26 @@ func TestDescribeTerminationQuotesTheLastLine(t *testing.T) {
 		t.Errorf("a long message is not cut on a character boundary: %q", long)
 	}
 }
+
+// A retry that is running after a failed attempt keeps the failure: reporting Pending would hide
+// it from the condition and flip it on every CrashLoopBackOff retry.
+func TestRunningRetryKeepsTheFailure(t *testing.T) {
+	pod := makePod("test-58d4f8ff58-wtz4f").ns("test").sidecar().osmInit(fixture(t, "seed001-basic.sh")).obj()
+	pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "osm-init", RestartCount: 3,
+		State:                corev1.ContainerState{Running: &corev1.ContainerStateRunning{}},
+		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", Message: "iptables: Permission denied\n"}}}}
+	reason, msg, failed := CheckRedirectionApplied(Input{Pod: pod})
+	if reason != conditions.InitContainerFailed || !failed {
+		t.Fatalf("got %s (failed %v): %s", reason, failed, msg)
+	}
+	for _, want := range []string{"running again after it exited with code 1 (Error): iptables: Permission denied", "3 restarts", "--previous"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q lacks %q", msg, want)
+		}
+	}
+	// A first attempt that is running, or a retry after a clean exit, is still pending.
+	pod.Status.InitContainerStatuses[0].LastTerminationState = corev1.ContainerState{}
+	if reason, _, _ := CheckRedirectionApplied(Input{Pod: pod}); reason != conditions.InitContainerPending {
+		t.Errorf("first run: got %s", reason)
+	}
+}
