@@ -23,7 +23,6 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
-	"github.com/meshkeeper/meshkeeper/internal/redirect"
 	"github.com/meshkeeper/meshkeeper/internal/status"
 )
 
@@ -96,7 +95,7 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 // a MeshConfig that slipped past admission (webhook down, an older CRD without schema rules)
 // is reported before the next pod fails to start because of it.
 func ValidateMeshConfig(mc *configv1alpha2.MeshConfig) field.ErrorList {
-	return redirect.ValidateSettings(injection.MeshSettings(&mc.Spec), field.NewPath("spec"))
+	return injection.ValidateMeshConfig(&mc.Spec)
 }
 
 // summarize evaluates every pod of the monitored namespaces against mc, from the cache.

@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
@@ -115,7 +114,7 @@ func Analyze(in ClusterInput) []analysis.Finding {
 			Message: fmt.Sprintf("MeshConfig %s does not exist: pods cannot be judged against it and policies are not acted on; create it, or pass --mesh-namespace/--meshconfig-name", in.MeshConfigRef),
 			Objects: []string{mcObj}})
 	} else {
-		errs := redirect.ValidateSettings(injection.MeshSettings(&in.MeshConfig.Spec), field.NewPath("spec"))
+		errs := injection.ValidateMeshConfig(&in.MeshConfig.Spec)
 		if len(errs) > 0 {
 			out = append(out, analysis.Finding{Code: CodeMeshConfigInvalid, Severity: conditions.SeverityError,
 				Message: fmt.Sprintf("MeshConfig %s cannot be rendered into rules, so new pods fail to start: %v; fix it with kubectl edit meshconfig %s -n %s",

@@ -328,7 +328,7 @@ func meshConfig(in PodInput) Check {
 		c.Hint = fmt.Sprintf("kubectl get meshconfigs -A (then pass --mesh-namespace/--meshconfig-name), or create %s/%s", ref.Namespace, ref.Name)
 		return c
 	}
-	errs := redirect.ValidateSettings(injection.MeshSettings(&in.MeshConfig.Spec), field.NewPath("spec"))
+	errs := injection.ValidateMeshConfig(&in.MeshConfig.Spec)
 	from := fmt.Sprintf("MeshConfig %s/%s", in.MeshConfig.Namespace, in.MeshConfig.Name)
 	if in.MeshConfigSource != "" {
 		from += " from " + in.MeshConfigSource

@@ -1,6 +1,8 @@
 package injection
 
 import (
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
@@ -29,4 +31,10 @@ func ints(in []int32) []int {
 		out[i] = int(v)
 	}
 	return out
+}
+
+// ValidateMeshConfig judges a MeshConfig's redirection settings with the engine injection
+// renders from, with paths under spec. The controllers, the injector and the CLI all ask this.
+func ValidateMeshConfig(spec *configv1alpha2.MeshConfigSpec) field.ErrorList {
+	return redirect.ValidateSettings(MeshSettings(spec), field.NewPath("spec"))
 }

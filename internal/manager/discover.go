@@ -103,12 +103,8 @@ type resourceLister interface {
 // ProbeAPIs asks the API server how it serves meshkeeper's kinds. A kind not served at the version
 // meshkeeper reads (an OSM release newer than v1.2 that dropped it, or no CRDs at all) is an
 // error naming the CRD and what to do: the controllers could only fail on it.
-func ProbeAPIs(ctx context.Context, cfg *rest.Config) (APIReport, error) {
+func ProbeAPIs(ctx context.Context, cfg *rest.Config, c client.Reader) (APIReport, error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return APIReport{}, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
 	if err != nil {
 		return APIReport{}, err
 	}

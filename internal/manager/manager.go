@@ -50,7 +50,7 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("creating a client: %w", err)
 	}
-	apis, err := ProbeAPIs(ctx, cfg)
+	apis, err := ProbeAPIs(ctx, cfg, direct)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -125,14 +124,16 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 	opts := i.Options
 	opts.MeshConfig = i.MeshConfig
 	opts.MeshConfigGeneration = mc.Generation
-	// A MeshConfig that slipped past validation (webhook down, written before meshkeeper) is not
-	// the pod's fault: every pod of the mesh would be refused. Let it through and say why; the
-	// MeshConfig reports Stalled with the field, and the pod SidecarMissing.
-	if errs := redirect.ValidateSettings(injection.MeshSettings(&mc.Spec), field.NewPath("spec")); len(errs) > 0 {
-		return notInjected(fmt.Sprintf("MeshConfig %s is invalid: %v", i.MeshConfig, errs.ToAggregate()))
-	}
 	add, err := injection.Compute(pod, &mc.Spec, opts)
 	if err != nil {
+		// A MeshConfig that slipped past validation (webhook down, written before meshkeeper) is
+		// not the pod's fault: refusing would refuse every pod of the mesh. Let it through and say
+		// why; the MeshConfig reports Stalled with the field, the pod SidecarMissing. Only the
+		// pod's own annotations are grounds to refuse it. Checked only on failure, so a healthy
+		// admission validates once, inside Compute.
+		if errs := injection.ValidateMeshConfig(&mc.Spec); len(errs) > 0 {
+			return notInjected(fmt.Sprintf("MeshConfig %s is invalid: %v", i.MeshConfig, errs.ToAggregate()))
+		}
 		return admission.Denied(err.Error())
 	}
 	if err := ctx.Err(); err != nil {
