@@ -89,8 +89,13 @@ e2e: manifests ## Run the end-to-end tests on the real cluster (make cluster-up 
 	@hack/cluster/e2e.sh
 
 .PHONY: demo
-demo: build envtest $(KWOK) ## Local demo on an embedded control plane (no cluster needed).
+ifeq ($(CLUSTER),real)
+demo: build ## Local demo on an embedded control plane (no cluster needed); CLUSTER=real: on the real node, with real traffic.
+	@hack/demo-real.sh
+else
+demo: build envtest $(KWOK)
 	@hack/demo.sh
+endif
 
 .PHONY: run
 run: ## Run the manager against the current kubeconfig.

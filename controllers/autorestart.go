@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -100,6 +101,29 @@ func (l *restartLimiter) set(w drift.Workload, t time.Time) {
 	l.last[w] = t
 }
 
+// claim takes the right to restart w at now, when no restart of w happened or was claimed within
+// minInterval. Drifted pods of one workload are reconciled concurrently: checking and recording
+// in two steps let each of them restart the workload. release gives back a claim whose restart
+// did not happen.
+func (l *restartLimiter) claim(w drift.Workload, now time.Time, minInterval time.Duration) (ok bool, previous time.Time, wait time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	previous = l.last[w]
+	if due, wait := restartDue(previous, now, minInterval); !due {
+		return false, previous, wait
+	}
+	l.last[w] = now
+	return true, previous, 0
+}
+
+func (l *restartLimiter) release(w drift.Workload, claimed, previous time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last[w].Equal(claimed) {
+		l.last[w] = previous
+	}
+}
+
 // workloadObject returns an empty typed object for a restartable workload kind.
 func workloadObject(kind string) (client.Object, *corev1.PodTemplateSpec) {
 	switch kind {
@@ -143,15 +167,28 @@ func (r *PodReconciler) remediate(ctx context.Context, in drift.Input, conds []c
 		r.restarts.set(w, last)
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{
-		"annotations": map[string]string{AnnotationRestartedAt: now.UTC().Format(time.RFC3339)}}}}})
+	claimed, previous, wait := r.restarts.claim(w, now, r.Options.minInterval())
+	if !claimed {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	// The resourceVersion makes the patch conditional on the workload read above: a restart
+	// written meanwhile (by another replica that led before) turns this one into a conflict,
+	// and the next reconcile reads the newer restartedAt.
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": obj.GetResourceVersion()},
+		"spec": map[string]any{"template": map[string]any{"metadata": map[string]any{
+			"annotations": map[string]string{AnnotationRestartedAt: now.UTC().Format(time.RFC3339)}}}}})
 	if err != nil {
+		r.restarts.release(w, now, previous)
 		return ctrl.Result{}, err
 	}
 	if err := r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		r.restarts.release(w, now, previous)
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
 		return ctrl.Result{}, fmt.Errorf("restarting %s %s/%s: %w", w.Kind, w.Namespace, w.Name, err)
 	}
-	r.restarts.set(w, now)
 	r.Recorder.Eventf(obj, in.Pod, corev1.EventTypeNormal, EventReasonAutoRestart, "Restart",
 		"restarted %s %s because pod %s no longer matches %s (%s is set); next restart no sooner than %s",
 		w.Kind, w.Name, in.Pod.Name, in.Mesh.WithGeneration(), AnnotationAutoRestart, now.Add(r.Options.minInterval()).UTC().Format(time.RFC3339))

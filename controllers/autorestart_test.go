@@ -141,3 +141,79 @@ func TestAutoRestartIsOptInAndRateLimited(t *testing.T) {
 		t.Errorf("bookstore did not opt in but was restarted at %s", got)
 	}
 }
+
+// The drifted pods of one workload are reconciled side by side after a MeshConfig change; the
+// workload is restarted once, with one event, not once per pod.
+func TestAutoRestartOncePerWorkload(t *testing.T) {
+	w := newWorld(t, "restart-once", nil)
+	clock := &fakeClock{t: time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)}
+	h := startManager(t, w.mesh, func(o *DriftOptions) {
+		o.Clock = clock.Now
+		o.AutoRestartMinInterval = 10 * time.Minute
+		o.MaxConcurrentReconciles = 8
+	})
+	w.deployment(w.app, "bookbuyer", map[string]string{AnnotationAutoRestart: "true"})
+	var pods []*corev1.Pod
+	for i := range 6 {
+		pods = append(pods, w.create(w.injected(w.appPod("bookbuyer", fmt.Sprintf("p%d", i))), initExited(0, "Completed")))
+	}
+	for _, p := range pods {
+		w.condition(p.Name, conditions.PodExclusionsInSync, condTrue, conditions.InSync)
+	}
+
+	w.updateMeshConfig(func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundPortExclusionList = []int32{5432} })
+	for _, p := range pods {
+		w.condition(p.Name, conditions.PodExclusionsInSync, condFalse, conditions.Drifted)
+	}
+	want := clock.Now().UTC().Format(time.RFC3339)
+	eventually(t, 20*time.Second, func() error {
+		if got := restartedAt(t, w.app, "bookbuyer"); got != want {
+			return fmt.Errorf("restartedAt %q, want %q", got, want)
+		}
+		return nil
+	})
+	consistently(t, 2*time.Second, func() error {
+		if n := h.events.Count(EventReasonAutoRestart); n != 1 {
+			return fmt.Errorf("%d %s events for one workload with 6 drifted pods, want 1: %v", n, EventReasonAutoRestart, h.events.Events())
+		}
+		return nil
+	})
+}
+
+// claim is the restart decision itself: of many concurrent claims on one workload, one wins;
+// a released claim lets the next one through, and the interval counts from the winner.
+func TestRestartLimiterClaim(t *testing.T) {
+	l := newRestartLimiter()
+	wl := drift.Workload{Kind: drift.KindDeployment, Namespace: "app", Name: "bookbuyer"}
+	now := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	var wins sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for range 32 {
+		wins.Add(1)
+		go func() {
+			defer wins.Done()
+			if ok, _, _ := l.claim(wl, now, 10*time.Minute); ok {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		}()
+	}
+	wins.Wait()
+	if won != 1 {
+		t.Fatalf("%d of 32 concurrent claims won, want 1", won)
+	}
+	if ok, _, wait := l.claim(wl, now.Add(time.Minute), 10*time.Minute); ok || wait != 9*time.Minute {
+		t.Errorf("claim a minute later: ok=%t wait=%s, want false and 9m", ok, wait)
+	}
+	l.release(wl, now, time.Time{})
+	if ok, _, _ := l.claim(wl, now.Add(time.Minute), 10*time.Minute); !ok {
+		t.Error("after the winner released its claim, the next claim must win")
+	}
+	// A release of a claim that is no longer the latest changes nothing.
+	l.release(wl, now, time.Time{})
+	if ok, _, _ := l.claim(wl, now.Add(2*time.Minute), 10*time.Minute); ok {
+		t.Error("a stale release undid a newer claim")
+	}
+}

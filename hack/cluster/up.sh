@@ -12,6 +12,17 @@ source "${here}/lib.sh"
 [ "$(id -u)" = 0 ] || die "must run as root (containerd, kubelet and host networking)"
 mkdir -p "${STATE}" "${ETC}" "${LOGS}" "${RUN}"
 N=9
+# One cluster per machine: its port, containerd and host routes are shared. A cluster started
+# from another checkout is named rather than fought with (envtest's apiservers use other ports).
+for comp in kube-apiserver kubelet; do
+  for pid in $(pgrep -x "${comp}" 2>/dev/null || true); do
+    [ "$(cat "${RUN}/${comp}.pid" 2>/dev/null)" = "${pid}" ] && continue
+    if [ "${comp}" = kube-apiserver ] && ! tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -q -- "--secure-port=${API_PORT} "; then
+      continue
+    fi
+    die "another ${comp} runs on this machine (pid ${pid}, $(readlink "/proc/${pid}/exe" 2>/dev/null || echo '?')); stop that cluster first (make cluster-down in its checkout)"
+  done
+done
 
 # ---- packages ---------------------------------------------------------------------------------
 step 1 "${N}" "Debian packages" "build the binaries"

@@ -67,6 +67,19 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options) error {
 	if err != nil {
 		return err
 	}
+	// With webhooks, the manager outlives the stop signal by ShutdownDelay (see drain);
+	// everything registered below lives on its context.
+	stop := newDrain(0)
+	if o.ServesWebhooks() {
+		stop = newDrain(o.ShutdownDelay)
+	}
+	if err := mgr.AddReadyzCheck("stopping", stop.check); err != nil {
+		return err
+	}
+	mgrCtx, cancel := stop.context(ctx, func(d time.Duration) {
+		log.Info("stop requested: serving admission for --shutdown-delay before stopping", "delay", d.String())
+	})
+	defer cancel()
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
@@ -74,7 +87,7 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options) error {
 	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	if err := setupControllers(ctx, mgr, o, meshConfig, apis.Controllers); err != nil {
+	if err := setupControllers(mgrCtx, mgr, o, meshConfig, apis.Controllers); err != nil {
 		return err
 	}
 	if err := mgr.Add(apis.announce(direct, mgr.GetEventRecorder(controllers.EventSource))); err != nil {
@@ -94,13 +107,11 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options) error {
 	}
 	setupErr := make(chan error, 1)
 	if o.ServesWebhooks() {
-		if err := serveWebhooks(ctx, mgr, o, meshConfig, gate, setupErr); err != nil {
+		if err := serveWebhooks(mgrCtx, mgr, o, meshConfig, gate, setupErr); err != nil {
 			return err
 		}
 	}
 
-	mgrCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	go func() {
 		select {
 		case err := <-setupErr:

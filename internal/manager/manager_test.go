@@ -3,6 +3,7 @@ package manager
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -97,6 +99,7 @@ func TestManagerManagesItsOwnCertificate(t *testing.T) {
 		"--operator-namespace=" + ns,
 		"--mutating-webhook-configuration=" + mutating,
 		"--validating-webhook-configuration=" + validating,
+		"--shutdown-delay=" + shutdownDelay.String(),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -147,16 +150,36 @@ func TestManagerManagesItsOwnCertificate(t *testing.T) {
 		}
 	}
 
+	// Asked to stop, it turns unready but keeps serving admission for --shutdown-delay: the
+	// API server may still call the old address until every kube-proxy has caught up.
 	cancel()
+	eventually(t, 5*time.Second, func() bool {
+		return readyz() == http.StatusServiceUnavailable || readyz() == http.StatusInternalServerError
+	})
+	conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(o.WebhookPort), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only checks that the server still answers
+	if err != nil {
+		t.Errorf("the webhook server stopped answering at once, before the shutdown delay: %v", err)
+	} else {
+		conn.Close()
+	}
+	select {
+	case err := <-done:
+		t.Errorf("Run returned before the shutdown delay (%s) ended: %v", shutdownDelay, err)
+	default:
+	}
 	select {
 	case err := <-done:
 		if err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("manager: %v", err)
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(shutdownDelay + 30*time.Second):
 		t.Error("manager did not stop")
 	}
 }
+
+// shutdownDelay for TestManagerManagesItsOwnCertificate: long enough for the checks made
+// during it (each a local call), short enough to keep the test quick.
+const shutdownDelay = 8 * time.Second
 
 // installWebhookConfigs creates the generated webhook configurations under the names the
 // default kustomization gives them.

@@ -27,15 +27,17 @@ const (
 
 // Options are the manager's flags.
 type Options struct {
-	Mode                   Mode
-	ValidatingWebhooks     bool
-	MetricsAddr            string
-	SecureMetrics          bool
-	ProbeAddr              string
-	LeaderElect            bool
-	LeaderElectionID       string
-	EnableHTTP2            bool
-	WebhookPort            int
+	Mode               Mode
+	ValidatingWebhooks bool
+	MetricsAddr        string
+	SecureMetrics      bool
+	ProbeAddr          string
+	LeaderElect        bool
+	LeaderElectionID   string
+	EnableHTTP2        bool
+	WebhookPort        int
+	// ShutdownDelay is how long a stopping manager that serves webhooks keeps answering them.
+	ShutdownDelay          time.Duration
 	WebhookCertDir         string
 	CertManager            bool
 	WebhookSecret          string
@@ -82,6 +84,8 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "meshkeeper.meshkeeper.io", "Name of the leader election Lease.")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Allow HTTP/2 on the webhook and metrics servers (off by default: HTTP/2 rapid reset, CVE-2023-44487).")
 	fs.IntVar(&o.WebhookPort, "webhook-port", webhook.DefaultPort, "Port the webhook server listens on.")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 5*time.Second,
+		"When asked to stop, how long a manager serving webhooks keeps answering them (not ready meanwhile), so that the API server's calls do not reach a closed port before every kube-proxy has dropped the pod from the webhook Service. Keep it below the pod's terminationGracePeriodSeconds.")
 	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding the webhook's tls.crt and tls.key.")
 	fs.BoolVar(&o.CertManager, "cert-manager", false, "Certificates come from cert-manager: do not create or rotate them, do not patch CA bundles.")
 	fs.StringVar(&o.WebhookSecret, "webhook-secret-name", "meshkeeper-webhook-server-cert", "Secret (in the operator namespace) holding the webhook certificate and its CA.")

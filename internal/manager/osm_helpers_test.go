@@ -436,15 +436,17 @@ type running struct {
 	err    error
 }
 
-// run parses args as the binary would (plus no metrics listener and a free probe port) and
-// starts Run. The manager is stopped at the end of the test.
+// run parses args as the binary would (plus no metrics listener, a free probe port and no
+// shutdown delay) and starts Run. The manager is stopped at the end of the test.
 func (c *cluster) run(args ...string) *running {
 	c.t.Helper()
 	var o Options
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	o.Bind(fs)
 	probe := freeAddr(c.t)
-	c.must(fs.Parse(append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=" + probe}, args...)))
+	// No shutdown delay: these tests stop managers often and none of them is about draining
+	// (TestManagerManagesItsOwnCertificate is).
+	c.must(fs.Parse(append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=" + probe, "--shutdown-delay=0"}, args...)))
 	o.skipNameValidation = true
 	cfg := rest.CopyConfig(c.cfg)
 	cfg.UserAgent = managerAgent

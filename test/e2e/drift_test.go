@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/controllers"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -44,6 +45,21 @@ func describeCondition(c *corev1.PodCondition) string {
 		return "(none)"
 	}
 	return fmt.Sprintf("%s/%s: %s", c.Status, c.Reason, c.Message)
+}
+
+// describePod names a pod's init containers and every meshkeeper condition it has, so a failed
+// wait says whether the pod was injected and what the operator last concluded.
+func describePod(p *corev1.Pod) string {
+	var inits, conds []string
+	for _, c := range p.Spec.InitContainers {
+		inits = append(inits, c.Name)
+	}
+	for i := range p.Status.Conditions {
+		if c := &p.Status.Conditions[i]; strings.HasPrefix(string(c.Type), "meshkeeper.io/") {
+			conds = append(conds, string(c.Type)+"="+describeCondition(c))
+		}
+	}
+	return fmt.Sprintf("init containers %v, conditions %v", inits, conds)
 }
 
 // deploymentPods lists the pods of a Deployment that are not being deleted.
@@ -97,24 +113,19 @@ func inSync(p *corev1.Pod) (bool, string) {
 		return false, "not Ready (" + string(p.Status.Phase) + ")"
 	}
 	if c == nil || c.Status != corev1.ConditionTrue || c.Reason != conditions.InSync {
-		return false, conditions.PodExclusionsInSync + " " + describeCondition(c)
+		return false, conditions.PodExclusionsInSync + " " + describeCondition(c) + "; " + describePod(p)
 	}
 	return true, ""
 }
 
-// A MeshConfig change turns the running pods of a Deployment ExclusionsInSync=False (Drifted),
-// naming what changed; `kubectl rollout restart`, carried out by the real controller-manager,
-// replaces them with pods that are in sync.
-func TestDriftAfterMeshConfigChange(t *testing.T) {
-	if k.mode != "inject" {
-		t.Skipf("%s mode injects no pod: drift of pods meshkeeper injected needs inject mode", k.mode)
-	}
-	ns := testNamespace(t, "e2e-drift", true)
-	const app = "drifter"
+// inSyncDeployment creates a 2-replica Deployment of the test app in a meshed namespace and
+// waits until both pods are Ready and in sync; it returns them and their ReplicaSet's hash.
+func inSyncDeployment(t *testing.T, ns, app string, annotations map[string]string) ([]corev1.Pod, string) {
+	t.Helper()
 	replicas := int32(2)
 	pod := testappPod(ns, app, plainPort)
 	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app, Annotations: annotations},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}},
@@ -130,10 +141,14 @@ func TestDriftAfterMeshConfigChange(t *testing.T) {
 		return podsAll(t, ns, app, 2, "", inSync)
 	})
 	t.Logf("Deployment created to 2 pods Ready and in sync in %s", time.Since(t0).Round(10*time.Millisecond))
-	before := deploymentPods(t, ns, app)
-	oldHash := before[0].Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+	pods := deploymentPods(t, ns, app)
+	return pods, pods[0].Labels[appsv1.DefaultDeploymentUniqueLabelKey]
+}
 
-	// Change the MeshConfig as a user would, and put it back afterwards for the other tests.
+// excludeRange adds cidr to the MeshConfig's outbound exclusions as a user would, and puts the
+// list back when the test ends, for the other tests.
+func excludeRange(t *testing.T, cidr string) {
+	t.Helper()
 	var mc configv1alpha2.MeshConfig
 	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: meshConfigNamespace, Name: meshConfigName}, &mc); err != nil {
 		t.Fatal(err)
@@ -146,19 +161,37 @@ func TestDriftAfterMeshConfigChange(t *testing.T) {
 		}
 	})
 	kubectl(t, "patch", "meshconfig", meshConfigName, "-n", meshConfigNamespace, "--type=json",
-		"-p", `[{"op":"add","path":"/spec/traffic/outboundIPRangeExclusionList/-","value":"`+driftRange+`"}]`)
+		"-p", `[{"op":"add","path":"/spec/traffic/outboundIPRangeExclusionList/-","value":"`+cidr+`"}]`)
+}
+
+// drifted accepts a running pod whose exclusions are out of sync and whose message names cidr.
+func drifted(cidr string) func(p *corev1.Pod) (bool, string) {
+	return func(p *corev1.Pod) (bool, string) {
+		c := podCondition(p, conditions.PodExclusionsInSync)
+		if c == nil || c.Status != corev1.ConditionFalse || c.Reason != conditions.Drifted {
+			return false, describeCondition(c)
+		}
+		if !strings.Contains(c.Message, cidr) {
+			return false, "the message does not name " + cidr + ": " + c.Message
+		}
+		return true, ""
+	}
+}
+
+// A MeshConfig change turns the running pods of a Deployment ExclusionsInSync=False (Drifted),
+// naming what changed; `kubectl rollout restart`, carried out by the real controller-manager,
+// replaces them with pods that are in sync.
+func TestDriftAfterMeshConfigChange(t *testing.T) {
+	if k.mode != "inject" {
+		t.Skipf("%s mode injects no pod: drift of pods meshkeeper injected needs inject mode", k.mode)
+	}
+	ns := testNamespace(t, "e2e-drift", true)
+	const app = "drifter"
+	before, oldHash := inSyncDeployment(t, ns, app, nil)
+	excludeRange(t, driftRange)
 	t1 := time.Now()
 	eventually(t, "both running pods "+conditions.PodExclusionsInSync+"=False/"+conditions.Drifted, 60*time.Second, func() (bool, string) {
-		return podsAll(t, ns, app, 2, "", func(p *corev1.Pod) (bool, string) {
-			c := podCondition(p, conditions.PodExclusionsInSync)
-			if c == nil || c.Status != corev1.ConditionFalse || c.Reason != conditions.Drifted {
-				return false, describeCondition(c)
-			}
-			if !strings.Contains(c.Message, driftRange) {
-				return false, "the message does not name " + driftRange + ": " + c.Message
-			}
-			return true, ""
-		})
+		return podsAll(t, ns, app, 2, "", drifted(driftRange))
 	})
 	t.Logf("MeshConfig patched to both pods Drifted in %s", time.Since(t1).Round(10*time.Millisecond))
 	for _, p := range deploymentPods(t, ns, app) {
@@ -182,6 +215,89 @@ func TestDriftAfterMeshConfigChange(t *testing.T) {
 			t.Errorf("pod %s from before the restart is still there", p.Name)
 		}
 	}
+}
+
+// autoRestartRange is a second exclusion for the auto-restart test: TEST-NET-2, reached by
+// nothing.
+const autoRestartRange = "198.51.100.0/24"
+
+// With meshkeeper.io/auto-restart on the Deployment, a MeshConfig change replaces its drifted pods
+// without anyone running `kubectl rollout restart`: one restart for the whole workload (not one
+// per pod), carried out by the real controller-manager, recorded as one event. A second change
+// within the rate limit's interval leaves the pods drifted and the Deployment alone.
+func TestAutoRestartAfterMeshConfigChange(t *testing.T) {
+	if k.mode != "inject" {
+		t.Skipf("%s mode restarts nothing: auto-restart needs inject mode", k.mode)
+	}
+	ns := testNamespace(t, "e2e-restart", true)
+	const app = "restarter"
+	before, oldHash := inSyncDeployment(t, ns, app, map[string]string{controllers.AnnotationAutoRestart: "true"})
+	t0 := time.Now()
+	excludeRange(t, driftRange)
+	eventually(t, "2 replaced pods "+conditions.PodExclusionsInSync+"=True/"+conditions.InSync+" without a manual restart", 180*time.Second, func() (bool, string) {
+		return podsAll(t, ns, app, 2, oldHash, inSync)
+	})
+	t.Logf("MeshConfig patched to 2 restarted pods in sync in %s", time.Since(t0).Round(10*time.Millisecond))
+	for _, p := range before {
+		var gone corev1.Pod
+		if err := k.c.Get(ctx(t), client.ObjectKeyFromObject(&p), &gone); err == nil && gone.DeletionTimestamp == nil {
+			t.Errorf("pod %s from before the change is still there", p.Name)
+		}
+	}
+	var d appsv1.Deployment
+	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: app}, &d); err != nil {
+		t.Fatal(err)
+	}
+	stamp := d.Spec.Template.Annotations[controllers.AnnotationRestartedAt]
+	if stamp == "" {
+		t.Fatalf("the pod template has no %s annotation: the pods were replaced by something else", controllers.AnnotationRestartedAt)
+	}
+	restarts := func() (replicaSets, events int) {
+		var rs appsv1.ReplicaSetList
+		if err := k.c.List(ctx(t), &rs, client.InNamespace(ns), client.MatchingLabels{"app": app}); err != nil {
+			t.Fatal(err)
+		}
+		var evs corev1.EventList
+		if err := k.c.List(ctx(t), &evs, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs.Items {
+			if e.Reason == controllers.EventReasonAutoRestart && e.InvolvedObject.Kind == "Deployment" && e.InvolvedObject.Name == app {
+				events += max(1, int(e.Count), int(ptrValue(e.Series).Count))
+			}
+		}
+		return len(rs.Items), events
+	}
+	// Two ReplicaSets: the original and the one restart; a restart per drifted pod would make three.
+	if rs, evs := restarts(); rs != 2 || evs != 1 {
+		t.Fatalf("after one MeshConfig change: %d ReplicaSets and %d %s events, want 2 and 1", rs, evs, controllers.EventReasonAutoRestart)
+	}
+
+	// A second change inside the interval: the new pods drift and stay so. The restart decision
+	// is taken in the same reconcile that writes the Drifted condition, so once the pods show it
+	// a restart would already have been requested.
+	excludeRange(t, autoRestartRange)
+	eventually(t, "the restarted pods "+conditions.PodExclusionsInSync+"=False/"+conditions.Drifted, 60*time.Second, func() (bool, string) {
+		return podsAll(t, ns, app, 2, oldHash, drifted(autoRestartRange))
+	})
+	time.Sleep(3 * time.Second)
+	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: app}, &d); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Spec.Template.Annotations[controllers.AnnotationRestartedAt]; got != stamp {
+		t.Errorf("restarted again within the rate limit: %s went from %s to %s", controllers.AnnotationRestartedAt, stamp, got)
+	}
+	if rs, evs := restarts(); rs != 2 || evs != 1 {
+		t.Errorf("after a second change within the interval: %d ReplicaSets and %d %s events, want still 2 and 1", rs, evs, controllers.EventReasonAutoRestart)
+	}
+}
+
+func ptrValue[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // seccompDir is where the kubelet (default root directory) finds Localhost seccomp profiles.

@@ -173,3 +173,32 @@ func hostPID(t *testing.T, p *corev1.Pod, container string) string {
 	t.Fatalf("container %s (%s) is not a running containerd task:\n%s", container, id, out)
 	return ""
 }
+
+// dumpState writes what a failed test needs to be understood into the cluster's log directory:
+// the namespace's pods and events, and the operator's pods and logs (deleted with the namespace
+// otherwise).
+func dumpState(t *testing.T, ns string) {
+	dir := filepath.Join(k.root, ".cluster", "log", "e2e-"+strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("dump: %v", err)
+		return
+	}
+	dumps := map[string][]string{
+		"pods.yaml":           {"get", "pods", "-n", ns, "-o", "yaml"},
+		"events.txt":          {"get", "events", "-n", ns, "--sort-by=.lastTimestamp"},
+		"operator-pods.yaml":  {"get", "pods", "-n", operatorNamespace, "-o", "yaml"},
+		"operator.log":        {"logs", "-n", operatorNamespace, "-l", "control-plane=controller-manager", "--all-containers", "--prefix", "--tail=-1"},
+		"operator-events.txt": {"get", "events", "-n", operatorNamespace, "--sort-by=.lastTimestamp"},
+		"leases.yaml":         {"get", "leases", "-n", operatorNamespace, "-o", "yaml"},
+	}
+	for file, args := range dumps {
+		out, err := tryRun("kubectl", args...)
+		if err != nil {
+			out += "\n" + err.Error()
+		}
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(out), 0o644); err != nil {
+			t.Logf("dump: %v", err)
+		}
+	}
+	t.Logf("the cluster's state when %s failed: %s", t.Name(), dir)
+}

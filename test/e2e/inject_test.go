@@ -62,6 +62,9 @@ func testNamespace(t *testing.T, prefix string, meshed bool) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			dumpState(t, ns.Name)
+		}
 		if !t.Failed() || os.Getenv("E2E_KEEP") == "" {
 			_, _ = tryRun("kubectl", "delete", "namespace", ns.Name, "--wait=false")
 		}

@@ -12,13 +12,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshkeeper/meshkeeper/internal/injection"
 )
 
 const (
@@ -92,8 +96,53 @@ func deployOperator() error {
 			break
 		}
 	}
-	fmt.Printf("e2e: operator deployed in %s mode from %s and rolled out in %s\n", k.mode, k.overlay, time.Since(t0).Round(100*time.Millisecond))
+	// Ready pods serve the webhooks, but only the leader runs the controllers: a test that
+	// starts before a new pod has taken the Lease over waits for verdicts nobody computes yet.
+	leader, err := awaitLeader(2 * time.Minute)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("e2e: operator deployed in %s mode from %s and rolled out in %s; leader %s\n", k.mode, k.overlay, time.Since(t0).Round(100*time.Millisecond), leader)
 	return nil
+}
+
+// leaseName is the manager's leader-election Lease (--leader-election-id).
+const leaseName = "meshkeeper.meshkeeper.io"
+
+// awaitLeader waits until the leader-election Lease is held by a running manager pod that is
+// not being deleted, and returns that pod's name.
+func awaitLeader(timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		holder, why := currentLeader()
+		if holder != "" {
+			return holder, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no manager pod leads after %s: %s", timeout, why)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func currentLeader() (pod, why string) {
+	c := context.Background()
+	var lease coordinationv1.Lease
+	if err := k.c.Get(c, client.ObjectKey{Namespace: operatorNamespace, Name: leaseName}, &lease); err != nil {
+		return "", err.Error()
+	}
+	holder := ptrValue(lease.Spec.HolderIdentity)
+	var pods corev1.PodList
+	if err := k.c.List(c, &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
+		return "", err.Error()
+	}
+	for _, p := range pods.Items {
+		// controller-runtime's identity is "<hostname>_<uuid>", and a pod's hostname is its name.
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && strings.HasPrefix(holder, p.Name+"_") {
+			return p.Name, ""
+		}
+	}
+	return "", fmt.Sprintf("the Lease is held by %q, not by a running manager pod", holder)
 }
 
 // imageID is the image ID (configuration digest) of an archive written by hack/imagebuild, as
@@ -149,10 +198,13 @@ func TestManagerRunsInCluster(t *testing.T) {
 		if ok, _ := podReady(t, p.Namespace, p.Name); ok {
 			ready++
 		}
-		// With exactly the generated RBAC, a call the role lacks shows up as "forbidden".
+		// With exactly the generated RBAC, a call the role lacks is refused as "forbidden: User
+		// <the ServiceAccount>" (other "forbidden" answers, such as an event into a namespace
+		// being deleted, are not about RBAC).
+		denied := `forbidden: User \"system:serviceaccount:` + operatorNamespace + ":" + managerSA + `\"`
 		logs := kubectl(t, "logs", "-n", p.Namespace, p.Name, "-c", "manager")
 		for _, line := range strings.Split(logs, "\n") {
-			if strings.Contains(line, "forbidden") {
+			if strings.Contains(line, denied) || strings.Contains(line, strings.ReplaceAll(denied, `\"`, `"`)) {
 				t.Errorf("pod %s: the generated RBAC refused a call: %s", p.Name, line)
 			}
 		}
@@ -195,5 +247,73 @@ func TestManagerRunsInCluster(t *testing.T) {
 	dns := "meshkeeper-webhook-service." + operatorNamespace + ".svc"
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: dns}); err != nil {
 		t.Errorf("serving certificate for %s: %v", dns, err)
+	}
+}
+
+// Pods created while the operator itself rolls out are still injected: a stopping manager keeps
+// answering admission for --shutdown-delay while the endpoints drop it, so the API server never
+// meets a closed port in between (with failurePolicy Ignore such a pod would start without its
+// sidecar). Four workers create pods with dryRun back to back from the restart until the
+// rollout has finished and a few seconds more.
+func TestAdmissionDuringOperatorRollout(t *testing.T) {
+	if k.mode != "inject" {
+		t.Skipf("%s mode has no webhook on pods", k.mode)
+	}
+	ns := testNamespace(t, "e2e-rollout", true)
+	probe := testappPod(ns, "probe", plainPort)
+	create := func() (bool, error) {
+		p := probe.DeepCopy()
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := k.c.Create(c, p, client.DryRunAll)
+		return injection.Injected(p), err
+	}
+	if ok, err := create(); err != nil || !ok {
+		t.Fatalf("before the rollout: injected=%t err=%v", ok, err)
+	}
+	t0 := time.Now()
+	kubectl(t, "rollout", "restart", "deployment/"+managerDeployment, "-n", operatorNamespace)
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	var total, missed int
+	var misses []string
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ok, err := create()
+				mu.Lock()
+				total++
+				if err != nil || !ok {
+					missed++
+					if len(misses) < 5 {
+						misses = append(misses, fmt.Sprintf("at %s: injected=%t err=%v", time.Since(t0).Round(time.Millisecond), ok, err))
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	_, err := tryRun("kubectl", "rollout", "status", "deployment/"+managerDeployment, "-n", operatorNamespace, "--timeout=170s")
+	rolled := time.Since(t0)
+	time.Sleep(10 * time.Second)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rollout finished after %s; %d pods created through it and 10 s after, %d not injected", rolled.Round(100*time.Millisecond), total, missed)
+	if missed > 0 {
+		t.Errorf("%d of %d pods created during the operator's rollout were not injected: %s", missed, total, strings.Join(misses, "; "))
+	}
+	if _, err := awaitLeader(2 * time.Minute); err != nil {
+		t.Fatal(err)
 	}
 }
