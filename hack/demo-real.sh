@@ -109,8 +109,8 @@ say "What the operator planned for this pod, from the MeshConfig and the pod's a
 show bin/meshkeeper diagnose pod "${client}" -n "${MESH_NS}"
 
 step 5 "${N}" "traffic: through the sidecar, and around it" "drift"
-say "The client connects to the server on port 8080: the rules send it to the sidecar (15001), which"
-say "proxies it to the original destination and records it."
+say "The client connects to the server on port 8080: the rules send it to the sidecar (15001), which
+    proxies it to the original destination and records it."
 show kubectl exec -n "${MESH_NS}" "${client}" -c app -- /testapp dial "${server_ip}:8080"
 say "Port 5432 is in the MeshConfig's outboundPortExclusionList: that connection bypasses the sidecar."
 show kubectl exec -n "${MESH_NS}" "${client}" -c app -- /testapp dial "${server_ip}:5432"

@@ -39,11 +39,12 @@ const (
 func deployOperator() error {
 	t0 := time.Now()
 	// The manager serves one mesh and will not start without its MeshConfig: like OSM's
-	// installation, the sample creates osm-system/osm-mesh-config.
+	// installation, the sample creates osm-system/osm-mesh-config. Forced, so that a change
+	// left by someone else (the real-node demo leaves its change for users to look at) is undone.
 	if _, err := tryRun("kubectl", "create", "namespace", "osm-system"); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
 		return err
 	}
-	if _, err := tryRun("kubectl", "apply", "--server-side", "-f", filepath.Join("config", "samples", "config_v1alpha2_meshconfig.yaml")); err != nil {
+	if _, err := tryRun("kubectl", "apply", "--server-side", "--force-conflicts", "-f", filepath.Join("config", "samples", "config_v1alpha2_meshconfig.yaml")); err != nil {
 		return err
 	}
 	if _, err := tryRun("kubectl", "apply", "--server-side", "--force-conflicts", "-k", k.overlay); err != nil {
