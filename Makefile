@@ -76,6 +76,10 @@ build: ## Build the manager, the init program and the CLI into bin/.
 	ln -sf meshkeeper $(BIN)/kubectl-meshkeeper
 	CGO_ENABLED=0 go build -o $(BIN)/meshkeeper-demo ./cmd/meshkeeper-demo
 
+.PHONY: dist
+dist: ## kubectl plugin archives for linux/darwin amd64/arm64, checksums and the krew manifest in dist/ (VERSION=vX.Y.Z).
+	@hack/dist.sh
+
 .PHONY: cluster-up
 cluster-up: ## Start a real one-node cluster here (root; builds Kubernetes from the Go module proxy, ~15 min cold).
 	@hack/cluster/up.sh

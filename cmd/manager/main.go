@@ -8,13 +8,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/meshkeeper/meshkeeper/internal/manager"
+	"github.com/meshkeeper/meshkeeper/internal/version"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
-	o := manager.Options{Version: version}
+	o := manager.Options{Version: version.Get().Version}
 	o.Bind(flag.CommandLine)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)

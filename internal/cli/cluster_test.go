@@ -113,7 +113,7 @@ func loadScenario(ctx context.Context, c client.Client) error {
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "meshkeeper-system", Name: "meshkeeper-controller-manager", Labels: labels},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(1)), Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "manager", Image: "ghcr.io/meshkeeper/manager:test"}}}}}}
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "manager", Image: "ghcr.io/meshkeeper/manager:v0.4.0"}}}}}}
 	objs = append(objs, dep,
 		// A user who may read pods in namespace test and nothing else.
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "test", Name: "pod-reader"},

@@ -19,6 +19,7 @@ var verbs = []func(genericiooptions.IOStreams) *cobra.Command{
 	newExplainCommand,
 	newAnalyzeCommand,
 	newMigrateTopic,
+	newVersionCommand,
 }
 
 // NewRootCommand returns the meshkeeper command tree writing to the given streams.

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/version"
 )
 
 // Mode is what the operator is allowed to do to a cluster.
@@ -100,7 +101,7 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.Func("service-cidr", "The cluster's Service CIDR, used to warn about exclusions that cover it (repeatable).", appendTo(&o.ServiceCIDRs))
 	fs.Func("pod-cidr", "The cluster's Pod CIDR, used to warn about exclusions that cover it (repeatable).", appendTo(&o.PodCIDRs))
 	fs.StringVar(&o.EnvoyImage, "envoy-image", "envoyproxy/envoy:v1.31.2", "Sidecar image when MeshConfig spec.sidecar.envoyImage is empty.")
-	fs.StringVar(&o.InitImage, "init-image", "ghcr.io/meshkeeper/init:"+o.versionOrDev(), "Image of meshkeeper's init program, injected into every meshed pod.")
+	fs.StringVar(&o.InitImage, "init-image", "ghcr.io/meshkeeper/init:"+o.imageTag(), "Image of meshkeeper's init program, injected into every meshed pod.")
 	fs.BoolVar(&o.UseMeshConfigInitImage, "use-meshconfig-init-image", false, "Inject MeshConfig spec.sidecar.initContainerImage instead of --init-image (only for images that contain meshkeeper-init; OSM's own init image does not).")
 	fs.IntVar(&o.DriftMaxConcurrent, "drift-max-concurrent-reconciles", 8, "Pods evaluated in parallel by the drift controller.")
 	fs.DurationVar(&o.AutoRestartMinInterval, "auto-restart-min-interval", 10*time.Minute,
@@ -113,6 +114,16 @@ func (o *Options) versionOrDev() string {
 		return "dev"
 	}
 	return o.Version
+}
+
+// imageTag is the tag of the images of this build: the release, or "dev" for any other build
+// (a pseudo-version such as v0.0.0-20261207004419-d51be1c8f1a2+dirty is no valid tag, and the
+// images of a checkout are built as :dev).
+func (o *Options) imageTag() string {
+	if version.IsRelease(o.Version) {
+		return o.Version
+	}
+	return "dev"
 }
 
 // Validate checks what flag parsing alone cannot, and folds the deprecated MeshConfig flags into
