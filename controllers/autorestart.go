@@ -189,6 +189,7 @@ func (r *PodReconciler) remediate(ctx context.Context, in drift.Input, conds []c
 		}
 		return ctrl.Result{}, fmt.Errorf("restarting %s %s/%s: %w", w.Kind, w.Namespace, w.Name, err)
 	}
+	autoRestarts.WithLabelValues(w.Namespace, w.Kind).Inc()
 	r.Recorder.Eventf(obj, in.Pod, corev1.EventTypeNormal, EventReasonAutoRestart, "Restart",
 		"restarted %s %s because pod %s no longer matches %s (%s is set); next restart no sooner than %s",
 		w.Kind, w.Name, in.Pod.Name, in.Mesh.WithGeneration(), AnnotationAutoRestart, now.Add(r.Options.minInterval()).UTC().Format(time.RFC3339))

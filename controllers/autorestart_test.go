@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"strings"
 	"sync"
 	"testing"
@@ -172,6 +173,16 @@ func TestAutoRestartOncePerWorkload(t *testing.T) {
 		}
 		return nil
 	})
+	var m dto.Metric
+	must(t, autoRestarts.WithLabelValues(w.app, drift.KindDeployment).Write(&m))
+	if got := m.GetCounter().GetValue(); got != 1 {
+		t.Errorf("meshkeeper_auto_restarts_total{namespace=%q,kind=Deployment} = %v, want 1", w.app, got)
+	}
+	m.Reset()
+	must(t, podEvaluation.Write(&m))
+	if m.GetHistogram().GetSampleCount() < 12 {
+		t.Errorf("meshkeeper_pod_evaluation_duration_seconds counted %d evaluations, want at least 12 (6 pods, twice)", m.GetHistogram().GetSampleCount())
+	}
 	consistently(t, 2*time.Second, func() error {
 		if n := h.events.Count(EventReasonAutoRestart); n != 1 {
 			return fmt.Errorf("%d %s events for one workload with 6 drifted pods, want 1: %v", n, EventReasonAutoRestart, h.events.Events())

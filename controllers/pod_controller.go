@@ -59,11 +59,13 @@ func (r *PodReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 		r.written.forget(req.NamespacedName)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	t0 := time.Now()
 	in, ok, err := r.gather(ctx, pod)
 	if err != nil || !ok {
 		return ctrl.Result{}, err
 	}
 	computed := drift.Evaluate(in)
+	podEvaluation.Observe(time.Since(t0).Seconds())
 	if !drift.Relevant(in, computed) {
 		return ctrl.Result{}, nil
 	}

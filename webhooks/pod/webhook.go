@@ -76,50 +76,57 @@ func (i *Injector) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error
 	return nil
 }
 
-// Handle injects the sidecar into a pod being created, or lets it through unchanged.
+// Handle injects the sidecar into a pod being created, or lets it through unchanged, and counts
+// the decision (meshkeeper_admission_decisions_total).
 func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.Response {
+	resp, outcome := i.handle(ctx, req)
+	admissionDecisions.WithLabelValues(string(outcome)).Inc()
+	return resp
+}
+
+func (i *Injector) handle(ctx context.Context, req admission.Request) (admission.Response, Outcome) {
 	if err := ctx.Err(); err != nil {
-		return admission.Errored(http.StatusServiceUnavailable, err)
+		return admission.Errored(http.StatusServiceUnavailable, err), OutcomeError
 	}
 	log := logf.FromContext(ctx)
 
 	pod := &corev1.Pod{}
 	if err := decode(req, pod); err != nil {
-		return admission.Errored(http.StatusBadRequest, err)
+		return admission.Errored(http.StatusBadRequest, err), OutcomeError
 	}
 	if injection.Injected(pod) {
-		return admission.Allowed("already injected")
+		return admission.Allowed("already injected"), OutcomeSkipped
 	}
 	if evidence, ok := injection.ForeignInjection(pod); ok {
 		return admission.Allowed("injected by another injector").WithWarnings(
-			fmt.Sprintf("meshkeeper left this pod untouched: another injector already injected it (%s)", evidence))
+			fmt.Sprintf("meshkeeper left this pod untouched: another injector already injected it (%s)", evidence)), OutcomeOtherInjector
 	}
 
 	ns, err := i.namespace(ctx, req.Namespace)
 	if err != nil {
 		// Refusing would make pod creation depend on meshkeeper's cache; the drift controller
 		// reports the missing sidecar on the pod instead.
-		return notInjected(fmt.Sprintf("reading namespace %s: %v", req.Namespace, err))
+		return notInjected(fmt.Sprintf("reading namespace %s: %v", req.Namespace, err)), OutcomeNotInjected
 	}
 	decision, err := injection.Select(ns, pod, i.Select)
 	if err != nil {
-		return admission.Denied(err.Error())
+		return admission.Denied(err.Error()), OutcomeDenied
 	}
 	if !decision.Inject {
-		return admission.Allowed(decision.Reason)
+		return admission.Allowed(decision.Reason), OutcomeSkipped
 	}
 	if i.Gate != nil {
 		if reason, paused := i.Gate.Paused(); paused {
-			return notInjected(reason)
+			return notInjected(reason), OutcomePaused
 		}
 	}
 
 	mc := &configv1alpha2.MeshConfig{}
 	if err := i.Reader.Get(ctx, i.MeshConfig, mc); err != nil {
 		if apierrors.IsNotFound(err) {
-			return notInjected(fmt.Sprintf("MeshConfig %s not found, so there are no exclusions to render", i.MeshConfig))
+			return notInjected(fmt.Sprintf("MeshConfig %s not found, so there are no exclusions to render", i.MeshConfig)), OutcomeNotInjected
 		}
-		return notInjected(fmt.Sprintf("reading MeshConfig %s: %v", i.MeshConfig, err))
+		return notInjected(fmt.Sprintf("reading MeshConfig %s: %v", i.MeshConfig, err)), OutcomeNotInjected
 	}
 	opts := i.Options
 	opts.MeshConfig = i.MeshConfig
@@ -132,16 +139,16 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 		// pod's own annotations are grounds to refuse it. Checked only on failure, so a healthy
 		// admission validates once, inside Compute.
 		if errs := injection.ValidateMeshConfig(&mc.Spec); len(errs) > 0 {
-			return notInjected(fmt.Sprintf("MeshConfig %s is invalid: %v", i.MeshConfig, errs.ToAggregate()))
+			return notInjected(fmt.Sprintf("MeshConfig %s is invalid: %v", i.MeshConfig, errs.ToAggregate())), OutcomeNotInjected
 		}
-		return admission.Denied(err.Error())
+		return admission.Denied(err.Error()), OutcomeDenied
 	}
 	if err := ctx.Err(); err != nil {
-		return admission.Errored(http.StatusServiceUnavailable, err)
+		return admission.Errored(http.StatusServiceUnavailable, err), OutcomeError
 	}
 	patch, err := encodePatch(add.JSONPatch(pod))
 	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
+		return admission.Errored(http.StatusInternalServerError, err), OutcomeError
 	}
 	log.V(1).Info("injecting sidecar", "namespace", req.Namespace, "pod", podName(req, pod), "reason", decision.Reason)
 	resp := admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true}}
@@ -149,7 +156,7 @@ func (i *Injector) Handle(ctx context.Context, req admission.Request) admission.
 		pt := admissionv1.PatchTypeJSONPatch
 		resp.Patch, resp.PatchType = patch, &pt
 	}
-	return resp.WithWarnings(i.warnings(pod)...)
+	return resp.WithWarnings(i.warnings(pod)...), OutcomeInjected
 }
 
 // notInjected lets a pod through without the sidecar when meshkeeper itself cannot decide

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	dto "github.com/prometheus/client_model/go"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -117,10 +118,38 @@ func TestHandle(t *testing.T) {
 		}(), pod: withAnnotation(typicalPod(), redirect.AnnotationOutboundIPRangeExclusionList, "10.0.0.0/8"), ns: "app",
 			allowed: true, injected: true, warnings: []string{redirect.AnnotationOutboundIPRangeExclusionList, redirect.WarnExclusionOverlapsServiceCIDR}},
 	}
+	// Each decision is counted once, under its outcome (meshkeeper_admission_decisions_total).
+	outcomes := map[string]Outcome{
+		"meshed namespace": OutcomeInjected, "unmonitored namespace": OutcomeSkipped,
+		"namespace without injection annotation": OutcomeSkipped, "pod opts out": OutcomeSkipped,
+		"host network": OutcomeSkipped, "invalid port annotation": OutcomeDenied,
+		"invalid injection annotation": OutcomeDenied, "no MeshConfig: let through, not refused": OutcomeNotInjected,
+		"unknown namespace: let through, not refused":                 OutcomeNotInjected,
+		"invalid MeshConfig: let through with the field, not refused": OutcomeNotInjected,
+		"injected by OSM: untouched, with a warning":                  OutcomeOtherInjector,
+		"injection paused: untouched, with the reason":                OutcomePaused,
+		"gate resumed: injected":                                      OutcomeInjected,
+		"exclusion of the Service CIDR warns":                         OutcomeInjected,
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := request(t, tt.pod, tt.ns)
+			outcome, ok := outcomes[tt.name]
+			if !ok {
+				t.Fatalf("no outcome listed for case %q", tt.name)
+			}
+			before := decisionCounts()
 			resp := tt.inj.Handle(context.Background(), req)
+			after := decisionCounts()
+			for _, o := range Outcomes {
+				want := before[o]
+				if o == outcome {
+					want++
+				}
+				if after[o] != want {
+					t.Errorf("meshkeeper_admission_decisions_total{outcome=%q} went from %v to %v, want %v", o, before[o], after[o], want)
+				}
+			}
 			if resp.Allowed != tt.allowed {
 				t.Fatalf("allowed = %v, want %v (result %+v)", resp.Allowed, tt.allowed, resp.Result)
 			}
@@ -366,4 +395,16 @@ func osmInjected() *corev1.Pod {
 		Command: []string{"/bin/sh"}, Args: []string{"-c", "iptables-restore --noflush <<EOF\n*nat\nCOMMIT\nEOF\n"}})
 	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: injection.SidecarName, Image: "envoyproxy/envoy:v1.22.11"})
 	return p
+}
+
+func decisionCounts() map[Outcome]float64 {
+	m := map[Outcome]float64{}
+	for _, o := range Outcomes {
+		var d dto.Metric
+		if err := admissionDecisions.WithLabelValues(string(o)).Write(&d); err != nil {
+			panic(err)
+		}
+		m[o] = d.GetCounter().GetValue()
+	}
+	return m
 }
