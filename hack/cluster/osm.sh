@@ -30,6 +30,9 @@ OSM_PROGRAMS=(osm-bootstrap osm-controller osm-injector osm-preinstall)
 OSM_BUILD="${ROOT}/bin/.osm-build/osm-${OSM_VERSION}"
 HELM_BUILD="${ROOT}/bin/.osm-build/helm-${HELM_VERSION}"
 HELM="${ROOT}/bin/helm/${HELM_VERSION}/helm"
+# helm's own configuration, cache and data stay in bin/ too (no repositories are added).
+export HELM_CONFIG_HOME="${ROOT}/bin/.osm-build/helm-home/config" HELM_CACHE_HOME="${ROOT}/bin/.osm-build/helm-home/cache" \
+  HELM_DATA_HOME="${ROOT}/bin/.osm-build/helm-home/data"
 # What imagebuild reads OSM's images from (hack/imagebuild/osm.go).
 export OSM_BIN="${ROOT}/bin/osm/${OSM_VERSION}" KUBE_BIN="${K8S_BIN}"
 # The chart's values that differ from its defaults, and why:

@@ -80,7 +80,7 @@ func TestPrebuiltAndTrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "x.tar")
-	if _, err := buildImage(out, img, dir, "", "amd64"); err != nil {
+	if _, err := buildImage(out, img, dir, "", "arm64"); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(out)

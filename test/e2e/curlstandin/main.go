@@ -171,14 +171,16 @@ func resolve(u *url.URL) (string, error) {
 	if port == "" {
 		port = "80"
 	}
-	if _, err := net.LookupHost(host); err == nil {
+	_, err := net.LookupHost(host)
+	if err == nil {
 		return net.JoinHostPort(host, port), nil
-	} else if ip, ok := serviceFromEnv(host, os.Getenv, ownNamespace()); ok {
-		fmt.Fprintf(os.Stderr, "curl (stand-in): %v; %s is the Service's cluster IP from its environment variables\n", err, ip)
-		return net.JoinHostPort(ip, port), nil
-	} else {
+	}
+	ip, ok := serviceFromEnv(host, os.Getenv, ownNamespace())
+	if !ok {
 		return "", err
 	}
+	fmt.Fprintf(os.Stderr, "curl (stand-in): %v; %s is the Service's cluster IP from its environment variables\n", err, ip)
+	return net.JoinHostPort(ip, port), nil
 }
 
 func ownNamespace() string {
@@ -194,7 +196,9 @@ func ownNamespace() string {
 // namespace: a name in another namespace is not found.
 func serviceFromEnv(host string, getenv func(string) string, namespace string) (string, bool) {
 	parts := strings.Split(strings.TrimSuffix(host, "."), ".")
-	if len(parts) != 3 && !(len(parts) == 5 && parts[3] == "cluster" && parts[4] == "local") {
+	short := len(parts) == 3
+	long := len(parts) == 5 && parts[3] == "cluster" && parts[4] == "local"
+	if !short && !long {
 		return "", false
 	}
 	if parts[2] != "svc" || namespace == "" || parts[1] != namespace {

@@ -243,8 +243,8 @@ func TestOSMPodsUntouched(t *testing.T) {
 			}
 		}
 		for _, mf := range now.ManagedFields {
-			if mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), "meshkeeper") {
-				t.Errorf("OSM's pod %s: %s wrote %s", now.Name, mf.Manager, mf.FieldsV1.Raw)
+			if mf.FieldsV1 != nil && strings.Contains(mf.FieldsV1.GetRawString(), "meshkeeper") {
+				t.Errorf("OSM's pod %s: %s wrote %s", now.Name, mf.Manager, mf.FieldsV1.GetRawString())
 			}
 		}
 		t.Logf("OSM's pod %s: unchanged; fields written by %s", now.Name, managers(now.ManagedFields))
@@ -380,7 +380,7 @@ func assertOnlyConditionsWritten(t *testing.T, was, now *corev1.Pod) {
 	assertSameObject(t, was, now)
 	var mine []string
 	for _, mf := range now.ManagedFields {
-		if mf.FieldsV1 == nil || !strings.Contains(string(mf.FieldsV1.Raw), "meshkeeper.io/") || mf.Manager == "kubelet" {
+		if mf.FieldsV1 == nil || !strings.Contains(mf.FieldsV1.GetRawString(), "meshkeeper.io/") || mf.Manager == "kubelet" {
 			continue
 		}
 		mine = append(mine, mf.Manager)
@@ -394,10 +394,10 @@ func assertOnlyConditionsWritten(t *testing.T, was, now *corev1.Pod) {
 			continue
 		}
 		if mf.Subresource != "status" {
-			t.Errorf("pod %s: %s wrote the pod itself, not only its status: %s", now.Name, mf.Manager, mf.FieldsV1.Raw)
+			t.Errorf("pod %s: %s wrote the pod itself, not only its status: %s", now.Name, mf.Manager, mf.FieldsV1.GetRawString())
 			continue
 		}
-		if bad := notMeshkeeperConditions(mf.FieldsV1.Raw); bad != "" {
+		if bad := notMeshkeeperConditions(mf.FieldsV1.GetRawBytes()); bad != "" {
 			t.Errorf("pod %s: %s wrote %s, not only meshkeeper's conditions", now.Name, mf.Manager, bad)
 		}
 	}
