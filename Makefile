@@ -38,7 +38,7 @@ fmt: ## gofmt the tree.
 .PHONY: vet
 vet: ## go vet (the e2e-tagged tests too).
 	go vet ./...
-	go vet -tags e2e ./test/e2e
+	go vet -tags e2e ./test/e2e/...
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## golangci-lint with .golangci.yml.
@@ -91,6 +91,18 @@ cluster-down: ## Stop the real cluster and restore the host (binaries and images
 .PHONY: e2e
 e2e: manifests ## Run the end-to-end tests on the real cluster (make cluster-up first).
 	@hack/cluster/e2e.sh
+
+.PHONY: osm-install
+osm-install: ## Install OSM v1.2.4 from its own Helm chart on the real cluster (builds helm and OSM's images, ~10 min cold).
+	@hack/cluster/osm.sh install
+
+.PHONY: osm-uninstall
+osm-uninstall: ## Uninstall OSM: its release, CRDs, webhook configurations and namespace.
+	@hack/cluster/osm.sh uninstall
+
+.PHONY: e2e-osm
+e2e-osm: manifests ## End-to-end tests of audit mode beside OSM itself: installs OSM, runs test/e2e/osm, uninstalls.
+	@hack/cluster/e2e-osm.sh
 
 .PHONY: demo
 ifeq ($(CLUSTER),real)

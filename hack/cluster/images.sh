@@ -5,6 +5,8 @@
 #   images.sh                  archives, then import when containerd runs
 #   images.sh --archives-only  archives only
 #   images.sh --import-only    import only (archives must exist)
+# IMAGE_SET=osm does the same for OSM's control-plane images and their stand-ins
+# (hack/imagebuild/osm.go), which hack/cluster/osm.sh builds the programs of.
 # The Debian root filesystem for the init image is made once with mmdebstrap and kept.
 # Programs are rebuilt every time (Go's cache makes that quick) so images follow the code; an
 # archive whose content did not change is not imported again.
@@ -15,6 +17,7 @@ source "${here}/lib.sh"
 KB_NAME=cluster-images
 source "${ROOT}/hack/lib/kube-build.sh"
 mode="${1:-all}"
+set_flag=(-set "${IMAGE_SET:-}")
 rootfs="${IMAGES_DIR}/debian-bookworm-iptables.tar"
 mkdir -p "${IMAGES_DIR}"
 
@@ -27,7 +30,7 @@ if [ "${mode}" != --import-only ]; then
     mv "${IMAGES_DIR}/partial-rootfs.tar" "${rootfs}"
   fi
   (cd "${ROOT}" && go build -o "${ROOT}/bin/imagebuild" ./hack/imagebuild)
-  (cd "${ROOT}" && "${ROOT}/bin/imagebuild" -out "${IMAGES_DIR}" -rootfs "${rootfs}")
+  (cd "${ROOT}" && "${ROOT}/bin/imagebuild" "${set_flag[@]}" -out "${IMAGES_DIR}" -rootfs "${rootfs}")
 fi
 
 if [ "${mode}" != --archives-only ]; then
@@ -48,6 +51,6 @@ if [ "${mode}" != --archives-only ]; then
     ctr --address "${CONTAINERD_SOCK}" -n k8s.io images import "${archive}" >/dev/null
     echo "${sum}" >"${IMAGES_DIR}/.imported-${name}"
     log "imported ${name} as ${tags}"
-  done < <("${ROOT}/bin/imagebuild" -list)
+  done < <("${ROOT}/bin/imagebuild" "${set_flag[@]}" -list)
   log "images in containerd: $(ctr --address "${CONTAINERD_SOCK}" -n k8s.io images ls -q | grep -vc '^sha256:') references"
 fi

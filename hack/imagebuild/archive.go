@@ -194,12 +194,21 @@ func writeArchive(w io.Writer, img Image, layer []byte, arch string) (string, er
 func buildImage(out string, img Image, binDir, rootfs, arch string) (string, error) {
 	var files []layerFile
 	for _, b := range img.Binaries {
-		data, err := os.ReadFile(path.Join(binDir, binaryName(b)))
+		file, err := binaryFile(b, binDir)
+		if err != nil {
+			return "", err
+		}
+		data, err := os.ReadFile(file)
 		if err != nil {
 			return "", err
 		}
 		files = append(files, layerFile{path: b.Path, mode: 0o755, data: data})
 	}
+	trees, err := treeFiles(img)
+	if err != nil {
+		return "", err
+	}
+	files = append(files, trees...)
 	dirs := map[string]int64{}
 	if img.NonRootFiles {
 		files = append(files,
@@ -241,4 +250,56 @@ func buildImage(out string, img Image, binDir, rootfs, arch string) (string, err
 // binaryName is the file name a binary is built to: the last element of its package path.
 func binaryName(b Binary) string {
 	return path.Base(b.Package)
+}
+
+// binaryFile is where a binary of an image is read from: binDir for those built here, the
+// expanded Prebuilt path for those built elsewhere.
+func binaryFile(b Binary, binDir string) (string, error) {
+	if b.Prebuilt == "" {
+		return path.Join(binDir, binaryName(b)), nil
+	}
+	return expandPath(b.Prebuilt)
+}
+
+// expandPath expands $VARIABLES from the environment, failing on one that is not set.
+func expandPath(p string) (string, error) {
+	var missing []string
+	out := os.Expand(p, func(name string) string {
+		v := os.Getenv(name)
+		if v == "" {
+			missing = append(missing, name)
+		}
+		return v
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("%s: %s not set in the environment", p, strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// treeFiles reads the regular files of an image's trees (not recursing: OSM's CRD directory is
+// flat), in name order, as files of its layer.
+func treeFiles(img Image) ([]layerFile, error) {
+	var files []layerFile
+	for _, t := range img.Trees {
+		dir, err := expandPath(t.From)
+		if err != nil {
+			return nil, err
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			data, err := os.ReadFile(path.Join(dir, e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, layerFile{path: path.Join(t.To, e.Name()), mode: 0o644, data: data})
+		}
+	}
+	return files, nil
 }

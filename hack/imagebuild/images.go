@@ -6,6 +6,17 @@ type Binary struct {
 	Package string
 	// Path is where the binary lands in the image.
 	Path string
+	// Prebuilt, instead of Package, is a binary built elsewhere and copied as it is (OSM's
+	// programs, built from its module by hack/cluster/osm.sh). $VARIABLES in it are taken from
+	// the environment; a relative path is relative to the repository root.
+	Prebuilt string `json:",omitempty"`
+}
+
+// Tree is a directory copied into an image, its regular files only (OSM's CRDs, read from its
+// module in Go's module cache). $VARIABLES in From are taken from the environment.
+type Tree struct {
+	From string
+	To   string
 }
 
 // Image describes one image: what goes into its single layer and how it starts.
@@ -20,9 +31,11 @@ type Image struct {
 	// world-writable /tmp, as a distroless static base image has them.
 	NonRootFiles bool
 	Binaries     []Binary
-	Entrypoint   []string
-	User         string
-	Env          []string
+	// Trees are directories copied into the image.
+	Trees      []Tree `json:",omitempty"`
+	Entrypoint []string
+	User       string
+	Env        []string
 }
 
 // Tag is the tag of every image built here: the manager's default --init-image is

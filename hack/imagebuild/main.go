@@ -8,6 +8,9 @@
 // iptables (a tarball made by mmdebstrap, see hack/cluster/images.sh).
 //
 //	go run ./hack/imagebuild -out bin/images -rootfs bin/images/debian-bookworm-iptables.tar [name...]
+//
+// With -set osm it writes the images of OSM's control plane instead (see osm.go), from
+// binaries hack/cluster/osm.sh built.
 package main
 
 import (
@@ -31,22 +34,28 @@ func main() {
 	out := flag.String("out", "bin/images", "Directory the archives (and the built binaries, in bin/) go to.")
 	rootfs := flag.String("rootfs", "bin/images/debian-bookworm-iptables.tar", "Debian root filesystem tarball for the images that need one.")
 	list := flag.Bool("list", false, "Print each image's name and tags, one image a line, and exit.")
+	set := flag.String("set", "", `Which images: "" (the cluster's own) or "osm" (OSM's control plane and its stand-ins).`)
 	flag.Parse()
+	images, ok := imageSets[*set]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "imagebuild: no image set %q\n", *set)
+		os.Exit(2)
+	}
 	if *list {
-		for _, img := range Images {
+		for _, img := range images {
 			fmt.Println(img.Name, img.Tags)
 		}
 		return
 	}
-	if err := run(context.Background(), *out, *rootfs, flag.Args()); err != nil {
+	if err := run(context.Background(), images, *out, *rootfs, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "imagebuild:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out, rootfs string, names []string) error {
+func run(ctx context.Context, images []Image, out, rootfs string, names []string) error {
 	var todo []Image
-	for _, img := range Images {
+	for _, img := range images {
 		if len(names) == 0 || slices.Contains(names, img.Name) {
 			todo = append(todo, img)
 		}
@@ -60,6 +69,9 @@ func run(ctx context.Context, out, rootfs string, names []string) error {
 	}
 	for _, img := range todo {
 		for _, b := range img.Binaries {
+			if b.Prebuilt != "" {
+				continue
+			}
 			if err := goBuild(ctx, b, filepath.Join(binDir, binaryName(b))); err != nil {
 				return err
 			}
@@ -138,7 +150,11 @@ func inputDigest(img Image, binDir, rootfs string) (string, error) {
 	}
 	h.Write(desc)
 	for _, b := range img.Binaries {
-		f, err := os.Open(filepath.Join(binDir, binaryName(b)))
+		file, err := binaryFile(b, binDir)
+		if err != nil {
+			return "", err
+		}
+		f, err := os.Open(file)
 		if err != nil {
 			return "", err
 		}
@@ -147,6 +163,14 @@ func inputDigest(img Image, binDir, rootfs string) (string, error) {
 		if err != nil {
 			return "", err
 		}
+	}
+	files, err := treeFiles(img)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		fmt.Fprintf(h, "file %s %o %d\n", f.path, f.mode, len(f.data))
+		h.Write(f.data)
 	}
 	if img.DebianRootfs {
 		st, err := os.Stat(rootfs)
