@@ -108,7 +108,7 @@ func (r *MeshConfigReconciler) summarize(ctx context.Context, mc *configv1alpha2
 	now := r.Options.now()
 	for i := range namespaces.Items {
 		ns := &namespaces.Items[i]
-		if !monitored(ns, r.Options.Selection.MeshName) {
+		if !injection.InMesh(ns, r.Options.Selection.MeshName) {
 			continue
 		}
 		pods := &corev1.PodList{}

@@ -143,13 +143,16 @@ func (r *PodReconciler) patchConditions(ctx context.Context, pod *corev1.Pod, co
 
 // ours decides whether this operator judges the pod: every pod of a namespace in our mesh, and,
 // so that they do not keep stale verdicts, pods carrying our conditions in a namespace that left
-// every mesh. Pods of another mesh, or injected against another MeshConfig, belong to the
-// operator serving that mesh.
+// the mesh (unlabelled, ignored or a system namespace). Pods of another mesh, or injected against
+// another MeshConfig, belong to the operator serving that mesh.
 func (r *PodReconciler) ours(ns *corev1.Namespace, pod *corev1.Pod) bool {
-	if monitored(ns, r.Options.Selection.MeshName) {
+	switch injection.NamespaceMembership(ns, r.Options.Selection.MeshName) {
+	case injection.Member:
 		return true
+	case injection.OtherMesh:
+		return false
 	}
-	if _, other := ns.Labels[injection.LabelMonitoredBy]; other || !hasOwnedCondition(pod) {
+	if !hasOwnedCondition(pod) {
 		return false
 	}
 	stamp, ok := pod.Annotations[injection.AnnotationMeshConfig]
@@ -163,12 +166,6 @@ func hasOwnedCondition(pod *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// monitored reports whether a namespace belongs to the mesh (any mesh when meshName is empty).
-func monitored(ns *corev1.Namespace, meshName string) bool {
-	v, ok := ns.Labels[injection.LabelMonitoredBy]
-	return ok && (meshName == "" || v == meshName)
 }
 
 // SetupWithManager registers the controller, its index and its watches.
@@ -218,7 +215,7 @@ func (r *PodReconciler) meshedPods(ctx context.Context, o client.Object) []recon
 	}
 	inMesh := make(map[string]bool, len(namespaces.Items))
 	for i := range namespaces.Items {
-		inMesh[namespaces.Items[i].Name] = monitored(&namespaces.Items[i], r.Options.Selection.MeshName)
+		inMesh[namespaces.Items[i].Name] = injection.InMesh(&namespaces.Items[i], r.Options.Selection.MeshName)
 	}
 	pods := &corev1.PodList{}
 	if err := r.Client.List(ctx, pods, client.MatchingFields{IndexPodMeshed: "true"}, client.UnsafeDisableDeepCopy); err != nil {

@@ -253,21 +253,20 @@ func namespaceMonitored(in PodInput) Check {
 	ns := in.Namespace
 	mesh := meshName(in)
 	label := fmt.Sprintf("kubectl label namespace %s %s=%s --overwrite", ns.Name, injection.LabelMonitoredBy, mesh)
-	v, ok := ns.Labels[injection.LabelMonitoredBy]
-	_, ignored := ns.Labels[injection.LabelIgnore]
-	switch {
-	case ns.Name == injection.NamespaceKubeSystem:
-		c.Status, c.Reason = StatusFail, "kube-system never participates in the mesh"
+	v := ns.Labels[injection.LabelMonitoredBy]
+	switch injection.NamespaceMembership(ns, mesh) {
+	case injection.SystemNamespace:
+		c.Status, c.Reason = StatusFail, ns.Name+" never participates in the mesh"
 		c.Hint = "run the workload in another namespace"
-	case ignored:
+	case injection.IgnoredNamespace:
 		c.Status = StatusFail
 		c.Reason = fmt.Sprintf("namespace %s is labelled %s, which keeps it out of the mesh", ns.Name, injection.LabelIgnore)
 		c.Hint = fmt.Sprintf("kubectl label namespace %s %s-", ns.Name, injection.LabelIgnore)
-	case !ok:
+	case injection.Unlabelled:
 		c.Status = StatusFail
 		c.Reason = fmt.Sprintf("namespace %s has no %s label, so the injector does not serve it", ns.Name, injection.LabelMonitoredBy)
 		c.Hint = label
-	case mesh != "" && v != mesh:
+	case injection.OtherMesh:
 		c.Status = StatusFail
 		c.Reason = fmt.Sprintf("namespace %s is labelled %s=%s, but this mesh is %q", ns.Name, injection.LabelMonitoredBy, v, mesh)
 		c.Hint = label

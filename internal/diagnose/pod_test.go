@@ -142,6 +142,13 @@ func TestDiagnosePod(t *testing.T) {
 				return in
 			},
 			map[string]want{CheckNamespaceMonitor: {StatusFail, []string{"openservicemesh.io/ignore"}, []string{"openservicemesh.io/ignore-"}}}},
+		{"kube-public labelled for the mesh never participates",
+			func() PodInput {
+				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in.Namespace = namespace("kube-public", map[string]string{injection.LabelMonitoredBy: "osm"}, nil)
+				return in
+			},
+			map[string]want{CheckNamespaceMonitor: {StatusFail, []string{"kube-public never participates"}, []string{"another namespace"}}}},
 		{"pod annotation turns injection off",
 			func() PodInput {
 				return healthy(makePod("p").annotate(injection.AnnotationSidecarInjection, "disabled").running(initOK).obj(), seedMC)

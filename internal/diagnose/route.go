@@ -164,7 +164,7 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 
 	monitored := map[string]bool{}
 	for i := range in.Namespaces {
-		monitored[in.Namespaces[i].Name] = analysis.Monitored(&in.Namespaces[i], in.Selection.MeshName)
+		monitored[in.Namespaces[i].Name] = injection.InMesh(&in.Namespaces[i], in.Selection.MeshName)
 	}
 	sa := pod.Spec.ServiceAccountName
 	if sa == "" {

@@ -66,24 +66,11 @@ func CheckSidecarInjected(in Input) (reason, message string, failed bool) {
 			injection.SidecarName, decision.Reason, Action(pod)), true
 	case pod.Spec.HostNetwork:
 		return conditions.HostNetwork, "pod uses the host network and is never injected", true
-	case !inMesh(in):
+	case !injection.InMesh(&corev1.Namespace{ObjectMeta: in.Namespace}, in.Selection.MeshName):
 		return conditions.NotMeshed, "pod is not meshed: " + decision.Reason, true
 	default:
 		return conditions.InjectionDisabled, "pod is not meshed: " + decision.Reason, true
 	}
-}
-
-// inMesh reports whether the namespace belongs to our mesh at all, to tell "not in the mesh"
-// apart from "in the mesh, injection turned off".
-func inMesh(in Input) bool {
-	if in.Namespace.Name == injection.NamespaceKubeSystem {
-		return false
-	}
-	if _, ignored := in.Namespace.Labels[injection.LabelIgnore]; ignored {
-		return false
-	}
-	mesh, ok := in.Namespace.Labels[injection.LabelMonitoredBy]
-	return ok && (in.Selection.MeshName == "" || mesh == in.Selection.MeshName)
 }
 
 // waitingBeforeFirstRun lists the waiting reasons the kubelet uses before a container has had a
