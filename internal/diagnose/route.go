@@ -117,7 +117,7 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 	}
 	res.RulesSource = source
 
-	_, cfg, cfgValid, notes := in.podConfig(pod)
+	cfg, cfgValid, notes := in.podConfig(pod)
 	res.Notes = append(res.Notes, notes...)
 
 	ip := dst.Addr().Unmap()
@@ -207,7 +207,8 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 // podConfig is the configuration the pod should run: the MeshConfig's traffic settings, when
 // known, merged with the pod's annotations. valid is false when that merge failed; the notes say
 // what could not be used.
-func (in RouteInput) podConfig(pod *corev1.Pod) (settings redirect.MeshSettings, cfg redirect.Config, valid bool, notes []string) {
+func (in RouteInput) podConfig(pod *corev1.Pod) (cfg redirect.Config, valid bool, notes []string) {
+	var settings redirect.MeshSettings
 	if in.MeshConfig != nil {
 		settings = injection.MeshSettings(&in.MeshConfig.Spec)
 	} else {
@@ -217,5 +218,5 @@ func (in RouteInput) podConfig(pod *corev1.Pod) (settings redirect.MeshSettings,
 	if len(errs) > 0 {
 		notes = append(notes, "the configuration is invalid, so bypass reasons come from the rules only: "+errs.ToAggregate().Error())
 	}
-	return settings, cfg, len(errs) == 0, notes
+	return cfg, len(errs) == 0, notes
 }

@@ -3,7 +3,6 @@ package drift
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -97,28 +96,27 @@ func describeDiff(in Input, d redirect.Difference, container string) []string {
 		out = append(out, fmt.Sprintf("%s %s is in %s but neither %s nor the pod's annotations ask for it%s",
 			what, value, rules, in.Mesh.WithGeneration(), admittedWith(in)))
 	}
-	prefixes := func(what string, delta redirect.Delta[netip.Prefix], mesh []string, annotation string) {
+	prefixes := func(what string, delta redirect.Delta[netip.Prefix], list string) {
 		for _, p := range delta.Missing {
-			spelled, src := prefixSource(in, p, mesh, annotation)
-			missing(what, spelled, src)
+			src := in.Expected.PrefixSource(list, p)
+			missing(what, orDefault(src.Spelled, p.String()), sourceText(in, src))
 		}
 		for _, p := range delta.Unexpected {
 			unexpected(what, p.String())
 		}
 	}
-	ports := func(what string, delta redirect.Delta[uint16], mesh []int, annotation string) {
+	ports := func(what string, delta redirect.Delta[uint16], list string) {
 		for _, p := range delta.Missing {
-			missing(what, strconv.Itoa(int(p)), portSource(in, p, mesh, annotation))
+			missing(what, strconv.Itoa(int(p)), sourceText(in, in.Expected.PortSource(list, p)))
 		}
 		for _, p := range delta.Unexpected {
 			unexpected(what, strconv.Itoa(int(p)))
 		}
 	}
-	s := in.Settings
-	prefixes("outbound IP range", d.OutboundIPRanges, s.OutboundIPRangeExclusionList, redirect.AnnotationOutboundIPRangeExclusionList)
-	prefixes("outbound IP range inclusion", d.OutboundIPRangeInclusions, s.OutboundIPRangeInclusionList, redirect.AnnotationOutboundIPRangeInclusionList)
-	ports("outbound port", d.OutboundPorts, s.OutboundPortExclusionList, redirect.AnnotationOutboundPortExclusionList)
-	ports("inbound port", d.InboundPorts, s.InboundPortExclusionList, redirect.AnnotationInboundPortExclusionList)
+	prefixes("outbound IP range", d.OutboundIPRanges, redirect.ListOutboundIPRangeExclusions)
+	prefixes("outbound IP range inclusion", d.OutboundIPRangeInclusions, redirect.ListOutboundIPRangeInclusions)
+	ports("outbound port", d.OutboundPorts, redirect.ListOutboundPortExclusions)
+	ports("inbound port", d.InboundPorts, redirect.ListInboundPortExclusions)
 	for _, name := range d.Interfaces.Missing {
 		missing("network interface", name, in.Mesh.WithGeneration())
 	}
@@ -141,57 +139,25 @@ func admittedWith(in Input) string {
 	return " (the pod was rendered from generation " + gen + ")"
 }
 
-// prefixSource finds who asks for p and how they spelled it (2.2.2.2/24 rather than the
-// canonical 2.2.2.0/24, so the value can be found with grep).
-func prefixSource(in Input, p netip.Prefix, mesh []string, annotation string) (spelled, source string) {
-	spelled = p.String()
+// sourceText names who asked for a value: the MeshConfig with its generation, the pod's
+// annotation, or both.
+func sourceText(in Input, src redirect.Source) string {
 	var sources []string
-	for _, raw := range mesh {
-		if q, err := redirect.ParsePrefix(strings.TrimSpace(raw)); err == nil && q == p {
-			spelled = strings.TrimSpace(raw)
-			sources = append(sources, in.Mesh.WithGeneration())
-			break
-		}
-	}
-	for _, raw := range splitList(in.Pod.Annotations[annotation]) {
-		if q, err := redirect.ParsePrefix(raw); err == nil && q == p {
-			if len(sources) == 0 {
-				spelled = raw
-			}
-			sources = append(sources, "pod annotation "+annotation)
-			break
-		}
-	}
-	return spelled, joinSources(sources)
-}
-
-func portSource(in Input, p uint16, mesh []int, annotation string) string {
-	var sources []string
-	if slices.Contains(mesh, int(p)) {
+	if src.MeshConfigField != "" {
 		sources = append(sources, in.Mesh.WithGeneration())
 	}
-	for _, raw := range splitList(in.Pod.Annotations[annotation]) {
-		if n, err := strconv.Atoi(raw); err == nil && n == int(p) {
-			sources = append(sources, "pod annotation "+annotation)
-			break
-		}
+	if src.Annotation != "" {
+		sources = append(sources, "pod annotation "+src.Annotation)
 	}
-	return joinSources(sources)
-}
-
-func joinSources(s []string) string {
-	if len(s) == 0 {
+	if len(sources) == 0 {
 		return "the effective configuration"
 	}
-	return strings.Join(s, " and ")
+	return strings.Join(sources, " and ")
 }
 
-func splitList(v string) []string {
-	var out []string
-	for _, e := range strings.Split(v, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			out = append(out, e)
-		}
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
 	}
-	return out
+	return s
 }

@@ -84,6 +84,82 @@ type Config struct {
 	MetricsPort          uint16
 	ProbePorts           []uint16
 	HealthcheckPort      uint16
+
+	// sources records who asked for each value of the four merged lists; see Source.
+	sources map[sourceKey]Source
+}
+
+// The MeshConfig fields under spec.traffic that hold the merged lists; Source and SourceOf name
+// them so that reports point at the exact field.
+const (
+	ListOutboundIPRangeExclusions = "outboundIPRangeExclusionList"
+	ListOutboundIPRangeInclusions = "outboundIPRangeInclusionList"
+	ListOutboundPortExclusions    = "outboundPortExclusionList"
+	ListInboundPortExclusions     = "inboundPortExclusionList"
+)
+
+// Source says who asked for one value of the effective configuration. Keeping it with the value
+// lets a report send a person to the MeshConfig or to the workload without reading either again.
+type Source struct {
+	// MeshConfigField is the field path (spec.traffic.<list>) when the MeshConfig lists the
+	// value, empty otherwise.
+	MeshConfigField string
+	// Annotation is the pod annotation listing the value, empty when the pod does not.
+	Annotation string
+	// Spelled is the value as written, the MeshConfig's spelling when both list it: a range
+	// written 10.0.0.10/24 is effective as 10.0.0.0/24 but only the first can be found with grep.
+	Spelled string
+}
+
+// Known reports whether anybody asked for the value.
+func (s Source) Known() bool { return s.MeshConfigField != "" || s.Annotation != "" }
+
+type sourceKey struct{ list, value string }
+
+// SourceOf returns who asked for value (a canonical CIDR or a decimal port) in list (one of the
+// List constants); the zero Source when nobody did.
+func (c Config) SourceOf(list, value string) Source {
+	return c.sources[sourceKey{list, value}]
+}
+
+// PrefixSource is SourceOf for a range.
+func (c Config) PrefixSource(list string, p netip.Prefix) Source { return c.SourceOf(list, p.String()) }
+
+// PortSource is SourceOf for a port.
+func (c Config) PortSource(list string, port uint16) Source {
+	return c.SourceOf(list, strconv.Itoa(int(port)))
+}
+
+// noter records the source of each valid value as the parsers meet it; nil records nothing.
+type noter func(value, spelled string)
+
+// meshNoter records values listed in the MeshConfig field list. The MeshConfig's spelling wins.
+func (c *Config) meshNoter(list string) noter {
+	return func(value, spelled string) {
+		k := sourceKey{list, value}
+		src := c.sources[k]
+		if src.MeshConfigField == "" {
+			src.MeshConfigField = trafficPath.Child(list).String()
+			src.Spelled = spelled
+		}
+		c.sources[k] = src
+	}
+}
+
+// annotationNoter records values listed in a pod annotation; Effective runs it after the
+// MeshConfig's, so the annotation's spelling is kept only for values the mesh does not list.
+func (c *Config) annotationNoter(list, annotation string) noter {
+	return func(value, spelled string) {
+		k := sourceKey{list, value}
+		src := c.sources[k]
+		if src.Annotation == "" {
+			src.Annotation = annotation
+			if src.Spelled == "" {
+				src.Spelled = spelled
+			}
+		}
+		c.sources[k] = src
+	}
 }
 
 // baseConfig carries the fixed facts; Effective fills in the sets.
@@ -112,28 +188,29 @@ var (
 // error list is empty.
 func Effective(global MeshSettings, podAnnotations map[string]string) (Config, field.ErrorList) {
 	cfg := baseConfig()
+	cfg.sources = map[sourceKey]Source{}
 	var errs field.ErrorList
 
-	gExcl, e := parsePrefixList(global.OutboundIPRangeExclusionList, trafficPath.Child("outboundIPRangeExclusionList"))
+	gExcl, e := parsePrefixList(global.OutboundIPRangeExclusionList, trafficPath.Child(ListOutboundIPRangeExclusions), cfg.meshNoter(ListOutboundIPRangeExclusions))
 	errs = append(errs, e...)
-	gIncl, e := parsePrefixList(global.OutboundIPRangeInclusionList, trafficPath.Child("outboundIPRangeInclusionList"))
+	gIncl, e := parsePrefixList(global.OutboundIPRangeInclusionList, trafficPath.Child(ListOutboundIPRangeInclusions), cfg.meshNoter(ListOutboundIPRangeInclusions))
 	errs = append(errs, e...)
-	gOutPorts, e := parseIntPorts(global.OutboundPortExclusionList, trafficPath.Child("outboundPortExclusionList"))
+	gOutPorts, e := parseIntPorts(global.OutboundPortExclusionList, trafficPath.Child(ListOutboundPortExclusions), cfg.meshNoter(ListOutboundPortExclusions))
 	errs = append(errs, e...)
-	gInPorts, e := parseIntPorts(global.InboundPortExclusionList, trafficPath.Child("inboundPortExclusionList"))
+	gInPorts, e := parseIntPorts(global.InboundPortExclusionList, trafficPath.Child(ListInboundPortExclusions), cfg.meshNoter(ListInboundPortExclusions))
 	errs = append(errs, e...)
 	ifaces, e := parseInterfaces(global.NetworkInterfaceExclusionList, trafficPath.Child("networkInterfaceExclusionList"))
 	errs = append(errs, e...)
 	mode, e := parseMode(global.LocalProxyMode, sidecarPath.Child("localProxyMode"))
 	errs = append(errs, e...)
 
-	pExcl, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeExclusionList)
+	pExcl, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeExclusionList, cfg.annotationNoter(ListOutboundIPRangeExclusions, AnnotationOutboundIPRangeExclusionList))
 	errs = append(errs, e...)
-	pIncl, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeInclusionList)
+	pIncl, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeInclusionList, cfg.annotationNoter(ListOutboundIPRangeInclusions, AnnotationOutboundIPRangeInclusionList))
 	errs = append(errs, e...)
-	pOutPorts, e := annotationPorts(podAnnotations, AnnotationOutboundPortExclusionList)
+	pOutPorts, e := annotationPorts(podAnnotations, AnnotationOutboundPortExclusionList, cfg.annotationNoter(ListOutboundPortExclusions, AnnotationOutboundPortExclusionList))
 	errs = append(errs, e...)
-	pInPorts, e := annotationPorts(podAnnotations, AnnotationInboundPortExclusionList)
+	pInPorts, e := annotationPorts(podAnnotations, AnnotationInboundPortExclusionList, cfg.annotationNoter(ListInboundPortExclusions, AnnotationInboundPortExclusionList))
 	errs = append(errs, e...)
 
 	cfg.OutboundIPRangeExclusions = mergePrefixes(pExcl, gExcl)
@@ -155,13 +232,13 @@ func ValidateSettings(s MeshSettings, fldPath *field.Path) field.ErrorList {
 	}
 	traffic := fldPath.Child("traffic")
 	var errs field.ErrorList
-	_, e := parsePrefixList(s.OutboundIPRangeExclusionList, traffic.Child("outboundIPRangeExclusionList"))
+	_, e := parsePrefixList(s.OutboundIPRangeExclusionList, traffic.Child(ListOutboundIPRangeExclusions), nil)
 	errs = append(errs, e...)
-	_, e = parsePrefixList(s.OutboundIPRangeInclusionList, traffic.Child("outboundIPRangeInclusionList"))
+	_, e = parsePrefixList(s.OutboundIPRangeInclusionList, traffic.Child(ListOutboundIPRangeInclusions), nil)
 	errs = append(errs, e...)
-	_, e = parseIntPorts(s.OutboundPortExclusionList, traffic.Child("outboundPortExclusionList"))
+	_, e = parseIntPorts(s.OutboundPortExclusionList, traffic.Child(ListOutboundPortExclusions), nil)
 	errs = append(errs, e...)
-	_, e = parseIntPorts(s.InboundPortExclusionList, traffic.Child("inboundPortExclusionList"))
+	_, e = parseIntPorts(s.InboundPortExclusionList, traffic.Child(ListInboundPortExclusions), nil)
 	errs = append(errs, e...)
 	_, e = parseInterfaces(s.NetworkInterfaceExclusionList, traffic.Child("networkInterfaceExclusionList"))
 	errs = append(errs, e...)
@@ -174,13 +251,13 @@ func ValidateSettings(s MeshSettings, fldPath *field.Path) field.ErrorList {
 // webhook. Other annotations are ignored.
 func ValidateAnnotations(podAnnotations map[string]string) field.ErrorList {
 	var errs field.ErrorList
-	_, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeExclusionList)
+	_, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeExclusionList, nil)
 	errs = append(errs, e...)
-	_, e = annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeInclusionList)
+	_, e = annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeInclusionList, nil)
 	errs = append(errs, e...)
-	_, e = annotationPorts(podAnnotations, AnnotationOutboundPortExclusionList)
+	_, e = annotationPorts(podAnnotations, AnnotationOutboundPortExclusionList, nil)
 	errs = append(errs, e...)
-	_, e = annotationPorts(podAnnotations, AnnotationInboundPortExclusionList)
+	_, e = annotationPorts(podAnnotations, AnnotationInboundPortExclusionList, nil)
 	errs = append(errs, e...)
 	return errs
 }
@@ -219,7 +296,7 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return p.Masked(), nil
 }
 
-func parsePrefixList(list []string, path *field.Path) ([]netip.Prefix, field.ErrorList) {
+func parsePrefixList(list []string, path *field.Path, note noter) ([]netip.Prefix, field.ErrorList) {
 	var errs field.ErrorList
 	if len(list) > MaxIPRanges {
 		return nil, field.ErrorList{field.TooMany(path, len(list), MaxIPRanges)}
@@ -230,6 +307,9 @@ func parsePrefixList(list []string, path *field.Path) ([]netip.Prefix, field.Err
 		if err != nil {
 			errs = append(errs, field.Invalid(path.Index(i), s, err.Error()))
 			continue
+		}
+		if note != nil {
+			note(p.String(), strings.TrimSpace(s))
 		}
 		out = append(out, p)
 	}
@@ -243,7 +323,7 @@ func checkPort(n int) error {
 	return nil
 }
 
-func parseIntPorts(list []int, path *field.Path) ([]uint16, field.ErrorList) {
+func parseIntPorts(list []int, path *field.Path, note noter) ([]uint16, field.ErrorList) {
 	if len(list) > MaxPorts {
 		return nil, field.ErrorList{field.TooMany(path, len(list), MaxPorts)}
 	}
@@ -253,6 +333,9 @@ func parseIntPorts(list []int, path *field.Path) ([]uint16, field.ErrorList) {
 		if err := checkPort(n); err != nil {
 			errs = append(errs, field.Invalid(path.Index(i), n, err.Error()))
 			continue
+		}
+		if note != nil {
+			note(strconv.Itoa(n), strconv.Itoa(n))
 		}
 		out = append(out, uint16(n))
 	}
@@ -332,7 +415,7 @@ func splitAnnotation(name, value string, each func(elem string) error) field.Err
 	return errs
 }
 
-func annotationPrefixes(ann map[string]string, name string) ([]netip.Prefix, field.ErrorList) {
+func annotationPrefixes(ann map[string]string, name string, note noter) ([]netip.Prefix, field.ErrorList) {
 	value, ok := ann[name]
 	if !ok {
 		return nil, nil
@@ -343,6 +426,9 @@ func annotationPrefixes(ann map[string]string, name string) ([]netip.Prefix, fie
 		if err != nil {
 			return err
 		}
+		if note != nil {
+			note(p.String(), elem)
+		}
 		out = append(out, p)
 		return nil
 	})
@@ -352,7 +438,7 @@ func annotationPrefixes(ann map[string]string, name string) ([]netip.Prefix, fie
 	return out, errs
 }
 
-func annotationPorts(ann map[string]string, name string) ([]uint16, field.ErrorList) {
+func annotationPorts(ann map[string]string, name string, note noter) ([]uint16, field.ErrorList) {
 	value, ok := ann[name]
 	if !ok {
 		return nil, nil
@@ -365,6 +451,9 @@ func annotationPorts(ann map[string]string, name string) ([]uint16, field.ErrorL
 		}
 		if err := checkPort(n); err != nil {
 			return err
+		}
+		if note != nil {
+			note(strconv.Itoa(n), elem)
 		}
 		out = append(out, uint16(n))
 		return nil
