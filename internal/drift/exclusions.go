@@ -46,8 +46,8 @@ func CheckExclusionsInSync(in Input) (reason, message string, failed bool) {
 func judge(in Input, rules readRules, source string) (reason, message string, failed bool) {
 	diff := redirect.Diff(in.Expected.Exclusions(), rules.exclusions)
 	problems := describeDiff(in, diff, source)
-	if want := in.Expected.LocalProxyMode == redirect.LocalProxyModePodIP; want != rules.podIP {
-		problems = append(problems, proxyModeProblem(in, want, source))
+	if !diff.LocalProxyMode.Empty() {
+		problems = append(problems, proxyModeProblem(in, diff.LocalProxyMode.Expected == redirect.LocalProxyModePodIP, source))
 	}
 	if len(problems) == 0 {
 		return conditions.InSync, inSyncMessage(in), false
@@ -59,22 +59,6 @@ func judge(in Input, rules readRules, source string) (reason, message string, fa
 // touch exclusions must not rewrite the condition of every pod.
 func inSyncMessage(in Input) string {
 	return fmt.Sprintf("redirection rules match %s and the pod's annotations", in.Mesh)
-}
-
-func hasDNAT(p *redirect.Parsed) bool {
-	for _, rs := range [...]*redirect.Ruleset{p.IPv4, p.IPv6} {
-		if rs == nil {
-			continue
-		}
-		for _, ch := range rs.Chains {
-			for _, r := range ch.Rules {
-				if r.Target.Kind == redirect.TargetDNAT {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
 
 func proxyModeProblem(in Input, wantPodIP bool, container string) string {

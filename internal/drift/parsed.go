@@ -17,5 +17,5 @@ func CheckParsedExclusionsInSync(in Input, parsed *redirect.Parsed, source strin
 		return conditions.InvalidSpec, fmt.Sprintf("cannot tell which exclusions the pod should have: %s or the pod's annotations are invalid: %v",
 			in.Mesh, in.ExpectedErrs.ToAggregate()), false
 	}
-	return judge(in, readRules{exclusions: parsed.Exclusions(), podIP: hasDNAT(parsed)}, source)
+	return judge(in, readRules{exclusions: parsed.Exclusions()}, source)
 }

@@ -517,7 +517,7 @@ func (c Config) Digest() string {
 	writeList("iport", len(ex.InboundPorts), func(i int) []byte { return strconv.AppendUint(tmp[:0], uint64(ex.InboundPorts[i]), 10) })
 	writeList("iface", len(ex.Interfaces), func(i int) []byte { return []byte(ex.Interfaces[i]) })
 	writeList("uid", 1, func(int) []byte { return strconv.AppendInt(tmp[:0], ex.ProxyUID, 10) })
-	writeList("mode", 1, func(int) []byte { return []byte(c.LocalProxyMode) })
+	writeList("mode", 1, func(int) []byte { return []byte(ex.LocalProxyMode) })
 	sum := h.Sum(nil)
 	return hex.EncodeToString(sum[:8])
 }

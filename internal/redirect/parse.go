@@ -862,19 +862,7 @@ func structuredError(err error) error {
 
 // usesPodIP reports whether any DNAT rule waits for the pod IP (OSM's $POD_IP).
 func (b *builder) usesPodIP() bool {
-	for _, rs := range b.sets {
-		if rs == nil {
-			continue
-		}
-		for _, c := range rs.Chains {
-			for _, r := range c.Rules {
-				if r.Target.Kind == TargetDNAT && r.Target.To == PodIPPlaceholder {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	return anyDNAT(b.sets[:], func(r *Rule) bool { return r.Target.To == PodIPPlaceholder })
 }
 
 // capHint sizes a new chain from the text being parsed; only the first few chains are sized so
