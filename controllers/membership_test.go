@@ -45,7 +45,8 @@ func TestMembershipAgreesWithDrift(t *testing.T) {
 			if got := r.ours(ns, pod); got != tt.judged {
 				t.Fatalf("ours = %v, want %v", got, tt.judged)
 			}
-			reason, _, _ := drift.CheckSidecarInjected(drift.Input{Pod: pod, Namespace: tt.ns, Selection: sel})
+			v := drift.CheckSidecarInjected(drift.Input{Pod: pod, Namespace: tt.ns, Selection: sel})
+			reason := v.Reason
 			if notMeshed := reason == conditions.NotMeshed; notMeshed == tt.judged {
 				t.Fatalf("drift reason %s while the controller judges the pod: %v", reason, tt.judged)
 			}

@@ -74,7 +74,8 @@ func sidecarInjected(in PodInput) Check {
 		c.Hint = fmt.Sprintf("kubectl get namespace %s --show-labels", in.Pod.Namespace)
 		return c
 	}
-	reason, message, _ := drift.CheckSidecarInjected(driftInput(in))
+	v := drift.CheckSidecarInjected(driftInput(in))
+	reason, message := v.Reason, v.Message
 	c.Status, c.Code, c.Reason = StatusFail, reason, message
 	switch reason {
 	case conditions.SidecarMissing:
@@ -139,12 +140,13 @@ func initContainer(in PodInput) Check {
 	if pod.Status.Phase == "" && len(pod.Status.InitContainerStatuses) == 0 && drift.RedirectionInitContainer(pod) != nil {
 		return skipped(c.Name, "the pod has no status (offline file without status)")
 	}
-	reason, message, failed := drift.CheckRedirectionApplied(driftInput(in))
+	v := drift.CheckRedirectionApplied(driftInput(in))
+	reason, message := v.Reason, v.Message
 	c.Code, c.Reason = reason, message
-	switch {
-	case !failed && reason == conditions.Applied:
+	switch v.Status {
+	case corev1.ConditionTrue:
 		c.Status = StatusPass
-	case !failed:
+	case corev1.ConditionUnknown:
 		c.Status = StatusWarn
 		c.Hint = fmt.Sprintf("kubectl describe pod %s -n %s", pod.Name, pod.Namespace)
 	default:
@@ -216,24 +218,24 @@ func exclusionsInSync(in PodInput) Check {
 		return c
 	}
 	din := driftInput(in)
-	var reason, message string
-	var failed bool
+	var v drift.Verdict
 	if in.Rules != nil {
-		reason, message, failed = drift.CheckParsedExclusionsInSync(din, in.Rules, in.RulesSource)
+		v = drift.CheckParsedExclusionsInSync(din, in.Rules, in.RulesSource)
 	} else {
-		reason, message, failed = drift.CheckExclusionsInSync(din)
+		v = drift.CheckExclusionsInSync(din)
 	}
+	reason := v.Reason
 	c.Code = reason
-	c.Reason = trimAction(message, in.Pod)
+	c.Reason = trimAction(v.Message, in.Pod)
 	switch {
-	case reason == conditions.InSync:
+	case v.Status == corev1.ConditionTrue:
 		c.Status = StatusPass
 		ex := din.Expected.Exclusions()
 		c.Reason += fmt.Sprintf(" (outbound ranges %s; outbound ports %s; inbound ports %s)", listOrNone(ex.OutboundIPRanges), listOrNone(ex.OutboundPorts), listOrNone(ex.InboundPorts))
 	case reason == conditions.InvalidSpec:
 		c.Status = StatusFail
 		c.Hint = fmt.Sprintf("kubectl edit meshconfig %s -n %s (or fix the pod's annotations)", in.MeshConfigRef.Name, in.MeshConfigRef.Namespace)
-	case failed:
+	case v.Failed():
 		c.Status = StatusFail
 		c.Hint = drift.Action(in.Pod)
 	case reason == conditions.RulesUnreadable:

@@ -81,7 +81,9 @@ func TestCheckSidecarInjected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := Gather(tt.pod, tt.ns, meshConfig(1), testSelection, testNow)
-			reason, msg, failed := CheckSidecarInjected(in)
+			v := CheckSidecarInjected(in)
+			documented(t, conditions.PodSidecarInjected, v)
+			reason, msg, failed := v.Reason, v.Message, v.Failed()
 			if reason != tt.reason || failed != tt.failed {
 				t.Fatalf("got (%s, failed=%v) %q, want (%s, failed=%v)", reason, failed, msg, tt.reason, tt.failed)
 			}
@@ -122,7 +124,9 @@ func TestCheckRedirectionApplied(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reason, msg, failed := CheckRedirectionApplied(gather(tt.pod, meshConfig(1)))
+			v := CheckRedirectionApplied(gather(tt.pod, meshConfig(1)))
+			documented(t, conditions.PodRedirectionApplied, v)
+			reason, msg, failed := v.Reason, v.Message, v.Failed()
 			if reason != tt.reason || failed != tt.failed {
 				t.Fatalf("got (%s, failed=%v) %q, want (%s, failed=%v)", reason, failed, msg, tt.reason, tt.failed)
 			}
@@ -157,7 +161,8 @@ func TestRunningRetryKeepsTheFailure(t *testing.T) {
 	pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "osm-init", RestartCount: 3,
 		State:                corev1.ContainerState{Running: &corev1.ContainerStateRunning{}},
 		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", Message: "iptables: Permission denied\n"}}}}
-	reason, msg, failed := CheckRedirectionApplied(Input{Pod: pod})
+	v := CheckRedirectionApplied(Input{Pod: pod})
+	reason, msg, failed := v.Reason, v.Message, v.Failed()
 	if reason != conditions.InitContainerFailed || !failed {
 		t.Fatalf("got %s (failed %v): %s", reason, failed, msg)
 	}
@@ -168,7 +173,16 @@ func TestRunningRetryKeepsTheFailure(t *testing.T) {
 	}
 	// A first attempt that is running, or a retry after a clean exit, is still pending.
 	pod.Status.InitContainerStatuses[0].LastTerminationState = corev1.ContainerState{}
-	if reason, _, _ := CheckRedirectionApplied(Input{Pod: pod}); reason != conditions.InitContainerPending {
+	if v := CheckRedirectionApplied(Input{Pod: pod}); v.Reason != conditions.InitContainerPending {
 		t.Errorf("first run: got %s", reason)
+	}
+}
+
+// documented fails when a check returns a (status, reason) pair the vocabulary does not list for
+// the condition type it sets: the check decides the status, the table documents it.
+func documented(t *testing.T, typ string, v Verdict) {
+	t.Helper()
+	if !conditions.Allowed(typ, string(v.Status), v.Reason) {
+		t.Errorf("%s %s/%s is not in the vocabulary (message %q)", typ, v.Status, v.Reason, v.Message)
 	}
 }

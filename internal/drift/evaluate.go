@@ -46,11 +46,11 @@ func Evaluate(in Input) []corev1.PodCondition {
 				Reason: blocked.Reason, Message: blocked.Message, LastTransitionTime: now})
 			continue
 		}
-		reason, message, failed := step.Check(in)
-		c := corev1.PodCondition{Type: step.Type, Status: statusOf(step.Type, reason, failed),
-			Reason: reason, Message: message, LastTransitionTime: now}
+		v := step.Check(in)
+		c := corev1.PodCondition{Type: step.Type, Status: v.Status,
+			Reason: v.Reason, Message: v.Message, LastTransitionTime: now}
 		out = append(out, c)
-		if failed && step.StopOnFailure {
+		if v.Failed() && step.StopOnFailure {
 			break
 		}
 		if c.Status == corev1.ConditionUnknown {
@@ -58,18 +58,6 @@ func Evaluate(in Input) []corev1.PodCondition {
 		}
 	}
 	return out
-}
-
-// statusOf maps a check's outcome to a condition status through the shared vocabulary, so the
-// polarity of each reason is written down in one place.
-func statusOf(t corev1.PodConditionType, reason string, failed bool) corev1.ConditionStatus {
-	switch {
-	case failed:
-		return corev1.ConditionFalse
-	case conditions.Allowed(string(t), string(corev1.ConditionUnknown), reason):
-		return corev1.ConditionUnknown
-	}
-	return corev1.ConditionTrue
 }
 
 // Relevant says whether a pod deserves conditions at all: it carries the sidecar, should carry

@@ -17,42 +17,51 @@ import (
 // injection, or a pod injected by OSM) the init container is parsed and compared by meaning.
 // Rules that cannot be parsed give RulesUnreadable, which the vocabulary lists as Unknown: the
 // pod may or may not run what it should, and saying Drifted would be a guess.
-func CheckExclusionsInSync(in Input) (reason, message string, failed bool) {
+func CheckExclusionsInSync(in Input) Verdict {
 	if in.MeshMissing {
-		return conditions.MeshConfigNotFound, fmt.Sprintf("%s does not exist, so the exclusions this pod should have are unknown: recreate it, or point the manager at the MeshConfig in use with --meshconfig namespace/name", in.Mesh), false
+		return verdictUnknown(conditions.MeshConfigNotFound, fmt.Sprintf("%s does not exist, so the exclusions this pod should have are unknown: recreate it, or point the manager at the MeshConfig in use with --meshconfig namespace/name", in.Mesh))
 	}
-	if len(in.ExpectedErrs) > 0 {
-		return conditions.InvalidSpec, fmt.Sprintf("cannot tell which exclusions the pod should have: %s or the pod's annotations are invalid: %v",
-			in.Mesh, in.ExpectedErrs.ToAggregate()), false
+	if v, unknown := expectedUnknown(in); unknown {
+		return v
 	}
 	if in.Pod.Annotations[injection.AnnotationExclusionsDigest] == in.Expected.Digest() {
-		return conditions.InSync, inSyncMessage(in), false
+		return verdictTrue(conditions.InSync, inSyncMessage(in))
 	}
 	c := RedirectionInitContainer(in.Pod)
 	if c == nil {
-		return conditions.RulesUnreadable, fmt.Sprintf("pod has no %s or %s init container to read rules from",
-			redirect.InitContainerName, redirect.OSMInitContainerName), false
+		return verdictUnknown(conditions.RulesUnreadable, fmt.Sprintf("pod has no %s or %s init container to read rules from",
+			redirect.InitContainerName, redirect.OSMInitContainerName))
 	}
 	rules := in.Rules.read(c)
 	if rules.err != nil {
-		return conditions.RulesUnreadable, fmt.Sprintf("cannot read the rules of init container %s: %v; whether the pod is in sync is unknown, restart it to have its rules rendered again: %s",
-			c.Name, rules.err, Action(in.Pod)), false
+		return verdictUnknown(conditions.RulesUnreadable, fmt.Sprintf("cannot read the rules of init container %s: %v; whether the pod is in sync is unknown, restart it to have its rules rendered again: %s",
+			c.Name, rules.err, Action(in.Pod)))
 	}
 	return judge(in, rules, c.Name)
 }
 
+// expectedUnknown is the verdict when the MeshConfig or the pod's annotations are invalid, so
+// the exclusions the pod should have are unknown.
+func expectedUnknown(in Input) (Verdict, bool) {
+	if len(in.ExpectedErrs) == 0 {
+		return Verdict{}, false
+	}
+	return verdictUnknown(conditions.InvalidSpec, fmt.Sprintf("cannot tell which exclusions the pod should have: %s or the pod's annotations are invalid: %v",
+		in.Mesh, in.ExpectedErrs.ToAggregate())), true
+}
+
 // judge compares what the rules implement with what the pod should have. source names the rules
 // in messages ("the <source> rules").
-func judge(in Input, rules readRules, source string) (reason, message string, failed bool) {
+func judge(in Input, rules readRules, source string) Verdict {
 	diff := redirect.Diff(in.Expected.Exclusions(), rules.exclusions)
 	problems := describeDiff(in, diff, source)
 	if !diff.LocalProxyMode.Empty() {
 		problems = append(problems, proxyModeProblem(in, diff.LocalProxyMode.Expected == redirect.LocalProxyModePodIP, source))
 	}
 	if len(problems) == 0 {
-		return conditions.InSync, inSyncMessage(in), false
+		return verdictTrue(conditions.InSync, inSyncMessage(in))
 	}
-	return conditions.Drifted, strings.Join(problems, "; ") + "; restart the pod: " + Action(in.Pod), true
+	return verdictFalse(conditions.Drifted, strings.Join(problems, "; ")+"; restart the pod: "+Action(in.Pod))
 }
 
 // inSyncMessage deliberately omits the MeshConfig generation: a MeshConfig change that does not

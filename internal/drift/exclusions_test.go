@@ -89,7 +89,9 @@ func TestCheckExclusionsInSync(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reason, msg, failed := CheckExclusionsInSync(gather(tt.pod, tt.mc))
+			v := CheckExclusionsInSync(gather(tt.pod, tt.mc))
+			documented(t, conditions.PodExclusionsInSync, v)
+			reason, msg, failed := v.Reason, v.Message, v.Failed()
 			if reason != tt.reason || failed != tt.failed {
 				t.Fatalf("got (%s, failed=%v) %q, want (%s, failed=%v)", reason, failed, msg, tt.reason, tt.failed)
 			}
@@ -111,8 +113,8 @@ func TestCheckExclusionsInSync(t *testing.T) {
 // does not touch exclusions must leave the condition text of in-sync pods unchanged.
 func TestInSyncMessageIgnoresGeneration(t *testing.T) {
 	pod := makePod("p").sidecar().osmInit(fixture(t, "seed001-basic.sh")).initDone().obj()
-	_, m1, _ := CheckExclusionsInSync(gather(pod, meshConfig(1)))
-	_, m2, _ := CheckExclusionsInSync(gather(pod, meshConfig(2, func(s *configv1alpha2.MeshConfigSpec) { s.Sidecar.LogLevel = "debug" })))
+	m1 := CheckExclusionsInSync(gather(pod, meshConfig(1))).Message
+	m2 := CheckExclusionsInSync(gather(pod, meshConfig(2, func(s *configv1alpha2.MeshConfigSpec) { s.Sidecar.LogLevel = "debug" }))).Message
 	if m1 != m2 {
 		t.Fatalf("message changed with the generation: %q vs %q", m1, m2)
 	}
