@@ -121,13 +121,7 @@ func (r *PodReconciler) gather(ctx context.Context, pod *corev1.Pod) (drift.Inpu
 // merged by type on the server, so the kubelet's conditions, which the cache does not even hold,
 // cannot be dropped or rolled back by this write.
 func (r *PodReconciler) patchConditions(ctx context.Context, pod *corev1.Pod, conds []corev1.PodCondition) error {
-	var own []corev1.PodCondition
-	for _, c := range conds {
-		if drift.Owned(c.Type) {
-			own = append(own, c)
-		}
-	}
-	data, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": own}})
+	data, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": drift.OwnedConditions(conds)}})
 	if err != nil {
 		return err
 	}
@@ -152,20 +146,11 @@ func (r *PodReconciler) ours(ns *corev1.Namespace, pod *corev1.Pod) bool {
 	case injection.OtherMesh:
 		return false
 	}
-	if !hasOwnedCondition(pod) {
+	if !drift.HasOwnedCondition(pod.Status.Conditions) {
 		return false
 	}
 	stamp, ok := pod.Annotations[injection.AnnotationMeshConfig]
 	return !ok || stamp == r.Options.MeshConfig.String()
-}
-
-func hasOwnedCondition(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if drift.Owned(c.Type) {
-			return true
-		}
-	}
-	return false
 }
 
 // SetupWithManager registers the controller, its index and its watches.

@@ -334,3 +334,28 @@ func TestSummaryPodsInSync(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnedConditions: the one filter for "conditions of ours" keeps exactly the Chain's types,
+// in their order, and leaves the kubelet's alone.
+func TestOwnedConditions(t *testing.T) {
+	conds := []corev1.PodCondition{
+		{Type: corev1.PodReady}, {Type: conditions.PodExclusionsInSync}, {Type: "example.com/Other"},
+		{Type: conditions.PodSidecarInjected}, {Type: corev1.PodInitialized}, {Type: conditions.PodRedirectionApplied},
+	}
+	got := OwnedConditions(conds)
+	want := []corev1.PodConditionType{conditions.PodExclusionsInSync, conditions.PodSidecarInjected, conditions.PodRedirectionApplied}
+	if len(got) != len(want) {
+		t.Fatalf("OwnedConditions kept %d conditions, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		if got[i].Type != want[i] {
+			t.Errorf("condition %d is %s, want %s", i, got[i].Type, want[i])
+		}
+	}
+	if !HasOwnedCondition(conds) || HasOwnedCondition(conds[:1]) || HasOwnedCondition(nil) {
+		t.Error("HasOwnedCondition disagrees with OwnedConditions")
+	}
+	if len(OwnedTypes) != len(Chain) {
+		t.Errorf("OwnedTypes %v do not follow Chain", OwnedTypes)
+	}
+}
