@@ -143,7 +143,7 @@ func TestCheckRedirectionApplied(t *testing.T) {
 // its last line, which is where meshkeeper-init says why it failed, whole characters only.
 func TestDescribeTerminationQuotesTheLastLine(t *testing.T) {
 	got := describeTermination(&corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error",
-		Message: "meshkeeper-init: applying ipv4 rules\nmeshkeeper-init: iptables-restore: Permission denied (you must be root)\n"})
+		Message: "meshkeeper-init: applying IPv4 rules\nmeshkeeper-init: iptables-restore: Permission denied (you must be root)\n"})
 	want := "exited with code 1 (Error): meshkeeper-init: iptables-restore: Permission denied (you must be root)"
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)

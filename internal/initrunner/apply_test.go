@@ -143,7 +143,7 @@ func TestApplyValidatesBeforeTouchingAnything(t *testing.T) {
 	ex := &fakeExec{installed: allInstalled()}
 	err := Apply(context.Background(), Options{Backend: BackendAuto, IPv4Rules: validV4,
 		IPv6Rules: "*filter\n-A INPUT -j DROP\nCOMMIT\n", ProcRoot: fakeProc(t, true, "0"), Exec: ex})
-	if err == nil || !strings.Contains(err.Error(), `ipv6 rules line 1: table "filter" is not allowed`) {
+	if err == nil || !strings.Contains(err.Error(), `IPv6 rules line 1: table "filter" is not allowed`) {
 		t.Fatalf("err = %v", err)
 	}
 	if len(ex.calls) != 0 {
@@ -156,7 +156,7 @@ func TestApplyReportsRestoreFailure(t *testing.T) {
 		"iptables-legacy-restore --noflush": "iptables-restore v1.8.9 (legacy): Couldn't load match `owner'\nError occurred at line: 7\n",
 	}}
 	err := Apply(context.Background(), Options{Backend: BackendLegacy, IPv4Rules: validV4, Exec: ex})
-	want := "ipv4 rules: iptables-legacy-restore --noflush failed (backend legacy): exit status 1: iptables-restore v1.8.9 (legacy): Couldn't load match `owner'; Error occurred at line: 7"
+	want := "IPv4 rules: iptables-legacy-restore --noflush failed (backend legacy): exit status 1: iptables-restore v1.8.9 (legacy): Couldn't load match `owner'; Error occurred at line: 7"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant  %s", err, want)
 	}
