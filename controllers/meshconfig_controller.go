@@ -59,7 +59,12 @@ func (r *MeshConfigReconciler) forget(key types.NamespacedName) {
 }
 
 // Reconcile validates, counts, and writes status once, in the deferred patch, only on change.
+// Only the served MeshConfig is judged: the production cache holds no other, and another
+// MeshConfig may be served by another meshkeeper, whose status this one must not overwrite.
 func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ ctrl.Result, err error) {
+	if req.NamespacedName != r.Options.MeshConfig {
+		return ctrl.Result{}, nil
+	}
 	mc := &configv1alpha2.MeshConfig{}
 	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -73,15 +78,12 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 		v.Err = err
 		SetMeshConfigStatus(mc, v, r.Options.now())
 		recordVerdict(KindMeshConfig, req.NamespacedName, mc.Status.Conditions, mc.Status.Findings)
-		if v.Active && v.Err == nil {
+		if len(v.SpecErrs) == 0 && v.Err == nil {
 			recordMeshPods(req.NamespacedName, v.Summary)
 		}
 		err = errors.Join(err, patcher.Patch(ctx, r.Client, mc))
 	}()
 	if v.SpecErrs = ValidateMeshConfig(mc); len(v.SpecErrs) > 0 {
-		return ctrl.Result{}, nil
-	}
-	if v.Active = req.NamespacedName == r.Options.MeshConfig; !v.Active {
 		return ctrl.Result{}, nil
 	}
 	v.Summary, err = r.summarize(ctx, mc)
@@ -142,7 +144,7 @@ func (r *MeshConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	recount := r.recountHandler()
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("drift-meshconfig").
-		For(&configv1alpha2.MeshConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&configv1alpha2.MeshConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}, servedMeshConfig(r.Options.MeshConfig))).
 		Watches(&corev1.Pod{}, recount).
 		Watches(&corev1.Namespace{}, recount).
 		Watches(&corev1.Service{}, recount). // findings compare exclusions with mesh Services

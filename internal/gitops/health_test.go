@@ -265,12 +265,11 @@ func TestHealthOfMeshConfigStatuses(t *testing.T) {
 		want     string
 		mentions string
 	}{
-		"in sync":      {&controllers.MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 3, InSync: 3}}, "Healthy", "3 meshed pods, 3 in sync"},
-		"drifted":      {&controllers.MeshConfigVerdict{Active: true, Summary: drifted}, "Healthy", "kubectl rollout restart deployment/web -n shop"},
-		"failed pods":  {&controllers.MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 3, InSync: 2, Failed: 1}}, "Healthy", "pods not in sync (PodsFailed)"},
-		"not served":   {&controllers.MeshConfigVerdict{}, "Healthy", "not the one the operator serves"},
+		"in sync":      {&controllers.MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 3}}, "Healthy", "3 meshed pods, 3 in sync"},
+		"drifted":      {&controllers.MeshConfigVerdict{Summary: drifted}, "Healthy", "kubectl rollout restart deployment/web -n shop"},
+		"failed pods":  {&controllers.MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 2, Failed: 1}}, "Healthy", "pods not in sync (PodsFailed)"},
 		"invalid":      {&controllers.MeshConfigVerdict{SpecErrs: invalid}, "Degraded", "999.1.1.1/32"},
-		"api error":    {&controllers.MeshConfigVerdict{Active: true, Err: fmt.Errorf("timeout")}, "Progressing", "retrying after: timeout"},
+		"api error":    {&controllers.MeshConfigVerdict{Err: fmt.Errorf("timeout")}, "Progressing", "retrying after: timeout"},
 		"never judged": {nil, "Progressing", ""},
 	}
 	src := script(t)
@@ -281,7 +280,7 @@ func TestHealthOfMeshConfigStatuses(t *testing.T) {
 			mc.Status.ObservedGeneration = conditions.ObservedGenerationUnset
 			if c.v != nil && c.v.Err != nil {
 				// An error after this generation was judged once: the verdict stands, Reconciling says why it is retried.
-				controllers.SetMeshConfigStatus(mc, controllers.MeshConfigVerdict{Active: true}, time.Unix(1e9, 0))
+				controllers.SetMeshConfigStatus(mc, controllers.MeshConfigVerdict{}, time.Unix(1e9, 0))
 			}
 			if c.v != nil {
 				controllers.SetMeshConfigStatus(mc, *c.v, time.Unix(1e9, 0))
