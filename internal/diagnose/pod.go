@@ -119,15 +119,15 @@ func sidecarReady(in PodInput) Check {
 		c.Status = StatusPass
 		c.Reason = fmt.Sprintf("pod is %s, %d/%d containers ready, %s ready", orPhase(pod.Status.Phase), ready, total, injection.SidecarName)
 	case st.State.Waiting != nil && st.State.Waiting.Reason != "" && st.State.Waiting.Reason != "PodInitializing" && st.State.Waiting.Reason != "ContainerCreating":
-		c.Status, c.Code = StatusFail, conditions.SidecarNotReady
+		c.Status, c.Code = StatusFail, CodeSidecarNotReady
 		c.Reason = fmt.Sprintf("%s is waiting (%s) after %d restarts; pod is %s, %d/%d containers ready", injection.SidecarName, st.State.Waiting.Reason, st.RestartCount, orPhase(pod.Status.Phase), ready, total)
 		c.Hint = logs + " --previous"
 	case st.State.Running == nil:
-		c.Status, c.Code = StatusWarn, conditions.SidecarNotReady
+		c.Status, c.Code = StatusWarn, CodeSidecarNotReady
 		c.Reason = fmt.Sprintf("%s has not started yet; pod is %s", injection.SidecarName, orPhase(pod.Status.Phase))
 		c.Hint = fmt.Sprintf("kubectl describe pod %s -n %s", pod.Name, pod.Namespace)
 	default:
-		c.Status, c.Code = StatusFail, conditions.SidecarNotReady
+		c.Status, c.Code = StatusFail, CodeSidecarNotReady
 		c.Reason = fmt.Sprintf("%s is running but not ready (%d restarts); pod is %s, %d/%d containers ready", injection.SidecarName, st.RestartCount, orPhase(pod.Status.Phase), ready, total)
 		c.Hint = logs
 	}
