@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -77,7 +78,7 @@ func (b *podBuilder) osmInit(script string) *podBuilder {
 
 // ourInit adds our init container rendered from cfg and stamps the digest the injector would.
 func (b *podBuilder) ourInit(cfg redirect.Config, generation string) *podBuilder {
-	b.p.Spec.InitContainers = append(b.p.Spec.InitContainers, podspec.InitContainer(redirect.Render(cfg), "meshkeeper/init:v1"))
+	b.p.Spec.InitContainers = append(b.p.Spec.InitContainers, podspec.InitContainer(redirect.Render(cfg), "meshkeeper/init:v1", false))
 	b.annotate(injection.AnnotationExclusionsDigest, cfg.Digest())
 	return b.annotate(injection.AnnotationMeshConfigGeneration, generation)
 }
@@ -152,4 +153,27 @@ func fixture(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// TestBuiltInitContainerIsTheInjectedOne: pods built for these tests carry the init container the
+// injector really adds, security context included, so a check cannot pass here on a container
+// no real pod has.
+func TestBuiltInitContainerIsTheInjectedOne(t *testing.T) {
+	mc := meshConfig(1)
+	cfg, errs := redirect.Effective(injection.MeshSettings(&mc.Spec), nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	built := makePod("p").ourInit(cfg, "1").obj().Spec.InitContainers[0]
+	injected, err := injection.Inject(makePod("p").obj(), &mc.Spec, injection.Options{DefaultInitImage: "meshkeeper/init:v1", DefaultEnvoyImage: "envoy:v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := RedirectionInitContainer(injected)
+	if real == nil {
+		t.Fatal("the injected pod has no redirection init container")
+	}
+	if !equality.Semantic.DeepEqual(built, *real) {
+		t.Errorf("built init container differs from the injected one:\nbuilt    %+v\ninjected %+v", built, *real)
+	}
 }
