@@ -85,8 +85,15 @@ type Config struct {
 	ProbePorts           []uint16
 	HealthcheckPort      uint16
 
-	// sources records who asked for each value of the four merged lists; see Source.
-	sources map[sourceKey]Source
+	// inputs are what the merged lists were read from, kept so that SourceOf can say who asked
+	// for a value. Only drift reports and diagnose ask, so nothing is worked out in advance.
+	inputs configInputs
+}
+
+// configInputs are Effective's inputs as given: slice headers and strings, no copies.
+type configInputs struct {
+	mesh        MeshSettings
+	annotations [4]string // values of the annotations of the four lists, in List order
 }
 
 // The MeshConfig fields under spec.traffic that hold the merged lists; Source and SourceOf name
@@ -114,12 +121,45 @@ type Source struct {
 // Known reports whether anybody asked for the value.
 func (s Source) Known() bool { return s.MeshConfigField != "" || s.Annotation != "" }
 
-type sourceKey struct{ list, value string }
-
 // SourceOf returns who asked for value (a canonical CIDR or a decimal port) in list (one of the
-// List constants); the zero Source when nobody did.
+// List constants); the zero Source when nobody did. It reads the inputs the way Effective does,
+// so a value Effective refused has no source.
 func (c Config) SourceOf(list, value string) Source {
-	return c.sources[sourceKey{list, value}]
+	var src Source
+	in := c.inputs
+	var mesh []string
+	var ann string
+	var canon func(string) (string, bool)
+	switch list {
+	case ListOutboundIPRangeExclusions:
+		mesh, ann, canon = in.mesh.OutboundIPRangeExclusionList, AnnotationOutboundIPRangeExclusionList, canonPrefix
+	case ListOutboundIPRangeInclusions:
+		mesh, ann, canon = in.mesh.OutboundIPRangeInclusionList, AnnotationOutboundIPRangeInclusionList, canonPrefix
+	case ListOutboundPortExclusions:
+		mesh, ann, canon = portTexts(in.mesh.OutboundPortExclusionList), AnnotationOutboundPortExclusionList, canonPort
+	case ListInboundPortExclusions:
+		mesh, ann, canon = portTexts(in.mesh.InboundPortExclusionList), AnnotationInboundPortExclusionList, canonPort
+	default:
+		return src
+	}
+	for _, raw := range mesh {
+		if v, ok := canon(strings.TrimSpace(raw)); ok && v == value {
+			src.MeshConfigField = trafficPath.Child(list).String()
+			src.Spelled = strings.TrimSpace(raw)
+			break
+		}
+	}
+	for _, elem := range strings.Split(in.annotations[listIndex(list)], ",") {
+		elem = strings.TrimSpace(elem)
+		if v, ok := canon(elem); ok && v == value {
+			src.Annotation = ann
+			if src.Spelled == "" {
+				src.Spelled = elem
+			}
+			break
+		}
+	}
+	return src
 }
 
 // PrefixSource is SourceOf for a range.
@@ -130,36 +170,37 @@ func (c Config) PortSource(list string, port uint16) Source {
 	return c.SourceOf(list, strconv.Itoa(int(port)))
 }
 
-// noter records the source of each valid value as the parsers meet it; nil records nothing.
-type noter func(value, spelled string)
-
-// meshNoter records values listed in the MeshConfig field list. The MeshConfig's spelling wins.
-func (c *Config) meshNoter(list string) noter {
-	return func(value, spelled string) {
-		k := sourceKey{list, value}
-		src := c.sources[k]
-		if src.MeshConfigField == "" {
-			src.MeshConfigField = trafficPath.Child(list).String()
-			src.Spelled = spelled
-		}
-		c.sources[k] = src
+func listIndex(list string) int {
+	switch list {
+	case ListOutboundIPRangeExclusions:
+		return 0
+	case ListOutboundIPRangeInclusions:
+		return 1
+	case ListOutboundPortExclusions:
+		return 2
 	}
+	return 3
 }
 
-// annotationNoter records values listed in a pod annotation; Effective runs it after the
-// MeshConfig's, so the annotation's spelling is kept only for values the mesh does not list.
-func (c *Config) annotationNoter(list, annotation string) noter {
-	return func(value, spelled string) {
-		k := sourceKey{list, value}
-		src := c.sources[k]
-		if src.Annotation == "" {
-			src.Annotation = annotation
-			if src.Spelled == "" {
-				src.Spelled = spelled
-			}
-		}
-		c.sources[k] = src
+func canonPrefix(s string) (string, bool) {
+	p, err := ParsePrefix(s)
+	return p.String(), err == nil
+}
+
+func canonPort(s string) (string, bool) {
+	n, err := strconv.Atoi(s)
+	if err != nil || checkPort(n) != nil {
+		return "", false
 	}
+	return strconv.Itoa(n), true
+}
+
+func portTexts(ports []int) []string {
+	out := make([]string, len(ports))
+	for i, n := range ports {
+		out[i] = strconv.Itoa(n)
+	}
+	return out
 }
 
 // baseConfig carries the fixed facts; Effective fills in the sets.
@@ -188,29 +229,33 @@ var (
 // error list is empty.
 func Effective(global MeshSettings, podAnnotations map[string]string) (Config, field.ErrorList) {
 	cfg := baseConfig()
-	cfg.sources = map[sourceKey]Source{}
+	cfg.inputs.mesh = global
+	for i, name := range [...]string{AnnotationOutboundIPRangeExclusionList, AnnotationOutboundIPRangeInclusionList,
+		AnnotationOutboundPortExclusionList, AnnotationInboundPortExclusionList} {
+		cfg.inputs.annotations[i] = podAnnotations[name]
+	}
 	var errs field.ErrorList
 
-	gExcl, e := parsePrefixList(global.OutboundIPRangeExclusionList, trafficPath.Child(ListOutboundIPRangeExclusions), cfg.meshNoter(ListOutboundIPRangeExclusions))
+	gExcl, e := parsePrefixList(global.OutboundIPRangeExclusionList, trafficPath.Child(ListOutboundIPRangeExclusions))
 	errs = append(errs, e...)
-	gIncl, e := parsePrefixList(global.OutboundIPRangeInclusionList, trafficPath.Child(ListOutboundIPRangeInclusions), cfg.meshNoter(ListOutboundIPRangeInclusions))
+	gIncl, e := parsePrefixList(global.OutboundIPRangeInclusionList, trafficPath.Child(ListOutboundIPRangeInclusions))
 	errs = append(errs, e...)
-	gOutPorts, e := parseIntPorts(global.OutboundPortExclusionList, trafficPath.Child(ListOutboundPortExclusions), cfg.meshNoter(ListOutboundPortExclusions))
+	gOutPorts, e := parseIntPorts(global.OutboundPortExclusionList, trafficPath.Child(ListOutboundPortExclusions))
 	errs = append(errs, e...)
-	gInPorts, e := parseIntPorts(global.InboundPortExclusionList, trafficPath.Child(ListInboundPortExclusions), cfg.meshNoter(ListInboundPortExclusions))
+	gInPorts, e := parseIntPorts(global.InboundPortExclusionList, trafficPath.Child(ListInboundPortExclusions))
 	errs = append(errs, e...)
 	ifaces, e := parseInterfaces(global.NetworkInterfaceExclusionList, trafficPath.Child("networkInterfaceExclusionList"))
 	errs = append(errs, e...)
 	mode, e := parseMode(global.LocalProxyMode, sidecarPath.Child("localProxyMode"))
 	errs = append(errs, e...)
 
-	pExcl, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeExclusionList, cfg.annotationNoter(ListOutboundIPRangeExclusions, AnnotationOutboundIPRangeExclusionList))
+	pExcl, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeExclusionList)
 	errs = append(errs, e...)
-	pIncl, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeInclusionList, cfg.annotationNoter(ListOutboundIPRangeInclusions, AnnotationOutboundIPRangeInclusionList))
+	pIncl, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeInclusionList)
 	errs = append(errs, e...)
-	pOutPorts, e := annotationPorts(podAnnotations, AnnotationOutboundPortExclusionList, cfg.annotationNoter(ListOutboundPortExclusions, AnnotationOutboundPortExclusionList))
+	pOutPorts, e := annotationPorts(podAnnotations, AnnotationOutboundPortExclusionList)
 	errs = append(errs, e...)
-	pInPorts, e := annotationPorts(podAnnotations, AnnotationInboundPortExclusionList, cfg.annotationNoter(ListInboundPortExclusions, AnnotationInboundPortExclusionList))
+	pInPorts, e := annotationPorts(podAnnotations, AnnotationInboundPortExclusionList)
 	errs = append(errs, e...)
 
 	cfg.OutboundIPRangeExclusions = mergePrefixes(pExcl, gExcl)
@@ -232,13 +277,13 @@ func ValidateSettings(s MeshSettings, fldPath *field.Path) field.ErrorList {
 	}
 	traffic := fldPath.Child("traffic")
 	var errs field.ErrorList
-	_, e := parsePrefixList(s.OutboundIPRangeExclusionList, traffic.Child(ListOutboundIPRangeExclusions), nil)
+	_, e := parsePrefixList(s.OutboundIPRangeExclusionList, traffic.Child(ListOutboundIPRangeExclusions))
 	errs = append(errs, e...)
-	_, e = parsePrefixList(s.OutboundIPRangeInclusionList, traffic.Child(ListOutboundIPRangeInclusions), nil)
+	_, e = parsePrefixList(s.OutboundIPRangeInclusionList, traffic.Child(ListOutboundIPRangeInclusions))
 	errs = append(errs, e...)
-	_, e = parseIntPorts(s.OutboundPortExclusionList, traffic.Child(ListOutboundPortExclusions), nil)
+	_, e = parseIntPorts(s.OutboundPortExclusionList, traffic.Child(ListOutboundPortExclusions))
 	errs = append(errs, e...)
-	_, e = parseIntPorts(s.InboundPortExclusionList, traffic.Child(ListInboundPortExclusions), nil)
+	_, e = parseIntPorts(s.InboundPortExclusionList, traffic.Child(ListInboundPortExclusions))
 	errs = append(errs, e...)
 	_, e = parseInterfaces(s.NetworkInterfaceExclusionList, traffic.Child("networkInterfaceExclusionList"))
 	errs = append(errs, e...)
@@ -251,13 +296,13 @@ func ValidateSettings(s MeshSettings, fldPath *field.Path) field.ErrorList {
 // webhook. Other annotations are ignored.
 func ValidateAnnotations(podAnnotations map[string]string) field.ErrorList {
 	var errs field.ErrorList
-	_, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeExclusionList, nil)
+	_, e := annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeExclusionList)
 	errs = append(errs, e...)
-	_, e = annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeInclusionList, nil)
+	_, e = annotationPrefixes(podAnnotations, AnnotationOutboundIPRangeInclusionList)
 	errs = append(errs, e...)
-	_, e = annotationPorts(podAnnotations, AnnotationOutboundPortExclusionList, nil)
+	_, e = annotationPorts(podAnnotations, AnnotationOutboundPortExclusionList)
 	errs = append(errs, e...)
-	_, e = annotationPorts(podAnnotations, AnnotationInboundPortExclusionList, nil)
+	_, e = annotationPorts(podAnnotations, AnnotationInboundPortExclusionList)
 	errs = append(errs, e...)
 	return errs
 }
@@ -296,7 +341,7 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return p.Masked(), nil
 }
 
-func parsePrefixList(list []string, path *field.Path, note noter) ([]netip.Prefix, field.ErrorList) {
+func parsePrefixList(list []string, path *field.Path) ([]netip.Prefix, field.ErrorList) {
 	var errs field.ErrorList
 	if len(list) > MaxIPRanges {
 		return nil, field.ErrorList{field.TooMany(path, len(list), MaxIPRanges)}
@@ -307,9 +352,6 @@ func parsePrefixList(list []string, path *field.Path, note noter) ([]netip.Prefi
 		if err != nil {
 			errs = append(errs, field.Invalid(path.Index(i), s, err.Error()))
 			continue
-		}
-		if note != nil {
-			note(p.String(), strings.TrimSpace(s))
 		}
 		out = append(out, p)
 	}
@@ -323,7 +365,7 @@ func checkPort(n int) error {
 	return nil
 }
 
-func parseIntPorts(list []int, path *field.Path, note noter) ([]uint16, field.ErrorList) {
+func parseIntPorts(list []int, path *field.Path) ([]uint16, field.ErrorList) {
 	if len(list) > MaxPorts {
 		return nil, field.ErrorList{field.TooMany(path, len(list), MaxPorts)}
 	}
@@ -333,9 +375,6 @@ func parseIntPorts(list []int, path *field.Path, note noter) ([]uint16, field.Er
 		if err := checkPort(n); err != nil {
 			errs = append(errs, field.Invalid(path.Index(i), n, err.Error()))
 			continue
-		}
-		if note != nil {
-			note(strconv.Itoa(n), strconv.Itoa(n))
 		}
 		out = append(out, uint16(n))
 	}
@@ -415,7 +454,7 @@ func splitAnnotation(name, value string, each func(elem string) error) field.Err
 	return errs
 }
 
-func annotationPrefixes(ann map[string]string, name string, note noter) ([]netip.Prefix, field.ErrorList) {
+func annotationPrefixes(ann map[string]string, name string) ([]netip.Prefix, field.ErrorList) {
 	value, ok := ann[name]
 	if !ok {
 		return nil, nil
@@ -426,9 +465,6 @@ func annotationPrefixes(ann map[string]string, name string, note noter) ([]netip
 		if err != nil {
 			return err
 		}
-		if note != nil {
-			note(p.String(), elem)
-		}
 		out = append(out, p)
 		return nil
 	})
@@ -438,7 +474,7 @@ func annotationPrefixes(ann map[string]string, name string, note noter) ([]netip
 	return out, errs
 }
 
-func annotationPorts(ann map[string]string, name string, note noter) ([]uint16, field.ErrorList) {
+func annotationPorts(ann map[string]string, name string) ([]uint16, field.ErrorList) {
 	value, ok := ann[name]
 	if !ok {
 		return nil, nil
@@ -451,9 +487,6 @@ func annotationPorts(ann map[string]string, name string, note noter) ([]uint16, 
 		}
 		if err := checkPort(n); err != nil {
 			return err
-		}
-		if note != nil {
-			note(strconv.Itoa(n), elem)
 		}
 		out = append(out, uint16(n))
 		return nil
