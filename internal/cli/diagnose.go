@@ -26,6 +26,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/redirect/manifest"
 )
 
 // offlineFlags read objects from files instead of the cluster.
@@ -47,7 +48,7 @@ func readRules(streams genericiooptions.IOStreams, file string) (p *redirect.Par
 	if err != nil {
 		return nil, name, nil, usageError("--rules-file: %v", err)
 	}
-	p, perr := redirect.Parse(data)
+	p, perr := manifest.Parse(data)
 	if perr != nil {
 		var pe *redirect.ParseError
 		if errors.As(perr, &pe) {

@@ -17,6 +17,7 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/redirect/manifest"
 )
 
 func newRulesCommand(streams genericiooptions.IOStreams) *cobra.Command {
@@ -44,7 +45,7 @@ func parseFile(streams genericiooptions.IOStreams, file string) (*redirect.Parse
 	if err != nil {
 		return nil, err
 	}
-	p, err := redirect.Parse(data)
+	p, err := manifest.Parse(data)
 	if err != nil {
 		var pe *redirect.ParseError
 		if errors.As(err, &pe) {

@@ -32,7 +32,7 @@ func deps(t *testing.T) map[string][]string {
 // the webhooks and the controllers alike, so none of them may hold an API client.
 var pure = []string{
 	"internal/analysis", "internal/diagnose", "internal/drift", "internal/injection",
-	"internal/redirect", "internal/redirect/podspec", "internal/validation", "internal/sidecar",
+	"internal/redirect", "internal/redirect/podspec", "internal/redirect/manifest", "internal/validation", "internal/sidecar",
 	"internal/text", "api/conditions",
 }
 

@@ -19,7 +19,7 @@ func TestDiffGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Parse(data)
+	p, err := parseYAML(data)
 	if err != nil {
 		t.Fatal(err)
 	}

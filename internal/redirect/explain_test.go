@@ -71,7 +71,7 @@ func TestExplainOSMInclusions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Parse(data)
+	p, err := parseYAML(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestExplainOSMInclusions(t *testing.T) {
 // built-in policy.
 func TestExplainDuplicatesAndEmpty(t *testing.T) {
 	data, _ := os.ReadFile("testdata/parse-iptables-save.input")
-	p, err := Parse(data)
+	p, err := parseYAML(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"sigs.k8s.io/yaml"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
@@ -26,4 +28,10 @@ func golden(t *testing.T, name, got string) {
 	if string(want) != got {
 		t.Errorf("%s differs from the golden file (run go test -update after checking):\n--- got ---\n%s\n--- want ---\n%s", name, got, want)
 	}
+}
+
+// parseYAML is Parse with a YAML reader, as package manifest provides it: the core's tests read
+// the same manifests users pass to the CLI, and this package cannot import manifest.
+func parseYAML(data []byte) (*Parsed, error) {
+	return ParseWith(data, func(doc []byte, v any) error { return yaml.Unmarshal(doc, v) })
 }

@@ -154,7 +154,7 @@ func TestResolvePodIP(t *testing.T) {
 		t.Error("rules without the placeholder must pass unchanged, without needing a pod IP")
 	}
 	// The resolved text must still parse, with the real address as DNAT destination.
-	parsed, err := Parse([]byte(v4))
+	parsed, err := parseYAML([]byte(v4))
 	if err != nil {
 		t.Fatal(err)
 	}

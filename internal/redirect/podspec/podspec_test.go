@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/redirect/manifest"
 )
 
 func render(t *testing.T, s redirect.MeshSettings) (redirect.Config, redirect.Plan) {
@@ -94,7 +95,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err = redirect.Parse(data)
+	p, err = manifest.Parse(data)
 	if err != nil {
 		t.Fatalf("Parse(pod): %v\n%s", err, data)
 	}
