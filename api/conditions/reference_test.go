@@ -2,7 +2,6 @@ package conditions
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -11,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite docs/conditions.md from the Vocabulary")
+	"github.com/meshkeeper/meshkeeper/internal/golden"
+)
 
 const referencePath = "../../docs/conditions.md"
 
@@ -25,7 +24,7 @@ func TestConditionsReferenceIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := renderReference(docs)
-	if *update {
+	if golden.Updating() {
 		if err := os.WriteFile(referencePath, got, 0o644); err != nil {
 			t.Fatal(err)
 		}

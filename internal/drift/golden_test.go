@@ -1,20 +1,16 @@
 package drift
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // TestEvaluateGolden pins the full text of the verdicts people read in `kubectl describe pod`
 // for the situations of the OSM troubleshooting guide (seed 001) and its v1.2 counterpart.
@@ -51,17 +47,5 @@ func TestEvaluateGolden(t *testing.T) {
 			fmt.Fprintf(&b, "%s=%s %s\n  %s\n", cond.Type, cond.Status, cond.Reason, cond.Message)
 		}
 	}
-	path := filepath.Join("testdata", "evaluate.golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got := b.String(); got != string(want) {
-		t.Errorf("verdicts differ from %s (run with -update and review the diff):\n%s", path, got)
-	}
+	golden.CheckString(t, "evaluate.golden", b.String())
 }

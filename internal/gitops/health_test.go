@@ -3,7 +3,6 @@ package gitops
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,10 +25,9 @@ import (
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/controllers"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 	"github.com/meshkeeper/meshkeeper/internal/status"
 )
-
-var update = flag.Bool("update", false, "rewrite config/argocd/argocd-cm.yaml from the Lua script")
 
 const (
 	argoDir    = "../../config/argocd"
@@ -310,7 +308,7 @@ func TestHealthOfMeshConfigStatuses(t *testing.T) {
 func TestArgoCDConfigMap(t *testing.T) {
 	path := filepath.Join(argoDir, "argocd-cm.yaml")
 	src := script(t)
-	if *update {
+	if golden.Updating() {
 		var b bytes.Buffer
 		b.WriteString(`# Merge into Argo CD's argocd-cm ConfigMap (for example with
 #   kubectl -n argocd patch configmap argocd-cm --patch-file config/argocd/argocd-cm.yaml)

@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // fakeExec records every command and answers from a table keyed by "name arg arg".
 type fakeExec struct {
@@ -238,19 +236,7 @@ COMMIT
 	if st.DeletedHooks != 4 || strings.Join(st.StaleChains, ",") != "OSM_PROXY_OLD" {
 		t.Errorf("stats = %+v, want 4 deleted hooks and stale OSM_PROXY_OLD", st)
 	}
-	golden := filepath.Join("testdata", "restore-replaces-earlier-run.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("restore input differs from %s:\n%s", golden, got)
-	}
+	golden.CheckString(t, "restore-replaces-earlier-run.golden", got)
 	// The DNAT to another address is not ours to remove; -D positions count down so each
 	// deletion leaves the earlier positions valid.
 	for _, line := range []string{"-D PREROUTING 3\n-D PREROUTING 1\n", "-D OUTPUT 3\n-D OUTPUT 1\n"} {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 )
 
 func TestDiffGolden(t *testing.T) {
@@ -27,10 +29,10 @@ func TestDiffGolden(t *testing.T) {
 	if d.Empty() {
 		t.Fatal("difference expected")
 	}
-	golden(t, "diff-seed001-ranges.golden", d.String())
+	golden.CheckString(t, "diff-seed001-ranges.golden", d.String())
 
 	d = Diff(Exclusions{ProxyUID: 1500, Interfaces: []string{"net1"}}, Exclusions{ProxyUID: NoProxyUID, Interfaces: []string{"net2"}})
-	golden(t, "diff-uid-interfaces.golden", d.String())
+	golden.CheckString(t, "diff-uid-interfaces.golden", d.String())
 }
 
 func TestDiffByMeaning(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 )
 
 func describeVerdict(v Verdict) string {
@@ -60,7 +62,7 @@ func TestExplainGolden(t *testing.T) {
 			if tc.kind == VerdictDNAT && v.To != PodIPPlaceholder {
 				t.Errorf("dnat to %q", v.To)
 			}
-			golden(t, "explain-"+tc.name+".golden", describeVerdict(v))
+			golden.CheckString(t, "explain-"+tc.name+".golden", describeVerdict(v))
 		})
 	}
 }

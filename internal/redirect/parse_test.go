@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 )
 
 // describeParsed is the golden form of a parse: format, extracted sets, and each ruleset as
@@ -69,7 +71,7 @@ func TestParseGolden(t *testing.T) {
 				}
 				got = describeParsed(p)
 			}
-			golden(t, name+".golden", got)
+			golden.CheckString(t, name+".golden", got)
 		})
 	}
 }

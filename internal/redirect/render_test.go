@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 )
 
 func mustEffective(t testing.TB, g MeshSettings, ann map[string]string) Config {
@@ -56,7 +58,7 @@ func TestRenderGolden(t *testing.T) {
 	for _, tc := range renderCases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := Render(mustEffective(t, tc.global, tc.ann))
-			golden(t, "render-"+tc.name+".golden", describePlan(p))
+			golden.CheckString(t, "render-"+tc.name+".golden", describePlan(p))
 			if again := Render(mustEffective(t, tc.global, tc.ann)); describePlan(again) != describePlan(p) {
 				t.Error("Render is not deterministic")
 			}
