@@ -21,6 +21,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/diagnose"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
@@ -80,12 +81,7 @@ type skippedCheckJSON struct {
 }
 
 func newDiagnoseCommand(streams genericiooptions.IOStreams) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "diagnose",
-		Short: "Run the troubleshooting runbooks as automated checks",
-	}
-	cmd.AddCommand(newDiagnosePodCommand(streams))
-	return asGroup(cmd, exitUsage)
+	return newGroup("diagnose", "Run the troubleshooting runbooks as automated checks", exitUsage, newDiagnosePodCommand(streams))
 }
 
 func newDiagnosePodCommand(streams genericiooptions.IOStreams) *cobra.Command {
@@ -157,14 +153,17 @@ namespace checks when --objects FILE holds the pod's Namespace.`,
 }
 
 // failLevel is the least severe check status --fail-on turns into exit code 1.
+// parseFailOn reads --fail-on as analyze does; a check has no info level, so info and warning
+// both fail on warnings.
 func parseFailOn(v string) (diagnose.Status, error) {
-	switch strings.ToLower(v) {
-	case "info", "warning", "warn":
-		return diagnose.StatusWarn, nil
-	case "error", "":
+	sev, err := parseSeverity(v)
+	switch {
+	case err != nil:
+		return "", err
+	case sev == conditions.SeverityError:
 		return diagnose.StatusFail, nil
 	}
-	return "", usageError("--fail-on %q: use info, warning or error", v)
+	return diagnose.StatusWarn, nil
 }
 
 func countAtLeast(checks []diagnose.Check, min diagnose.Status) int {

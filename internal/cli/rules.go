@@ -21,15 +21,12 @@ import (
 )
 
 func newRulesCommand(streams genericiooptions.IOStreams) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "rules",
-		Short: "Parse, explain and render pod traffic-redirection rules",
-	}
-	cmd.AddCommand(newRulesParseCommand(streams), newRulesExplainCommand(streams), newRulesRenderCommand(streams))
+	cmd := newGroup("rules", "Parse, explain and render pod traffic-redirection rules", 1,
+		newRulesParseCommand(streams), newRulesExplainCommand(streams), newRulesRenderCommand(streams))
 	// The rules commands keep their own codes (2 means a difference), so their usage errors
 	// stay plain errors.
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
-	return asGroup(cmd, 1)
+	return cmd
 }
 
 func checkOutput(o string) error {

@@ -80,13 +80,7 @@ func RouteInbound(in RouteInput, port uint16, src netip.Addr) (RouteResult, erro
 		}
 	}
 	v := redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionInbound, Src: src.Unmap(), Dst: dst})
-	res.Trace = v.Trace
-	for i := len(v.Trace) - 1; i >= 0; i-- {
-		if s := v.Trace[i]; s.Matched && s.Index > 0 {
-			res.Rule = fmt.Sprintf("%s #%d: %s", s.Chain, s.Index, s.Rule)
-			break
-		}
-	}
+	res.Trace, res.Rule = v.Trace, decidingRule(v.Trace)
 
 	if v.Kind != redirect.VerdictRedirect {
 		res.Path, res.Status = PathBypass, StatusPass

@@ -137,13 +137,7 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 		}
 	}
 	v := redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, UID: uid, Dst: dst})
-	res.Trace = v.Trace
-	for i := len(v.Trace) - 1; i >= 0; i-- {
-		if s := v.Trace[i]; s.Matched && s.Index > 0 {
-			res.Rule = fmt.Sprintf("%s #%d: %s", s.Chain, s.Index, s.Rule)
-			break
-		}
-	}
+	res.Trace, res.Rule = v.Trace, decidingRule(v.Trace)
 	if v.Kind != redirect.VerdictRedirect {
 		res.Path, res.Status = PathBypass, StatusPass
 		switch b, ok := analysis.BypassOf(cfg, dst); {
@@ -219,4 +213,15 @@ func (in RouteInput) podConfig(pod *corev1.Pod) (cfg redirect.Config, valid bool
 		notes = append(notes, "the configuration is invalid, so bypass reasons come from the rules only: "+errs.ToAggregate().Error())
 	}
 	return cfg, len(errs) == 0, notes
+}
+
+// decidingRule names the last rule a packet matched ("CHAIN #N: rule"), the one that decided
+// where it went; empty when only chain policies applied.
+func decidingRule(trace []redirect.Step) string {
+	for i := len(trace) - 1; i >= 0; i-- {
+		if s := trace[i]; s.Matched && s.Index > 0 {
+			return fmt.Sprintf("%s #%d: %s", s.Chain, s.Index, s.Rule)
+		}
+	}
+	return ""
 }

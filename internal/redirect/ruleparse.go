@@ -444,12 +444,17 @@ func (rp *ruleParser) jump(t tok) *posError {
 	return nil
 }
 
+// targetValue reads the value of an option of target kind (named for messages).
+func (rp *ruleParser) targetValue(t tok, kind TargetKind, name string) (tok, *posError) {
+	if rp.rc.rule.Target.Kind != kind {
+		return tok{}, errAt(t.off, t.s+" is only valid after -j "+name)
+	}
+	return rp.value(t.s)
+}
+
 func (rp *ruleParser) toPorts(t tok) *posError {
 	r := &rp.rc.rule
-	if r.Target.Kind != TargetRedirect {
-		return errAt(t.off, t.s+" is only valid after -j REDIRECT")
-	}
-	v, err := rp.value(t.s)
+	v, err := rp.targetValue(t, TargetRedirect, "REDIRECT")
 	if err != nil {
 		return err
 	}
@@ -463,10 +468,7 @@ func (rp *ruleParser) toPorts(t tok) *posError {
 
 func (rp *ruleParser) toDestination(t tok) *posError {
 	r := &rp.rc.rule
-	if r.Target.Kind != TargetDNAT {
-		return errAt(t.off, t.s+" is only valid after -j DNAT")
-	}
-	v, err := rp.value(t.s)
+	v, err := rp.targetValue(t, TargetDNAT, "DNAT")
 	if err != nil {
 		return err
 	}
