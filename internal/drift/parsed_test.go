@@ -10,7 +10,7 @@ import (
 
 // Rules read from elsewhere (iptables-save inside the pod) are judged like the init container's.
 func TestCheckParsedExclusionsInSync(t *testing.T) {
-	pod := makePod("web").sidecar().osmInit(fixture(t, "seed001-basic.sh")).obj()
+	pod := makePod("web").Sidecar().OSMInit(fixture(t, "seed001-basic.sh")).Obj()
 	ranges, err := redirect.Parse([]byte(fixture(t, "seed001-ranges.sh")))
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ var clientPackages = []string{
 
 // testSupport packages start control planes, fake OSM or enter network namespaces; only tests
 // and the demo may link them.
-var testSupport = []string{"internal/demo", "internal/osmtest", "internal/testenv", "internal/netnstest", "internal/gitops", "internal/layers", "internal/golden"}
+var testSupport = []string{"internal/demo", "internal/osmtest", "internal/testenv", "internal/netnstest", "internal/gitops", "internal/layers", "internal/golden", "internal/podtest"}
 
 func TestPurePackagesHoldNoClient(t *testing.T) {
 	m := deps(t)
