@@ -262,3 +262,19 @@ func TestOnlyTheServedMeshConfigIsJudged(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRecountWatchesEachKindOnce: the MeshConfig controller once watched Services twice, which
+// registered two handlers on the one Service informer and recounted twice per Service event.
+func TestRecountWatchesEachKindOnce(t *testing.T) {
+	seen := map[reflect.Type]bool{}
+	for _, obj := range recountOn() {
+		typ := reflect.TypeOf(obj)
+		if seen[typ] {
+			t.Errorf("%v is watched twice", typ)
+		}
+		seen[typ] = true
+	}
+	if !seen[reflect.TypeOf(&corev1.Service{})] {
+		t.Error("Services are not watched: the findings would miss Service changes")
+	}
+}

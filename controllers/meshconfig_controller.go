@@ -141,14 +141,21 @@ func (r *MeshConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Options.APIs.NoMeshConfigStatus && r.memo == nil {
 		r.memo = status.NewMemo()
 	}
-	recount := r.recountHandler()
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("drift-meshconfig").
-		For(&configv1alpha2.MeshConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}, servedMeshConfig(r.Options.MeshConfig))).
-		Watches(&corev1.Pod{}, recount).
-		Watches(&corev1.Namespace{}, recount).
-		Watches(&corev1.Service{}, recount). // findings compare exclusions with mesh Services
-		Complete(r)
+		For(&configv1alpha2.MeshConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}, servedMeshConfig(r.Options.MeshConfig)))
+	recount := r.recountHandler()
+	for _, obj := range recountOn() {
+		b = b.Watches(obj, recount)
+	}
+	return b.Complete(r)
+}
+
+// recountOn lists the kinds whose events recount the served MeshConfig's pods, once each: a kind
+// listed twice would register a second handler on its informer and recount twice per event.
+// Services are here because the findings compare exclusions with mesh Services.
+func recountOn() []client.Object {
+	return []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &corev1.Service{}}
 }
 
 func (r *MeshConfigReconciler) recountHandler() handler.EventHandler {
