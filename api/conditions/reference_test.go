@@ -6,7 +6,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,20 +22,7 @@ func TestConditionsReferenceIsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := renderReference(docs)
-	if golden.Updating() {
-		if err := os.WriteFile(referencePath, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(referencePath)
-	if err != nil {
-		t.Fatalf("%v (run: go test ./api/conditions -run TestConditionsReferenceIsCurrent -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("docs/conditions.md is out of date; run: go test ./api/conditions -run TestConditionsReferenceIsCurrent -update")
-	}
+	golden.CheckFile(t, referencePath, renderReference(docs))
 }
 
 // constantDocs maps each string constant's value to the doc comments of the constants that hold

@@ -394,11 +394,17 @@ func (rp *ruleParser) dports(t tok) *posError {
 	return nil
 }
 
-func (rp *ruleParser) uidOwner(t tok) *posError {
-	if !rp.mOwner {
-		return errAt(t.off, "--uid-owner needs -m owner before it")
+// matchValue reads the value of an option of match module name, loaded says whether -m name came
+// before it.
+func (rp *ruleParser) matchValue(t tok, loaded bool, name string) (tok, *posError) {
+	if !loaded {
+		return tok{}, errAt(t.off, t.s+" needs -m "+name+" before it")
 	}
-	v, err := rp.value(t.s)
+	return rp.value(t.s)
+}
+
+func (rp *ruleParser) uidOwner(t tok) *posError {
+	v, err := rp.matchValue(t, rp.mOwner, "owner")
 	if err != nil {
 		return err
 	}
@@ -412,10 +418,7 @@ func (rp *ruleParser) uidOwner(t tok) *posError {
 }
 
 func (rp *ruleParser) comment(t tok) *posError {
-	if !rp.mComment {
-		return errAt(t.off, "--comment needs -m comment before it")
-	}
-	v, err := rp.value(t.s)
+	v, err := rp.matchValue(t, rp.mComment, "comment")
 	if err != nil {
 		return err
 	}
