@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -13,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
@@ -136,18 +139,17 @@ func TestSetMeshConfigStatus(t *testing.T) {
 		v    MeshConfigVerdict
 		want want
 	}{
-		{"in sync", MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 3, InSync: 3}},
+		{"in sync", MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 3}},
 			want{"True", conditions.Succeeded, "", "", "True/InSync", 5, []string{"3 meshed pods, 3 in sync"}}},
-		{"drifted pods leave Ready True; PodsInSync names them and the fix", MeshConfigVerdict{Active: true, Summary: drifted},
+		{"drifted pods leave Ready True; PodsInSync names them and the fix", MeshConfigVerdict{Summary: drifted},
 			want{"True", conditions.Succeeded, "", "", "False/Drifted", 5, []string{"2 of 3 meshed pods", "(generation 5)", "a/b, a/c",
 				"kubectl rollout restart deployment/web -n a", "meshkeeper.io/auto-restart=true"}}},
-		{"failed pods", MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 3, InSync: 2, Failed: 1}},
+		{"failed pods", MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 2, Failed: 1}},
 			want{"True", conditions.Succeeded, "", "", "False/PodsFailed", 5, []string{"1 of 3 meshed pods lack their sidecar or their redirection failed"}}},
 		{"invalid spec", MeshConfigVerdict{SpecErrs: field.ErrorList{field.Invalid(field.NewPath("spec", "traffic", "outboundIPRangeExclusionList").Index(0), "999.1.1.1/32", "bad")}},
 			want{"False", conditions.InvalidSpec, "True", "", "Unknown/InvalidSpec", 5, nil}},
-		{"transient error keeps observedGeneration", MeshConfigVerdict{Active: true, Err: errors.New("cache not synced")},
+		{"transient error keeps observedGeneration", MeshConfigVerdict{Err: errors.New("cache not synced")},
 			want{"False", conditions.ReconcileFailed, "", "True", "absent", conditions.ObservedGenerationUnset, nil}},
-		{"not the served MeshConfig", MeshConfigVerdict{}, want{"True", conditions.Succeeded, "", "", "Unknown/Ignored", 5, nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,14 +183,14 @@ func TestSetMeshConfigStatus(t *testing.T) {
 			if st.ObservedGeneration != tt.want.observed {
 				t.Errorf("observedGeneration %d, want %d", st.ObservedGeneration, tt.want.observed)
 			}
-			if tt.v.Active && st.Pods.Drifted != tt.v.Summary.Drifted {
+			if len(tt.v.SpecErrs) == 0 && tt.v.Err == nil && st.Pods.Drifted != tt.v.Summary.Drifted {
 				t.Errorf("pods %+v", st.Pods)
 			}
 		})
 	}
 	t.Run("unchanged verdict keeps lastTransitionTime", func(t *testing.T) {
 		mc := fresh()
-		v := MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 1, InSync: 1}}
+		v := MeshConfigVerdict{Summary: drift.Summary{Meshed: 1, InSync: 1}}
 		SetMeshConfigStatus(mc, v, now)
 		SetMeshConfigStatus(mc, v, now.Add(time.Hour))
 		if r := meta.FindStatusCondition(mc.Status.Conditions, conditions.Ready); !r.LastTransitionTime.Time.Equal(now) {
@@ -217,5 +219,62 @@ func TestRestartDue(t *testing.T) {
 	}
 	if !optedIn(map[string]string{AnnotationAutoRestart: "true"}) || optedIn(map[string]string{AnnotationAutoRestart: "yes"}) || optedIn(nil) {
 		t.Error("only the exact value \"true\" opts in")
+	}
+}
+
+// TestInvalidMeshConfigDropsOlderFindings: findings describe observedGeneration, as on Egress
+// and IngressBackend. When an edit makes the spec invalid, observedGeneration moves to it, so the
+// findings of the generation before must go with it.
+func TestInvalidMeshConfigDropsOlderFindings(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	mc := &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Generation: 4}}
+	SetMeshConfigStatus(mc, MeshConfigVerdict{Summary: drift.Summary{Meshed: 1, InSync: 1}}, now)
+	mc.Status.Findings = []conditions.Finding{{Code: "ServiceCIDRExcluded", Severity: "Error", Message: "from generation 4"}}
+	mc.Generation = 5
+	SetMeshConfigStatus(mc, MeshConfigVerdict{SpecErrs: field.ErrorList{field.Invalid(field.NewPath("spec", "traffic", "outboundPortExclusionList").Index(0), 70000, "bad")}}, now)
+	if mc.Status.ObservedGeneration != 5 {
+		t.Fatalf("observedGeneration %d, want 5", mc.Status.ObservedGeneration)
+	}
+	if len(mc.Status.Findings) != 0 {
+		t.Errorf("generation 5 is invalid but status.findings still holds generation 4's: %+v", mc.Status.Findings)
+	}
+}
+
+// nothingTouched fails the test on any read or write: a reconciler handed a key it does not
+// serve must not even look at it.
+type nothingTouched struct {
+	client.Client
+	t *testing.T
+}
+
+func (c nothingTouched) Get(_ context.Context, key client.ObjectKey, _ client.Object, _ ...client.GetOption) error {
+	c.t.Errorf("read %s", key)
+	return nil
+}
+
+// TestOnlyTheServedMeshConfigIsJudged: the production cache holds only the served MeshConfig, and
+// any other may be served by another meshkeeper; this one never writes a verdict on it.
+func TestOnlyTheServedMeshConfigIsJudged(t *testing.T) {
+	r := &MeshConfigReconciler{Client: nothingTouched{t: t}}
+	r.Options.MeshConfig = types.NamespacedName{Namespace: "osm-system", Name: "osm-mesh-config"}
+	other := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "other-mesh", Name: "osm-mesh-config"}}
+	if _, err := r.Reconcile(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecountWatchesEachKindOnce: the MeshConfig controller once watched Services twice, which
+// registered two handlers on the one Service informer and recounted twice per Service event.
+func TestRecountWatchesEachKindOnce(t *testing.T) {
+	seen := map[reflect.Type]bool{}
+	for _, obj := range recountOn() {
+		typ := reflect.TypeOf(obj)
+		if seen[typ] {
+			t.Errorf("%v is watched twice", typ)
+		}
+		seen[typ] = true
+	}
+	if !seen[reflect.TypeOf(&corev1.Service{})] {
+		t.Error("Services are not watched: the findings would miss Service changes")
 	}
 }

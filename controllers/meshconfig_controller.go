@@ -59,7 +59,12 @@ func (r *MeshConfigReconciler) forget(key types.NamespacedName) {
 }
 
 // Reconcile validates, counts, and writes status once, in the deferred patch, only on change.
+// Only the served MeshConfig is judged: the production cache holds no other, and another
+// MeshConfig may be served by another meshkeeper, whose status this one must not overwrite.
 func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ ctrl.Result, err error) {
+	if req.NamespacedName != r.Options.MeshConfig {
+		return ctrl.Result{}, nil
+	}
 	mc := &configv1alpha2.MeshConfig{}
 	if err := r.Client.Get(ctx, req.NamespacedName, mc); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -73,15 +78,12 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 		v.Err = err
 		SetMeshConfigStatus(mc, v, r.Options.now())
 		recordVerdict(KindMeshConfig, req.NamespacedName, mc.Status.Conditions, mc.Status.Findings)
-		if v.Active && v.Err == nil {
+		if len(v.SpecErrs) == 0 && v.Err == nil {
 			recordMeshPods(req.NamespacedName, v.Summary)
 		}
 		err = errors.Join(err, patcher.Patch(ctx, r.Client, mc))
 	}()
 	if v.SpecErrs = ValidateMeshConfig(mc); len(v.SpecErrs) > 0 {
-		return ctrl.Result{}, nil
-	}
-	if v.Active = req.NamespacedName == r.Options.MeshConfig; !v.Active {
 		return ctrl.Result{}, nil
 	}
 	v.Summary, err = r.summarize(ctx, mc)
@@ -108,7 +110,7 @@ func (r *MeshConfigReconciler) summarize(ctx context.Context, mc *configv1alpha2
 	now := r.Options.now()
 	for i := range namespaces.Items {
 		ns := &namespaces.Items[i]
-		if !monitored(ns, r.Options.Selection.MeshName) {
+		if !injection.InMesh(ns, r.Options.Selection.MeshName) {
 			continue
 		}
 		pods := &corev1.PodList{}
@@ -139,14 +141,21 @@ func (r *MeshConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Options.APIs.NoMeshConfigStatus && r.memo == nil {
 		r.memo = status.NewMemo()
 	}
-	recount := r.recountHandler()
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("drift-meshconfig").
-		For(&configv1alpha2.MeshConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Pod{}, recount).
-		Watches(&corev1.Namespace{}, recount).
-		Watches(&corev1.Service{}, recount). // findings compare exclusions with mesh Services
-		Complete(r)
+		For(&configv1alpha2.MeshConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}, servedMeshConfig(r.Options.MeshConfig)))
+	recount := r.recountHandler()
+	for _, obj := range recountOn() {
+		b = b.Watches(obj, recount)
+	}
+	return b.Complete(r)
+}
+
+// recountOn lists the kinds whose events recount the served MeshConfig's pods, once each: a kind
+// listed twice would register a second handler on its informer and recount twice per event.
+// Services are here because the findings compare exclusions with mesh Services.
+func recountOn() []client.Object {
+	return []client.Object{&corev1.Pod{}, &corev1.Namespace{}, &corev1.Service{}}
 }
 
 func (r *MeshConfigReconciler) recountHandler() handler.EventHandler {

@@ -21,9 +21,7 @@ type MeshConfigVerdict struct {
 	SpecErrs field.ErrorList
 	// Err stopped the reconcile (API errors); it is retried.
 	Err error
-	// Active: this is the MeshConfig the operator serves, so its pods were counted.
-	Active bool
-	// Summary counts the pods of the mesh (only when Active).
+	// Summary counts the pods of the mesh.
 	Summary drift.Summary
 }
 
@@ -31,7 +29,8 @@ type MeshConfigVerdict struct {
 // Ready says whether the spec is valid and served, never whether pods have restarted since, so
 // kstatus reads a valid MeshConfig as Current even while pods still run older rules. Those are
 // reported by PodsInSync, which kstatus ignores. observedGeneration moves only when this
-// generation reached a verdict.
+// generation reached a verdict, and findings always belong to that generation, as on Egress and
+// IngressBackend: an invalid spec has none, rather than keeping the previous generation's.
 func SetMeshConfigStatus(mc *configv1alpha2.MeshConfig, v MeshConfigVerdict, now time.Time) {
 	st := &mc.Status
 	o := status.Outcome{Generation: mc.Generation, Err: v.Err}
@@ -44,11 +43,8 @@ func SetMeshConfigStatus(mc *configv1alpha2.MeshConfig, v MeshConfigVerdict, now
 			v.SpecErrs.ToAggregate().Error()
 		o.Problems = []status.Problem{{Type: conditions.Ready, Reason: conditions.InvalidSpec, Message: msg, Stalls: true}}
 		podsInSync(metav1.ConditionUnknown, conditions.InvalidSpec, "pods are not judged while the spec is invalid: the exclusions they should have are unknown")
+		st.Findings = nil
 	case v.Err != nil:
-	case !v.Active:
-		o.Summary = "spec is valid; this MeshConfig is not the one the operator serves, so no pods are judged against it"
-		podsInSync(metav1.ConditionUnknown, conditions.Ignored, "this MeshConfig is not the one the operator serves, so no pods are judged against it")
-		st.Pods, st.DriftedPods = configv1alpha2.PodSummary{}, nil
 	default:
 		s := v.Summary
 		st.Pods = configv1alpha2.PodSummary{Meshed: s.Meshed, InSync: s.InSync, Drifted: s.Drifted, Failed: s.Failed}

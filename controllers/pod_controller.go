@@ -121,13 +121,7 @@ func (r *PodReconciler) gather(ctx context.Context, pod *corev1.Pod) (drift.Inpu
 // merged by type on the server, so the kubelet's conditions, which the cache does not even hold,
 // cannot be dropped or rolled back by this write.
 func (r *PodReconciler) patchConditions(ctx context.Context, pod *corev1.Pod, conds []corev1.PodCondition) error {
-	var own []corev1.PodCondition
-	for _, c := range conds {
-		if drift.Owned(c.Type) {
-			own = append(own, c)
-		}
-	}
-	data, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": own}})
+	data, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": drift.OwnedConditions(conds)}})
 	if err != nil {
 		return err
 	}
@@ -143,32 +137,20 @@ func (r *PodReconciler) patchConditions(ctx context.Context, pod *corev1.Pod, co
 
 // ours decides whether this operator judges the pod: every pod of a namespace in our mesh, and,
 // so that they do not keep stale verdicts, pods carrying our conditions in a namespace that left
-// every mesh. Pods of another mesh, or injected against another MeshConfig, belong to the
-// operator serving that mesh.
+// the mesh (unlabelled, ignored or a system namespace). Pods of another mesh, or injected against
+// another MeshConfig, belong to the operator serving that mesh.
 func (r *PodReconciler) ours(ns *corev1.Namespace, pod *corev1.Pod) bool {
-	if monitored(ns, r.Options.Selection.MeshName) {
+	switch injection.NamespaceMembership(ns, r.Options.Selection.MeshName) {
+	case injection.Member:
 		return true
+	case injection.OtherMesh:
+		return false
 	}
-	if _, other := ns.Labels[injection.LabelMonitoredBy]; other || !hasOwnedCondition(pod) {
+	if !drift.HasOwnedCondition(pod.Status.Conditions) {
 		return false
 	}
 	stamp, ok := pod.Annotations[injection.AnnotationMeshConfig]
 	return !ok || stamp == r.Options.MeshConfig.String()
-}
-
-func hasOwnedCondition(pod *corev1.Pod) bool {
-	for _, c := range pod.Status.Conditions {
-		if drift.Owned(c.Type) {
-			return true
-		}
-	}
-	return false
-}
-
-// monitored reports whether a namespace belongs to the mesh (any mesh when meshName is empty).
-func monitored(ns *corev1.Namespace, meshName string) bool {
-	v, ok := ns.Labels[injection.LabelMonitoredBy]
-	return ok && (meshName == "" || v == meshName)
 }
 
 // SetupWithManager registers the controller, its index and its watches.
@@ -218,7 +200,7 @@ func (r *PodReconciler) meshedPods(ctx context.Context, o client.Object) []recon
 	}
 	inMesh := make(map[string]bool, len(namespaces.Items))
 	for i := range namespaces.Items {
-		inMesh[namespaces.Items[i].Name] = monitored(&namespaces.Items[i], r.Options.Selection.MeshName)
+		inMesh[namespaces.Items[i].Name] = injection.InMesh(&namespaces.Items[i], r.Options.Selection.MeshName)
 	}
 	pods := &corev1.PodList{}
 	if err := r.Client.List(ctx, pods, client.MatchingFields{IndexPodMeshed: "true"}, client.UnsafeDisableDeepCopy); err != nil {

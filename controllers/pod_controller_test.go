@@ -232,13 +232,7 @@ func assertKubeletConditions(t *testing.T, pod *corev1.Pod, want []corev1.PodCon
 }
 
 func ownConditions(pod *corev1.Pod) []corev1.PodCondition {
-	var out []corev1.PodCondition
-	for _, c := range pod.Status.Conditions {
-		if drift.Owned(c.Type) {
-			out = append(out, c)
-		}
-	}
-	return out
+	return drift.OwnedConditions(pod.Status.Conditions)
 }
 
 // TestPodsOfAnotherMeshAreLeftAlone runs the operator of one mesh next to pods of another mesh

@@ -88,11 +88,9 @@ func TrimPod(obj any) (any, error) {
 	}
 
 	out.Status.Phase = pod.Status.Phase
-	for _, c := range pod.Status.Conditions {
-		if drift.Owned(c.Type) {
-			c.Type, c.Reason, c.Message = corev1.PodConditionType(intern(string(c.Type))), intern(c.Reason), intern(c.Message)
-			out.Status.Conditions = append(out.Status.Conditions, c)
-		}
+	for _, c := range drift.OwnedConditions(pod.Status.Conditions) {
+		c.Type, c.Reason, c.Message = corev1.PodConditionType(intern(string(c.Type))), intern(c.Reason), intern(c.Message)
+		out.Status.Conditions = append(out.Status.Conditions, c)
 	}
 	if ic := drift.RedirectionInitContainer(pod); ic != nil {
 		for _, st := range pod.Status.InitContainerStatuses {

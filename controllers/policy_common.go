@@ -223,7 +223,7 @@ func monitoredNamespaces(ctx context.Context, c client.Reader, meshName string) 
 	}
 	out := make(map[string]bool, len(list.Items))
 	for i := range list.Items {
-		if analysis.Monitored(&list.Items[i], meshName) {
+		if injection.InMesh(&list.Items[i], meshName) {
 			out[list.Items[i].Name] = true
 		}
 	}

@@ -35,7 +35,7 @@ func (w *writeMemo) alreadyWritten(key types.NamespacedName, rv string, conds []
 	if !ok {
 		return false
 	}
-	if e.basedOn == rv && slices.EqualFunc(e.conds, ownedOf(conds), sameVerdict) {
+	if e.basedOn == rv && slices.EqualFunc(e.conds, drift.OwnedConditions(conds), sameVerdict) {
 		return true
 	}
 	delete(w.m, key)
@@ -45,23 +45,13 @@ func (w *writeMemo) alreadyWritten(key types.NamespacedName, rv string, conds []
 func (w *writeMemo) record(key types.NamespacedName, basedOn string, conds []corev1.PodCondition) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.m[key] = memoEntry{basedOn: basedOn, conds: ownedOf(conds)}
+	w.m[key] = memoEntry{basedOn: basedOn, conds: drift.OwnedConditions(conds)}
 }
 
 func (w *writeMemo) forget(key types.NamespacedName) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.m, key)
-}
-
-func ownedOf(conds []corev1.PodCondition) []corev1.PodCondition {
-	var out []corev1.PodCondition
-	for _, c := range conds {
-		if drift.Owned(c.Type) {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 func sameVerdict(a, b corev1.PodCondition) bool {

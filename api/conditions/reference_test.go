@@ -2,18 +2,16 @@ package conditions
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite docs/conditions.md from the Vocabulary")
+	"github.com/meshkeeper/meshkeeper/internal/golden"
+)
 
 const referencePath = "../../docs/conditions.md"
 
@@ -24,20 +22,7 @@ func TestConditionsReferenceIsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := renderReference(docs)
-	if *update {
-		if err := os.WriteFile(referencePath, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(referencePath)
-	if err != nil {
-		t.Fatalf("%v (run: go test ./api/conditions -run TestConditionsReferenceIsCurrent -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("docs/conditions.md is out of date; run: go test ./api/conditions -run TestConditionsReferenceIsCurrent -update")
-	}
+	golden.CheckFile(t, referencePath, renderReference(docs))
 }
 
 // constantDocs maps each string constant's value to the doc comments of the constants that hold

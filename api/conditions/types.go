@@ -35,7 +35,7 @@ const (
 	// ResolvedRefs says every object the spec refers to (service accounts, services, matches)
 	// exists and fits. Polarity: normal.
 	//   True:    ResolvedRefs.
-	//   False:   RefNotFound, InvalidRef, TargetPortMismatch.
+	//   False:   RefNotFound, TargetPortMismatch.
 	//   Unknown: Pending.
 	ResolvedRefs = "ResolvedRefs"
 	// PodsInSync is the MeshConfig's verdict on the meshed pods it governs. It is separate from
@@ -47,9 +47,8 @@ const (
 	//   False:   Drifted (the message names pods and the restart commands, or the
 	//            meshkeeper.io/auto-restart annotation), PodsFailed (pods lack their sidecar
 	//            or their redirection failed).
-	//   Unknown: Pending (not counted yet), InvalidSpec (the desired exclusions are unknown),
-	//            Ignored (this MeshConfig is not the one the operator serves, so no pods are
-	//            judged against it).
+	//   Unknown: Pending (not counted yet), InvalidSpec (the desired exclusions are unknown).
+	//   Only the served MeshConfig carries it; others are left to whoever serves them.
 	PodsInSync = "PodsInSync"
 )
 
@@ -60,7 +59,6 @@ const (
 	// Polarity: normal.
 	//   True:    Injected.
 	//   False:   NotMeshed, InjectionDisabled, HostNetwork, SidecarMissing.
-	//   Unknown: SidecarNotReady (the sidecar is present but has not become ready yet).
 	PodSidecarInjected = "meshkeeper.io/SidecarInjected"
 
 	// PodRedirectionApplied says the init container installed the redirection rules.
@@ -75,8 +73,9 @@ const (
 	// so a False here is fixed by restarting the pod. Polarity: normal.
 	//   True:    InSync.
 	//   False:   Drifted.
-	//   Unknown: NotMeshed, InitContainerPending, SidecarNotReady, InvalidSpec (the MeshConfig or
-	//            the pod's annotations are invalid, so the desired exclusions are unknown),
+	//   Unknown: InitContainerPending (inherited from RedirectionApplied), InvalidSpec (the
+	//            MeshConfig or the pod's annotations are invalid, so the desired exclusions are
+	//            unknown), MeshConfigNotFound (there is no desired state),
 	//            RulesUnreadable (the rendered rules cannot be parsed, so what the pod runs is
 	//            unknown; the message carries the parse error and its position).
 	PodExclusionsInSync = "meshkeeper.io/ExclusionsInSync"
@@ -113,8 +112,6 @@ const (
 	ResolvedRefsReason = "ResolvedRefs"
 	// RefNotFound: a referenced object does not exist.
 	RefNotFound = "RefNotFound"
-	// InvalidRef: a reference names a kind or group meshkeeper does not support.
-	InvalidRef = "InvalidRef"
 	// Bypassed: traffic the object governs bypasses the sidecar, so the object is not enforced.
 	Bypassed = "Bypassed"
 	// TargetPortMismatch: an IngressBackend port matches no targetPort of its Service, so OSM
@@ -132,8 +129,6 @@ const (
 	// SidecarMissing: the pod should carry a sidecar but does not (created before the namespace
 	// joined the mesh, or admitted while the injector was down).
 	SidecarMissing = "SidecarMissing"
-	// SidecarNotReady: the sidecar exists but is not ready.
-	SidecarNotReady = "SidecarNotReady"
 	// Applied: the init container exited successfully.
 	Applied = "Applied"
 	// InitContainerFailed: the init container exited with an error; the pod has no redirection.
@@ -195,16 +190,15 @@ var Vocabulary = []TypeInfo{
 		Unknown: []string{Pending}},
 	{Type: ResolvedRefs, Polarity: PositivePolarity,
 		True:    []string{ResolvedRefsReason},
-		False:   []string{RefNotFound, InvalidRef, TargetPortMismatch},
+		False:   []string{RefNotFound, TargetPortMismatch},
 		Unknown: []string{Pending}},
 	{Type: PodsInSync, Polarity: PositivePolarity,
 		True:    []string{InSync},
 		False:   []string{Drifted, PodsFailed},
-		Unknown: []string{Pending, InvalidSpec, Ignored}},
+		Unknown: []string{Pending, InvalidSpec}},
 	{Type: PodSidecarInjected, Polarity: PositivePolarity, Pod: true,
-		True:    []string{Injected},
-		False:   []string{NotMeshed, InjectionDisabled, HostNetwork, SidecarMissing},
-		Unknown: []string{SidecarNotReady}},
+		True:  []string{Injected},
+		False: []string{NotMeshed, InjectionDisabled, HostNetwork, SidecarMissing}},
 	{Type: PodRedirectionApplied, Polarity: PositivePolarity, Pod: true,
 		True:    []string{Applied},
 		False:   []string{InitContainerFailed, InitContainerMissing},
@@ -212,7 +206,7 @@ var Vocabulary = []TypeInfo{
 	{Type: PodExclusionsInSync, Polarity: PositivePolarity, Pod: true,
 		True:    []string{InSync},
 		False:   []string{Drifted},
-		Unknown: []string{NotMeshed, InitContainerPending, SidecarNotReady, InvalidSpec, RulesUnreadable, MeshConfigNotFound}},
+		Unknown: []string{InitContainerPending, InvalidSpec, RulesUnreadable, MeshConfigNotFound}},
 }
 
 // Lookup returns the documentation of a condition type.

@@ -126,10 +126,10 @@ func TestAllowed(t *testing.T) {
 		{PodsInSync, "True", InSync, true},
 		{PodsInSync, "False", Drifted, true},
 		{PodsInSync, "False", PodsFailed, true},
-		{PodsInSync, "Unknown", Ignored, true},
+		{PodsInSync, "Unknown", Ignored, false},
 		{PodsInSync, "Unknown", InvalidSpec, true},
 		{PodRedirectionApplied, "False", InitContainerFailed, true},
-		{PodSidecarInjected, "Unknown", SidecarNotReady, true},
+		{PodExclusionsInSync, "Unknown", NotMeshed, false},
 		{"Bogus", "True", Succeeded, false},
 	}
 	for _, tt := range tests {

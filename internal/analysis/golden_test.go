@@ -3,40 +3,16 @@ package analysis
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
-
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run with -update after checking):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 // seed003 is the cluster of seed 003, with a few more ways to get it wrong: the external Redis
 // 10.0.0.6 on 7000-7003, a ClusterIP Service on 7000, a headless one on 7001, and a pod whose
@@ -64,7 +40,7 @@ func TestGoldenSeed003Findings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "seed003-findings.json", append(got, '\n'))
+	golden.Check(t, "seed003-findings.json", append(got, '\n'))
 }
 
 func TestGoldenSeed003Trace(t *testing.T) {
@@ -82,5 +58,5 @@ func TestGoldenSeed003Trace(t *testing.T) {
 			buf.WriteString("  " + Trace(ti, netip.MustParseAddrPort(d)).String() + "\n")
 		}
 	}
-	checkGolden(t, "seed003-trace.txt", buf.Bytes())
+	golden.Check(t, "seed003-trace.txt", buf.Bytes())
 }

@@ -131,20 +131,6 @@ func Listeners(svc *corev1.Service) []Listener {
 	return out
 }
 
-// Monitored reports whether a namespace is part of the mesh named meshName (any mesh when empty),
-// with the same rules the injector applies: kube-system and namespaces labelled
-// openservicemesh.io/ignore never are.
-func Monitored(ns *corev1.Namespace, meshName string) bool {
-	if ns == nil || ns.Name == injection.NamespaceKubeSystem {
-		return false
-	}
-	if _, ok := ns.Labels[injection.LabelIgnore]; ok {
-		return false
-	}
-	v, ok := ns.Labels[injection.LabelMonitoredBy]
-	return ok && (meshName == "" || v == meshName)
-}
-
 // meshListeners returns the listeners of the Services in monitored namespaces, sorted by
 // Service then port, so that every finding built from them is stable.
 func meshListeners(services []corev1.Service, monitored map[string]bool) []Listener {

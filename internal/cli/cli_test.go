@@ -2,17 +2,14 @@ package cli
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
+	"github.com/meshkeeper/meshkeeper/internal/golden"
+)
 
 func run(stdin string, args ...string) (stdout, stderr string, code int) {
 	var out, errOut bytes.Buffer
@@ -55,20 +52,7 @@ func TestCommandsGolden(t *testing.T) {
 				t.Errorf("exit code %d, want %d (stderr: %s)", code, tc.code, stderr)
 			}
 			got := fmt.Sprintf("$ meshkeeper %s\n--- exit %d\n--- stdout\n%s--- stderr\n%s", strings.Join(tc.args, " "), code, stdout, stderr)
-			path := filepath.Join("testdata", tc.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if got != string(want) {
-				t.Errorf("output differs from %s:\n%s", path, got)
-			}
+			golden.CheckString(t, tc.name+".golden", got)
 		})
 	}
 }

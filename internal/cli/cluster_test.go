@@ -210,7 +210,7 @@ func TestClusterGolden(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			golden(t, tc.name, tc.code, kubectlArgs(tc.args...)...)
+			runGolden(t, tc.name, tc.code, kubectlArgs(tc.args...)...)
 			t.Logf("%s took %v", tc.name, time.Since(start).Round(time.Millisecond))
 		})
 	}

@@ -21,11 +21,13 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/diagnose"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/redirect/manifest"
 )
 
 // offlineFlags read objects from files instead of the cluster.
@@ -47,7 +49,7 @@ func readRules(streams genericiooptions.IOStreams, file string) (p *redirect.Par
 	if err != nil {
 		return nil, name, nil, usageError("--rules-file: %v", err)
 	}
-	p, perr := redirect.Parse(data)
+	p, perr := manifest.Parse(data)
 	if perr != nil {
 		var pe *redirect.ParseError
 		if errors.As(perr, &pe) {
@@ -79,12 +81,7 @@ type skippedCheckJSON struct {
 }
 
 func newDiagnoseCommand(streams genericiooptions.IOStreams) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "diagnose",
-		Short: "Run the troubleshooting runbooks as automated checks",
-	}
-	cmd.AddCommand(newDiagnosePodCommand(streams))
-	return asGroup(cmd, exitUsage)
+	return newGroup("diagnose", "Run the troubleshooting runbooks as automated checks", exitUsage, newDiagnosePodCommand(streams))
 }
 
 func newDiagnosePodCommand(streams genericiooptions.IOStreams) *cobra.Command {
@@ -156,14 +153,17 @@ namespace checks when --objects FILE holds the pod's Namespace.`,
 }
 
 // failLevel is the least severe check status --fail-on turns into exit code 1.
+// parseFailOn reads --fail-on as analyze does; a check has no info level, so info and warning
+// both fail on warnings.
 func parseFailOn(v string) (diagnose.Status, error) {
-	switch strings.ToLower(v) {
-	case "info", "warning", "warn":
-		return diagnose.StatusWarn, nil
-	case "error", "":
+	sev, err := parseSeverity(v)
+	switch {
+	case err != nil:
+		return "", err
+	case sev == conditions.SeverityError:
 		return diagnose.StatusFail, nil
 	}
-	return "", usageError("--fail-on %q: use info, warning or error", v)
+	return diagnose.StatusWarn, nil
 }
 
 func countAtLeast(checks []diagnose.Check, min diagnose.Status) int {

@@ -23,12 +23,7 @@ import (
 )
 
 func newExplainCommand(streams genericiooptions.IOStreams) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "explain",
-		Short: "Explain where a meshed pod's traffic goes",
-	}
-	cmd.AddCommand(newExplainPodCommand(streams))
-	return asGroup(cmd, exitUsage)
+	return newGroup("explain", "Explain where a meshed pod's traffic goes", exitUsage, newExplainPodCommand(streams))
 }
 
 func newExplainPodCommand(streams genericiooptions.IOStreams) *cobra.Command {

@@ -46,6 +46,13 @@ func NewRootCommand(streams genericiooptions.IOStreams) *cobra.Command {
 // asGroup makes a command that only holds subcommands reject an unknown one with the given exit
 // code instead of printing its help and exiting 0, which would let a typo in a script pass.
 // Without arguments the help is printed.
+// newGroup is a command that only holds children (diagnose, explain, rules); see asGroup.
+func newGroup(use, short string, code int, children ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short}
+	cmd.AddCommand(children...)
+	return asGroup(cmd, code)
+}
+
 func asGroup(cmd *cobra.Command, code int) *cobra.Command {
 	cmd.SuggestionsMinimumDistance = 2
 	cmd.Args = func(c *cobra.Command, args []string) error {

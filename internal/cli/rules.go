@@ -17,18 +17,16 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/redirect/manifest"
 )
 
 func newRulesCommand(streams genericiooptions.IOStreams) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "rules",
-		Short: "Parse, explain and render pod traffic-redirection rules",
-	}
-	cmd.AddCommand(newRulesParseCommand(streams), newRulesExplainCommand(streams), newRulesRenderCommand(streams))
+	cmd := newGroup("rules", "Parse, explain and render pod traffic-redirection rules", 1,
+		newRulesParseCommand(streams), newRulesExplainCommand(streams), newRulesRenderCommand(streams))
 	// The rules commands keep their own codes (2 means a difference), so their usage errors
 	// stay plain errors.
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
-	return asGroup(cmd, 1)
+	return cmd
 }
 
 func checkOutput(o string) error {
@@ -44,7 +42,7 @@ func parseFile(streams genericiooptions.IOStreams, file string) (*redirect.Parse
 	if err != nil {
 		return nil, err
 	}
-	p, err := redirect.Parse(data)
+	p, err := manifest.Parse(data)
 	if err != nil {
 		var pe *redirect.ParseError
 		if errors.As(err, &pe) {

@@ -9,10 +9,12 @@ import (
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 )
 
-// golden compares a command's exit code and output with testdata/NAME.golden (-update rewrites it).
-func golden(t *testing.T, name string, wantCode int, args ...string) (stdout, stderr string) {
+// runGolden compares a command's exit code and output with testdata/NAME.golden (-update rewrites it).
+func runGolden(t *testing.T, name string, wantCode int, args ...string) (stdout, stderr string) {
 	t.Helper()
 	stdout, stderr, code := run("", args...)
 	if code != wantCode {
@@ -22,20 +24,7 @@ func golden(t *testing.T, name string, wantCode int, args ...string) (stdout, st
 	if env != nil {
 		got = strings.ReplaceAll(got, env.Kubeconfig, "$KUBECONFIG")
 	}
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return stdout, stderr
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s:\n%s", path, got)
-	}
+	golden.CheckString(t, name+".golden", got)
 	return stdout, stderr
 }
 
@@ -93,7 +82,7 @@ func TestOfflineGolden(t *testing.T) {
 		{"usage-unknown-object-kind", 2, []string{"analyze", "--objects", "testdata/diagnose/seed001-pod.yaml", "--objects", "testdata/meshconfig-warn.yaml", "--objects", "testdata/osm-v12-pod.json", "--objects", "testdata/diagnose/deployment.yaml"}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { golden(t, tc.name, tc.code, tc.args...) })
+		t.Run(tc.name, func(t *testing.T) { runGolden(t, tc.name, tc.code, tc.args...) })
 	}
 }
 

@@ -130,7 +130,7 @@ func Analyze(in ClusterInput) []analysis.Finding {
 	for i := range in.Namespaces {
 		ns := &in.Namespaces[i]
 		nsByName[ns.Name] = ns
-		monitored[ns.Name] = analysis.Monitored(ns, in.Selection.MeshName)
+		monitored[ns.Name] = injection.InMesh(ns, in.Selection.MeshName)
 	}
 	if in.MeshConfig != nil {
 		out = append(out, analysis.AnalyzeMeshConfig(analysis.MeshConfigInput{MeshConfig: in.MeshConfig, Cluster: in.Cluster,

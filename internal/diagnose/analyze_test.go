@@ -70,28 +70,28 @@ func TestAnalyze(t *testing.T) {
 		contains map[string][]string
 	}{
 		{"healthy seed 001 pod, no findings",
-			base(seedMC, makePod("a").osmInit(ranges001).sidecar().running(initOK).obj()), nil, nil},
+			base(seedMC, makePod("a").OSMInit(ranges001).Sidecar().Running(initOK).Obj()), nil, nil},
 		{"drifted, failed, missing and not-ready pods",
 			base(makeMeshConfig(ranges("1.1.1.1/32", "2.2.2.2/24", "9.9.9.0/24"), egressOn),
-				makePod("drifted").osmInit(ranges001).sidecar().running(initOK).obj(),
-				makePod("failed").osmInit(ranges001).sidecar().running(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3}}).obj(),
-				makePod("bare").running(initOK).obj(),
-				makePod("noinit").sidecar().running(initOK).obj(),
-				makePod("unready").osmInit(script(t, "seed001-ranges.sh")).sidecar().running(initOK).sidecarStatus(corev1.ContainerStatus{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}).obj()),
+				makePod("drifted").OSMInit(ranges001).Sidecar().Running(initOK).Obj(),
+				makePod("failed").OSMInit(ranges001).Sidecar().Running(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 3}}).Obj(),
+				makePod("bare").Running(initOK).Obj(),
+				makePod("noinit").Sidecar().Running(initOK).Obj(),
+				makePod("unready").OSMInit(script(t, "seed001-ranges.sh")).Sidecar().Running(initOK).SidecarStatus(corev1.ContainerStatus{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}).Obj()),
 			[]string{CodeExclusionsDrifted, CodeExclusionsDrifted, CodeExclusionsDrifted, CodeInitContainerFailed, CodeInitContainerMissing, CodeSidecarMissing, CodeSidecarNotReady},
 			map[string][]string{CodeExclusionsDrifted: {"9.9.9.0/24"}, CodeInitContainerFailed: {"test/failed", "exited with code 3"}, CodeSidecarMissing: {"test/bare"}}},
 		{"unreadable rules are reported although the pod condition is Unknown, not drift",
-			base(seedMC, makePod("unreadable").osmInit(script(t, "seed001-ranges-double-and.sh")).sidecar().running(initOK).obj()),
+			base(seedMC, makePod("unreadable").OSMInit(script(t, "seed001-ranges-double-and.sh")).Sidecar().Running(initOK).Obj()),
 			[]string{CodeRulesUnreadable}, map[string][]string{CodeRulesUnreadable: {"test/unreadable", "syntax error"}}},
 		{"MeshConfig missing: reported once, pods not judged against it",
-			base(nil, makePod("a").osmInit(ranges001).sidecar().running(initOK).obj()),
+			base(nil, makePod("a").OSMInit(ranges001).Sidecar().Running(initOK).Obj()),
 			[]string{conditions.FindingMeshConfigNotFound}, nil},
 		{"MeshConfig invalid",
-			base(makeMeshConfig(ranges("999.1.1.1/32")), makePod("a").osmInit(ranges001).sidecar().running(initOK).obj()),
+			base(makeMeshConfig(ranges("999.1.1.1/32")), makePod("a").OSMInit(ranges001).Sidecar().Running(initOK).Obj()),
 			[]string{CodeMeshConfigInvalid}, map[string][]string{CodeMeshConfigInvalid: {"999.1.1.1/32"}}},
 		{"seed 003: a mesh Service on port 7000 swallows the external Redis",
 			func() ClusterInput {
-				in := base(seedMC, makePod("a").osmInit(ranges001).sidecar().running(initOK).obj())
+				in := base(seedMC, makePod("a").OSMInit(ranges001).Sidecar().Running(initOK).Obj())
 				in.Services = []corev1.Service{service("legacy", "admin-ui", "10.96.0.115", 7000)}
 				in.Egresses = []policyv1alpha1.Egress{redisEgress(7000, 7003)}
 				return in
@@ -117,7 +117,7 @@ func TestAnalyze(t *testing.T) {
 		{"IngressBackend port excluded by the backend pods' own annotation",
 			func() ClusterInput {
 				mc := makeMeshConfig(ranges("1.1.1.1/32", "2.2.2.2/24"), func(s *configv1alpha2.MeshConfigSpec) { s.FeatureFlags.EnableIngressBackendPolicy = true })
-				pod := makePod("web-1").osmInit(ranges001).sidecar().running(initOK).annotate(redirect.AnnotationInboundPortExclusionList, "8080").obj()
+				pod := makePod("web-1").OSMInit(ranges001).Sidecar().Running(initOK).Annotate(redirect.AnnotationInboundPortExclusionList, "8080").Obj()
 				pod.Labels["app"] = "web"
 				in := base(mc, pod)
 				web := service("test", "web", "10.96.0.80", 80)

@@ -15,7 +15,7 @@ import (
 
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
-	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/podtest"
 )
 
 var testNow = time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
@@ -32,74 +32,18 @@ func script(t *testing.T, name string) string {
 	return string(data)
 }
 
-// podBuilder makes pods: makePod("web").osmInit(s).sidecar().running().obj().
-type podBuilder struct{ p corev1.Pod }
-
-func makePod(name string) *podBuilder {
-	return &podBuilder{p: corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "test", Labels: map[string]string{"pod-template-hash": "58d4f8ff58"},
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "test-58d4f8ff58", UID: "u", Controller: ptr.To(true)}}},
-		Spec: corev1.PodSpec{ServiceAccountName: "frontend", Containers: []corev1.Container{{Name: "app", Image: "app:v1"}}},
-	}}
+// makePod is a replica of Deployment test in namespace test: makePod("web").OSMInit(s).Sidecar().Running(initOK).Obj().
+func makePod(name string) *podtest.PodBuilder {
+	return podtest.NewPod("test", name, "app:v1").Deployment("test", "58d4f8ff58").ServiceAccount("frontend")
 }
 
-func (b *podBuilder) osmInit(s string) *podBuilder {
-	b.p.Spec.InitContainers = append(b.p.Spec.InitContainers, corev1.Container{Name: redirect.OSMInitContainerName,
-		Image: "openservicemesh/init:v0.8", Command: []string{"/bin/sh"}, Args: []string{"-c", s}})
-	return b
-}
-
-func (b *podBuilder) sidecar() *podBuilder {
-	b.p.Spec.Containers = append(b.p.Spec.Containers, corev1.Container{Name: injection.SidecarName, Image: "envoy:v1"})
-	return b
-}
-
-func (b *podBuilder) annotate(k, v string) *podBuilder {
-	if b.p.Annotations == nil {
-		b.p.Annotations = map[string]string{}
-	}
-	b.p.Annotations[k] = v
-	return b
-}
-
-// running gives the pod a status: init container state init, every container ready.
-func (b *podBuilder) running(init corev1.ContainerState) *podBuilder {
-	b.p.Status.Phase = corev1.PodRunning
-	for _, c := range b.p.Spec.InitContainers {
-		b.p.Status.InitContainerStatuses = append(b.p.Status.InitContainerStatuses, corev1.ContainerStatus{Name: c.Name, State: init})
-	}
-	for _, c := range b.p.Spec.Containers {
-		b.p.Status.ContainerStatuses = append(b.p.Status.ContainerStatuses, corev1.ContainerStatus{Name: c.Name, Ready: true,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}})
-	}
-	return b
-}
-
-func (b *podBuilder) sidecarStatus(st corev1.ContainerStatus) *podBuilder {
-	st.Name = injection.SidecarName
-	for i := range b.p.Status.ContainerStatuses {
-		if b.p.Status.ContainerStatuses[i].Name == injection.SidecarName {
-			b.p.Status.ContainerStatuses[i] = st
-		}
-	}
-	return b
-}
-
-func (b *podBuilder) obj() *corev1.Pod { return b.p.DeepCopy() }
-
-var initOK = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}
+var initOK = podtest.Completed
 
 func makeMeshConfig(mutate ...func(*configv1alpha2.MeshConfigSpec)) *configv1alpha2.MeshConfig {
-	mc := &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Name: meshRef.Name, Namespace: meshRef.Namespace, Generation: 3}}
-	for _, m := range mutate {
-		m(&mc.Spec)
-	}
-	return mc
+	return podtest.MeshConfig(3, mutate...)
 }
 
-func ranges(cidrs ...string) func(*configv1alpha2.MeshConfigSpec) {
-	return func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.OutboundIPRangeExclusionList = cidrs }
-}
+var ranges = podtest.IPExclusions
 
 func namespace(name string, labels, annotations map[string]string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: annotations}}

@@ -63,7 +63,7 @@ func RouteInbound(in RouteInput, port uint16, src netip.Addr) (RouteResult, erro
 	}
 	res.RulesSource = source
 
-	settings, cfg, cfgValid, notes := in.podConfig(pod)
+	cfg, cfgValid, notes := in.podConfig(pod)
 	res.Notes = append(res.Notes, notes...)
 
 	var rs *redirect.Ruleset
@@ -80,17 +80,11 @@ func RouteInbound(in RouteInput, port uint16, src netip.Addr) (RouteResult, erro
 		}
 	}
 	v := redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionInbound, Src: src.Unmap(), Dst: dst})
-	res.Trace = v.Trace
-	for i := len(v.Trace) - 1; i >= 0; i-- {
-		if s := v.Trace[i]; s.Matched && s.Index > 0 {
-			res.Rule = fmt.Sprintf("%s #%d: %s", s.Chain, s.Index, s.Rule)
-			break
-		}
-	}
+	res.Trace, res.Rule = v.Trace, decidingRule(v.Trace)
 
 	if v.Kind != redirect.VerdictRedirect {
 		res.Path, res.Status = PathBypass, StatusPass
-		switch why := inboundBypass(cfg, settings, pod.Annotations, port); {
+		switch why := inboundBypass(cfg, port); {
 		case why != "" && cfgValid:
 			res.Setting = why
 		case in.MeshConfig == nil:
@@ -157,7 +151,7 @@ func (in RouteInput) policyNote(res *RouteResult) {
 
 // inboundBypass names the setting that takes an inbound port away from the sidecar: the
 // proxy's own ports, or an inbound port exclusion and where it was asked for.
-func inboundBypass(cfg redirect.Config, mesh redirect.MeshSettings, ann map[string]string, port uint16) string {
+func inboundBypass(cfg redirect.Config, port uint16) string {
 	switch port {
 	case redirect.MetricsPort, redirect.LivenessProbePort, redirect.ReadinessProbePort, redirect.StartupProbePort, redirect.HealthcheckPort:
 		return fmt.Sprintf("port %d is one of the sidecar's own ports, never redirected", port)
@@ -166,11 +160,12 @@ func inboundBypass(cfg redirect.Config, mesh redirect.MeshSettings, ann map[stri
 		return ""
 	}
 	var where []string
-	if slices.Contains(mesh.InboundPortExclusionList, int(port)) {
-		where = append(where, "the MeshConfig's traffic.inboundPortExclusionList")
+	src := cfg.PortSource(redirect.ListInboundPortExclusions, port)
+	if src.MeshConfigField != "" {
+		where = append(where, "the MeshConfig's "+strings.TrimPrefix(src.MeshConfigField, "spec."))
 	}
-	if v, ok := ann[redirect.AnnotationInboundPortExclusionList]; ok && slices.Contains(strings.Split(strings.ReplaceAll(v, " ", ""), ","), fmt.Sprint(port)) {
-		where = append(where, "the pod's "+redirect.AnnotationInboundPortExclusionList+" annotation")
+	if src.Annotation != "" {
+		where = append(where, "the pod's "+src.Annotation+" annotation")
 	}
 	if len(where) == 0 {
 		return fmt.Sprintf("port %d is in the inbound port exclusion list", port)

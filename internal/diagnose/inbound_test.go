@@ -37,11 +37,11 @@ func TestRouteInbound(t *testing.T) {
 		Spec: policyv1alpha1.IngressBackendSpec{Backends: []policyv1alpha1.BackendSpec{{Name: "web", Port: policyv1alpha1.BackendPortSpec{Number: 8080, Protocol: "http"}}},
 			Sources: []policyv1alpha1.IngressSourceSpec{{Kind: policyv1alpha1.KindService, Namespace: "ingress", Name: "gateway"}}}}
 	base := func(mc *configv1alpha2.MeshConfig, ann map[string]string, rules bool) RouteInput {
-		b := makePod("web-1").osmInit(script(t, "seed001-ranges.sh")).sidecar().running(initOK)
+		b := makePod("web-1").OSMInit(script(t, "seed001-ranges.sh")).Sidecar().Running(initOK)
 		for k, v := range ann {
-			b.annotate(k, v)
+			b.Annotate(k, v)
 		}
-		pod := b.obj()
+		pod := b.Obj()
 		pod.Labels["app"] = "web"
 		pod.Status.PodIP = "10.244.0.7"
 		in := RouteInput{Pod: pod, MeshConfigRef: meshRef, MeshConfig: mc, Services: []corev1.Service{web},
@@ -83,7 +83,7 @@ func TestRouteInbound(t *testing.T) {
 			return in
 		}(), 8080, PathSidecar, StatusWarn, OutcomeMeshClientsOnly, []string{"not read (offline)"}},
 		{"no init container: governed port is not enforced", RouteInput{Pod: func() *corev1.Pod {
-			p := makePod("web-2").sidecar().obj()
+			p := makePod("web-2").Sidecar().Obj()
 			p.Labels["app"] = "web"
 			return p
 		}(), MeshConfigRef: meshRef, Services: []corev1.Service{web}, IngressBackends: []policyv1alpha1.IngressBackend{ib}}, 8080, PathBypass, StatusFail, "",
@@ -116,7 +116,7 @@ func TestRouteInboundWalksTheRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod := makePod("p").sidecar().obj()
+	pod := makePod("p").Sidecar().Obj()
 	pod.Status.PodIP = "10.244.0.7"
 	in := RouteInput{Pod: pod, MeshConfigRef: meshRef, MeshConfig: makeMeshConfig(), Rules: p, RulesSource: "dump.txt"}
 	for src, want := range map[string]Path{"10.1.2.3": PathBypass, "10.2.0.1": PathSidecar} {

@@ -74,7 +74,8 @@ func sidecarInjected(in PodInput) Check {
 		c.Hint = fmt.Sprintf("kubectl get namespace %s --show-labels", in.Pod.Namespace)
 		return c
 	}
-	reason, message, _ := drift.CheckSidecarInjected(driftInput(in))
+	v := drift.CheckSidecarInjected(driftInput(in))
+	reason, message := v.Reason, v.Message
 	c.Status, c.Code, c.Reason = StatusFail, reason, message
 	switch reason {
 	case conditions.SidecarMissing:
@@ -118,15 +119,15 @@ func sidecarReady(in PodInput) Check {
 		c.Status = StatusPass
 		c.Reason = fmt.Sprintf("pod is %s, %d/%d containers ready, %s ready", orPhase(pod.Status.Phase), ready, total, injection.SidecarName)
 	case st.State.Waiting != nil && st.State.Waiting.Reason != "" && st.State.Waiting.Reason != "PodInitializing" && st.State.Waiting.Reason != "ContainerCreating":
-		c.Status, c.Code = StatusFail, conditions.SidecarNotReady
+		c.Status, c.Code = StatusFail, CodeSidecarNotReady
 		c.Reason = fmt.Sprintf("%s is waiting (%s) after %d restarts; pod is %s, %d/%d containers ready", injection.SidecarName, st.State.Waiting.Reason, st.RestartCount, orPhase(pod.Status.Phase), ready, total)
 		c.Hint = logs + " --previous"
 	case st.State.Running == nil:
-		c.Status, c.Code = StatusWarn, conditions.SidecarNotReady
+		c.Status, c.Code = StatusWarn, CodeSidecarNotReady
 		c.Reason = fmt.Sprintf("%s has not started yet; pod is %s", injection.SidecarName, orPhase(pod.Status.Phase))
 		c.Hint = fmt.Sprintf("kubectl describe pod %s -n %s", pod.Name, pod.Namespace)
 	default:
-		c.Status, c.Code = StatusFail, conditions.SidecarNotReady
+		c.Status, c.Code = StatusFail, CodeSidecarNotReady
 		c.Reason = fmt.Sprintf("%s is running but not ready (%d restarts); pod is %s, %d/%d containers ready", injection.SidecarName, st.RestartCount, orPhase(pod.Status.Phase), ready, total)
 		c.Hint = logs
 	}
@@ -139,12 +140,13 @@ func initContainer(in PodInput) Check {
 	if pod.Status.Phase == "" && len(pod.Status.InitContainerStatuses) == 0 && drift.RedirectionInitContainer(pod) != nil {
 		return skipped(c.Name, "the pod has no status (offline file without status)")
 	}
-	reason, message, failed := drift.CheckRedirectionApplied(driftInput(in))
+	v := drift.CheckRedirectionApplied(driftInput(in))
+	reason, message := v.Reason, v.Message
 	c.Code, c.Reason = reason, message
-	switch {
-	case !failed && reason == conditions.Applied:
+	switch v.Status {
+	case corev1.ConditionTrue:
 		c.Status = StatusPass
-	case !failed:
+	case corev1.ConditionUnknown:
 		c.Status = StatusWarn
 		c.Hint = fmt.Sprintf("kubectl describe pod %s -n %s", pod.Name, pod.Namespace)
 	default:
@@ -216,24 +218,24 @@ func exclusionsInSync(in PodInput) Check {
 		return c
 	}
 	din := driftInput(in)
-	var reason, message string
-	var failed bool
+	var v drift.Verdict
 	if in.Rules != nil {
-		reason, message, failed = drift.CheckParsedExclusionsInSync(din, in.Rules, in.RulesSource)
+		v = drift.CheckParsedExclusionsInSync(din, in.Rules, in.RulesSource)
 	} else {
-		reason, message, failed = drift.CheckExclusionsInSync(din)
+		v = drift.CheckExclusionsInSync(din)
 	}
+	reason := v.Reason
 	c.Code = reason
-	c.Reason = trimAction(message, in.Pod)
+	c.Reason = trimAction(v.Message, in.Pod)
 	switch {
-	case reason == conditions.InSync:
+	case v.Status == corev1.ConditionTrue:
 		c.Status = StatusPass
 		ex := din.Expected.Exclusions()
 		c.Reason += fmt.Sprintf(" (outbound ranges %s; outbound ports %s; inbound ports %s)", listOrNone(ex.OutboundIPRanges), listOrNone(ex.OutboundPorts), listOrNone(ex.InboundPorts))
 	case reason == conditions.InvalidSpec:
 		c.Status = StatusFail
 		c.Hint = fmt.Sprintf("kubectl edit meshconfig %s -n %s (or fix the pod's annotations)", in.MeshConfigRef.Name, in.MeshConfigRef.Namespace)
-	case failed:
+	case v.Failed():
 		c.Status = StatusFail
 		c.Hint = drift.Action(in.Pod)
 	case reason == conditions.RulesUnreadable:
@@ -253,21 +255,20 @@ func namespaceMonitored(in PodInput) Check {
 	ns := in.Namespace
 	mesh := meshName(in)
 	label := fmt.Sprintf("kubectl label namespace %s %s=%s --overwrite", ns.Name, injection.LabelMonitoredBy, mesh)
-	v, ok := ns.Labels[injection.LabelMonitoredBy]
-	_, ignored := ns.Labels[injection.LabelIgnore]
-	switch {
-	case ns.Name == injection.NamespaceKubeSystem:
-		c.Status, c.Reason = StatusFail, "kube-system never participates in the mesh"
+	v := ns.Labels[injection.LabelMonitoredBy]
+	switch injection.NamespaceMembership(ns, mesh) {
+	case injection.SystemNamespace:
+		c.Status, c.Reason = StatusFail, ns.Name+" never participates in the mesh"
 		c.Hint = "run the workload in another namespace"
-	case ignored:
+	case injection.IgnoredNamespace:
 		c.Status = StatusFail
 		c.Reason = fmt.Sprintf("namespace %s is labelled %s, which keeps it out of the mesh", ns.Name, injection.LabelIgnore)
 		c.Hint = fmt.Sprintf("kubectl label namespace %s %s-", ns.Name, injection.LabelIgnore)
-	case !ok:
+	case injection.Unlabelled:
 		c.Status = StatusFail
 		c.Reason = fmt.Sprintf("namespace %s has no %s label, so the injector does not serve it", ns.Name, injection.LabelMonitoredBy)
 		c.Hint = label
-	case mesh != "" && v != mesh:
+	case injection.OtherMesh:
 		c.Status = StatusFail
 		c.Reason = fmt.Sprintf("namespace %s is labelled %s=%s, but this mesh is %q", ns.Name, injection.LabelMonitoredBy, v, mesh)
 		c.Hint = label

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/podtest"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -35,7 +36,7 @@ func find(checks []Check, name string) *Check {
 func TestDiagnosePod(t *testing.T) {
 	ranges001 := script(t, "seed001-ranges.sh")
 	basic001 := script(t, "seed001-basic.sh")
-	seedPod := func() *podBuilder { return makePod("test-58d4f8ff58-wtz4f").osmInit(ranges001).sidecar() }
+	seedPod := func() *podtest.PodBuilder { return makePod("test-58d4f8ff58-wtz4f").OSMInit(ranges001).Sidecar() }
 	seedMC := makeMeshConfig(ranges("1.1.1.1/32", "2.2.2.2/24"))
 
 	cases := []struct {
@@ -44,7 +45,7 @@ func TestDiagnosePod(t *testing.T) {
 		checks map[string]want
 	}{
 		{"seed 001: exclusions 1.1.1.1/32 and 2.2.2.2/24 rendered, everything healthy",
-			func() PodInput { return healthy(seedPod().running(initOK).obj(), seedMC) },
+			func() PodInput { return healthy(seedPod().Running(initOK).Obj(), seedMC) },
 			map[string]want{
 				CheckSidecarInjected:   {StatusPass, []string{"envoy sidecar"}, nil},
 				CheckSidecarReady:      {StatusPass, []string{"Running", "2/2"}, nil},
@@ -61,27 +62,27 @@ func TestDiagnosePod(t *testing.T) {
 			}},
 		{"seed 001: a range added to the MeshConfig after the pod started is named",
 			func() PodInput {
-				return healthy(seedPod().running(initOK).obj(), makeMeshConfig(ranges("1.1.1.1/32", "2.2.2.2/24", "10.20.0.0/16")))
+				return healthy(seedPod().Running(initOK).Obj(), makeMeshConfig(ranges("1.1.1.1/32", "2.2.2.2/24", "10.20.0.0/16")))
 			},
 			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"outbound IP range 10.20.0.0/16 from MeshConfig osm-system/osm-mesh-config (generation 3) is not in the osm-init rules"},
 				[]string{"kubectl rollout restart deployment/test -n test"}}}},
 		{"seed 001: a range removed from the MeshConfig is named as unexpected",
-			func() PodInput { return healthy(seedPod().running(initOK).obj(), makeMeshConfig(ranges("1.1.1.1/32"))) },
+			func() PodInput { return healthy(seedPod().Running(initOK).Obj(), makeMeshConfig(ranges("1.1.1.1/32"))) },
 			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"outbound IP range 2.2.2.0/24 is in the osm-init rules but neither"}, nil}}},
 		{"seed 001: the basic rules when the MeshConfig asks for ranges",
 			func() PodInput {
-				return healthy(makePod("p").osmInit(basic001).sidecar().running(initOK).obj(), seedMC)
+				return healthy(makePod("p").OSMInit(basic001).Sidecar().Running(initOK).Obj(), seedMC)
 			},
 			map[string]want{CheckExclusionsInSync: {StatusFail, []string{"1.1.1.1/32", "2.2.2.2/24", "is not in the osm-init rules"}, nil}}},
 		{"the published '&& &&' command is unreadable, not accepted",
 			func() PodInput {
-				return healthy(makePod("p").osmInit(script(t, "seed001-ranges-double-and.sh")).sidecar().running(initOK).obj(), seedMC)
+				return healthy(makePod("p").OSMInit(script(t, "seed001-ranges-double-and.sh")).Sidecar().Running(initOK).Obj(), seedMC)
 			},
 			map[string]want{CheckExclusionsInSync: {StatusWarn, []string{"cannot read the rules of init container osm-init", "1:1049:", "whether the pod is in sync is unknown"},
 				[]string{"kubectl rollout restart deployment/test -n test"}}}},
 		{"rules given separately replace the init container",
 			func() PodInput {
-				in := healthy(makePod("p").osmInit(basic001).sidecar().running(initOK).obj(), seedMC)
+				in := healthy(makePod("p").OSMInit(basic001).Sidecar().Running(initOK).Obj(), seedMC)
 				p, err := redirect.Parse([]byte(ranges001))
 				if err != nil {
 					t.Fatal(err)
@@ -92,14 +93,14 @@ func TestDiagnosePod(t *testing.T) {
 			map[string]want{CheckExclusionsInSync: {StatusPass, nil, nil}}},
 		{"unreadable rules given separately warn, naming the source",
 			func() PodInput {
-				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in := healthy(seedPod().Running(initOK).Obj(), seedMC)
 				in.RulesSource, in.RulesErr = "dump.txt", errors.New("dump.txt:1:5: unknown option")
 				return in
 			},
 			map[string]want{CheckExclusionsInSync: {StatusWarn, []string{"dump.txt", "unknown option"}, nil}}},
 		{"init container failed: exit code and last log line",
 			func() PodInput {
-				in := healthy(seedPod().running(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error"}}).obj(), seedMC)
+				in := healthy(seedPod().Running(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 2, Reason: "Error"}}).Obj(), seedMC)
 				in.InitLog = "iptables-restore: line 3 failed"
 				return in
 			},
@@ -107,16 +108,16 @@ func TestDiagnosePod(t *testing.T) {
 				[]string{"kubectl logs test-58d4f8ff58-wtz4f -n test -c osm-init"}}}},
 		{"init container crash-looping, log unreachable",
 			func() PodInput {
-				b := seedPod().running(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}})
-				b.p.Status.InitContainerStatuses[0].RestartCount = 4
-				b.p.Status.InitContainerStatuses[0].LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ExitCode: 1}
-				in := healthy(b.obj(), seedMC)
+				pod := seedPod().Running(corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}).Obj()
+				pod.Status.InitContainerStatuses[0].RestartCount = 4
+				pod.Status.InitContainerStatuses[0].LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ExitCode: 1}
+				in := healthy(pod, seedMC)
 				in.InitLogUnknown = "cannot get pods/log: node unreachable"
 				return in
 			},
 			map[string]want{CheckInitContainer: {StatusFail, []string{"CrashLoopBackOff", "4 restarts", "last log line unavailable: cannot get pods/log"}, nil}}},
 		{"no sidecar in an injected namespace: restart, later pod checks skipped",
-			func() PodInput { return healthy(makePod("p").running(initOK).obj(), seedMC) },
+			func() PodInput { return healthy(makePod("p").Running(initOK).Obj(), seedMC) },
 			map[string]want{
 				CheckSidecarInjected:  {StatusFail, []string{"no envoy sidecar"}, []string{"kubectl rollout restart deployment/test -n test"}},
 				CheckSidecarReady:     {StatusSkip, nil, nil},
@@ -126,7 +127,7 @@ func TestDiagnosePod(t *testing.T) {
 			}},
 		{"namespace without label or annotation",
 			func() PodInput {
-				in := healthy(makePod("p").running(initOK).obj(), seedMC)
+				in := healthy(makePod("p").Running(initOK).Obj(), seedMC)
 				in.Namespace = namespace("test", nil, nil)
 				return in
 			},
@@ -137,19 +138,26 @@ func TestDiagnosePod(t *testing.T) {
 			}},
 		{"namespace labelled for another mesh and ignored",
 			func() PodInput {
-				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in := healthy(seedPod().Running(initOK).Obj(), seedMC)
 				in.Namespace = namespace("test", map[string]string{injection.LabelMonitoredBy: "other", injection.LabelIgnore: "true"}, nil)
 				return in
 			},
 			map[string]want{CheckNamespaceMonitor: {StatusFail, []string{"openservicemesh.io/ignore"}, []string{"openservicemesh.io/ignore-"}}}},
+		{"kube-public labelled for the mesh never participates",
+			func() PodInput {
+				in := healthy(seedPod().Running(initOK).Obj(), seedMC)
+				in.Namespace = namespace("kube-public", map[string]string{injection.LabelMonitoredBy: "osm"}, nil)
+				return in
+			},
+			map[string]want{CheckNamespaceMonitor: {StatusFail, []string{"kube-public never participates"}, []string{"another namespace"}}}},
 		{"pod annotation turns injection off",
 			func() PodInput {
-				return healthy(makePod("p").annotate(injection.AnnotationSidecarInjection, "disabled").running(initOK).obj(), seedMC)
+				return healthy(makePod("p").Annotate(injection.AnnotationSidecarInjection, "disabled").Running(initOK).Obj(), seedMC)
 			},
 			map[string]want{CheckNamespaceInject: {StatusFail, []string{"pod's annotation", "turns injection off"}, nil}}},
 		{"invalid exclusion annotation",
 			func() PodInput {
-				return healthy(seedPod().annotate(redirect.AnnotationOutboundPortExclusionList, "70000").running(initOK).obj(), seedMC)
+				return healthy(seedPod().Annotate(redirect.AnnotationOutboundPortExclusionList, "70000").Running(initOK).Obj(), seedMC)
 			},
 			map[string]want{
 				CheckPodAnnotations:   {StatusFail, []string{"outbound-port-exclusion-list", "70000"}, nil},
@@ -157,24 +165,24 @@ func TestDiagnosePod(t *testing.T) {
 			}},
 		{"sidecar crash-looping",
 			func() PodInput {
-				return healthy(seedPod().running(initOK).sidecarStatus(corev1.ContainerStatus{RestartCount: 7,
-					State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}).obj(), seedMC)
+				return healthy(seedPod().Running(initOK).SidecarStatus(corev1.ContainerStatus{RestartCount: 7,
+					State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}).Obj(), seedMC)
 			},
 			map[string]want{CheckSidecarReady: {StatusFail, []string{"CrashLoopBackOff", "7 restarts", "1/2 containers ready"}, []string{"-c envoy --previous"}}}},
 		{"MeshConfig missing: its check fails, the comparison is skipped",
-			func() PodInput { return healthy(seedPod().running(initOK).obj(), nil) },
+			func() PodInput { return healthy(seedPod().Running(initOK).Obj(), nil) },
 			map[string]want{
 				CheckMeshConfig:       {StatusFail, []string{"osm-system/osm-mesh-config does not exist"}, []string{"kubectl get meshconfigs -A"}},
 				CheckExclusionsInSync: {StatusSkip, []string{"does not exist"}, nil},
 			}},
 		{"MeshConfig with a range that breaks every new pod",
 			func() PodInput {
-				return healthy(seedPod().running(initOK).obj(), makeMeshConfig(ranges("999.1.1.1/32")))
+				return healthy(seedPod().Running(initOK).Obj(), makeMeshConfig(ranges("999.1.1.1/32")))
 			},
 			map[string]want{CheckMeshConfig: {StatusFail, []string{"invalid traffic settings", "999.1.1.1/32"}, []string{"kubectl edit meshconfig osm-mesh-config -n osm-system"}}}},
 		{"control plane broken: a CRD missing, empty CA bundle, webhook Service gone, operator unavailable",
 			func() PodInput {
-				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in := healthy(seedPod().Running(initOK).Obj(), seedMC)
 				delete(in.CRDs, "egresses.policy.openservicemesh.io")
 				in.Mutating[0].Webhooks[0].ClientConfig.CABundle = nil
 				in.Services = map[types.NamespacedName]bool{}
@@ -189,7 +197,7 @@ func TestDiagnosePod(t *testing.T) {
 			}},
 		{"nothing installed",
 			func() PodInput {
-				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in := healthy(seedPod().Running(initOK).Obj(), seedMC)
 				in.CRDs, in.Mutating, in.Validating, in.Deployments = map[string]bool{}, nil, nil, nil
 				return in
 			},
@@ -201,7 +209,7 @@ func TestDiagnosePod(t *testing.T) {
 			}},
 		{"audit mode beside OSM: no meshkeeper webhooks is expected, OSM's injector is named",
 			func() PodInput {
-				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in := healthy(seedPod().Running(initOK).Obj(), seedMC)
 				in.Mutating = []admissionregistrationv1.MutatingWebhookConfiguration{osmWebhook()}
 				in.Validating = nil
 				d := deployment(true)
@@ -216,7 +224,7 @@ func TestDiagnosePod(t *testing.T) {
 			}},
 		{"inject mode beside OSM's injector: meshkeeper's injector is paused, with the fix",
 			func() PodInput {
-				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in := healthy(seedPod().Running(initOK).Obj(), seedMC)
 				in.Mutating = append(in.Mutating, osmWebhook())
 				return in
 			},
@@ -225,7 +233,7 @@ func TestDiagnosePod(t *testing.T) {
 			}},
 		{"operator outside the cluster (make run, the demo): webhooks call a URL, no Deployment",
 			func() PodInput {
-				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in := healthy(seedPod().Running(initOK).Obj(), seedMC)
 				url := "https://127.0.0.1:9443/mutate-v1-pod"
 				in.Mutating[0].Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: []byte("ca")}
 				in.Deployments = nil
@@ -237,7 +245,7 @@ func TestDiagnosePod(t *testing.T) {
 			}},
 		{"listing validating webhook configurations forbidden: only that check is skipped, naming its own resource",
 			func() PodInput {
-				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in := healthy(seedPod().Running(initOK).Obj(), seedMC)
 				in.Validating, in.ValidatingUnknown = nil, "forbidden to list validatingwebhookconfigurations"
 				return in
 			},
@@ -247,7 +255,7 @@ func TestDiagnosePod(t *testing.T) {
 			}},
 		{"both webhook kinds forbidden: each skip names its own resource",
 			func() PodInput {
-				in := healthy(seedPod().running(initOK).obj(), seedMC)
+				in := healthy(seedPod().Running(initOK).Obj(), seedMC)
 				in.Mutating, in.MutatingUnknown = nil, "forbidden to list mutatingwebhookconfigurations"
 				in.Validating, in.ValidatingUnknown = nil, "forbidden to list validatingwebhookconfigurations"
 				return in
@@ -258,7 +266,7 @@ func TestDiagnosePod(t *testing.T) {
 			}},
 		{"offline: cluster facts skipped, never failed",
 			func() PodInput {
-				in := healthy(seedPod().obj(), seedMC)
+				in := healthy(seedPod().Obj(), seedMC)
 				const why = Unknown("offline mode")
 				in.Namespace, in.NamespaceUnknown = nil, why
 				in.CRDs, in.CRDsUnknown = nil, why
@@ -317,7 +325,7 @@ func TestDiagnosePod(t *testing.T) {
 }
 
 func TestCheckCodesAreTheOperatorsReasons(t *testing.T) {
-	in := healthy(makePod("p").osmInit(script(t, "seed001-ranges.sh")).sidecar().running(initOK).obj(), makeMeshConfig(ranges("3.3.3.3/32")))
+	in := healthy(makePod("p").OSMInit(script(t, "seed001-ranges.sh")).Sidecar().Running(initOK).Obj(), makeMeshConfig(ranges("3.3.3.3/32")))
 	got := map[string]string{}
 	for _, c := range DiagnosePod(in) {
 		got[c.Name] = c.Code
@@ -345,7 +353,7 @@ func TestWorstAndSummary(t *testing.T) {
 // A MeshConfig read from a file has no generation: drift messages name the file instead of
 // quoting "(generation 0)".
 func TestDriftMessageNamesTheMeshConfigFile(t *testing.T) {
-	in := healthy(makePod("p").osmInit(script(t, "seed001-ranges.sh")).sidecar().running(initOK).obj(), makeMeshConfig(ranges("3.3.3.3/32")))
+	in := healthy(makePod("p").OSMInit(script(t, "seed001-ranges.sh")).Sidecar().Running(initOK).Obj(), makeMeshConfig(ranges("3.3.3.3/32")))
 	in.MeshConfig.Generation = 0
 	in.MeshConfigSource = "meshconfig.yaml"
 	c := find(DiagnosePod(in), CheckExclusionsInSync)

@@ -117,7 +117,7 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 	}
 	res.RulesSource = source
 
-	_, cfg, cfgValid, notes := in.podConfig(pod)
+	cfg, cfgValid, notes := in.podConfig(pod)
 	res.Notes = append(res.Notes, notes...)
 
 	ip := dst.Addr().Unmap()
@@ -137,13 +137,7 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 		}
 	}
 	v := redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, UID: uid, Dst: dst})
-	res.Trace = v.Trace
-	for i := len(v.Trace) - 1; i >= 0; i-- {
-		if s := v.Trace[i]; s.Matched && s.Index > 0 {
-			res.Rule = fmt.Sprintf("%s #%d: %s", s.Chain, s.Index, s.Rule)
-			break
-		}
-	}
+	res.Trace, res.Rule = v.Trace, decidingRule(v.Trace)
 	if v.Kind != redirect.VerdictRedirect {
 		res.Path, res.Status = PathBypass, StatusPass
 		switch b, ok := analysis.BypassOf(cfg, dst); {
@@ -164,7 +158,7 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 
 	monitored := map[string]bool{}
 	for i := range in.Namespaces {
-		monitored[in.Namespaces[i].Name] = analysis.Monitored(&in.Namespaces[i], in.Selection.MeshName)
+		monitored[in.Namespaces[i].Name] = injection.InMesh(&in.Namespaces[i], in.Selection.MeshName)
 	}
 	sa := pod.Spec.ServiceAccountName
 	if sa == "" {
@@ -207,7 +201,8 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 // podConfig is the configuration the pod should run: the MeshConfig's traffic settings, when
 // known, merged with the pod's annotations. valid is false when that merge failed; the notes say
 // what could not be used.
-func (in RouteInput) podConfig(pod *corev1.Pod) (settings redirect.MeshSettings, cfg redirect.Config, valid bool, notes []string) {
+func (in RouteInput) podConfig(pod *corev1.Pod) (cfg redirect.Config, valid bool, notes []string) {
+	var settings redirect.MeshSettings
 	if in.MeshConfig != nil {
 		settings = injection.MeshSettings(&in.MeshConfig.Spec)
 	} else {
@@ -217,5 +212,16 @@ func (in RouteInput) podConfig(pod *corev1.Pod) (settings redirect.MeshSettings,
 	if len(errs) > 0 {
 		notes = append(notes, "the configuration is invalid, so bypass reasons come from the rules only: "+errs.ToAggregate().Error())
 	}
-	return settings, cfg, len(errs) == 0, notes
+	return cfg, len(errs) == 0, notes
+}
+
+// decidingRule names the last rule a packet matched ("CHAIN #N: rule"), the one that decided
+// where it went; empty when only chain policies applied.
+func decidingRule(trace []redirect.Step) string {
+	for i := len(trace) - 1; i >= 0; i-- {
+		if s := trace[i]; s.Matched && s.Index > 0 {
+			return fmt.Sprintf("%s #%d: %s", s.Chain, s.Index, s.Rule)
+		}
+	}
+	return ""
 }

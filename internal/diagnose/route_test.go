@@ -15,7 +15,7 @@ import (
 
 func TestRoute(t *testing.T) {
 	ranges001 := script(t, "seed001-ranges.sh")
-	pod := makePod("a").osmInit(ranges001).sidecar().running(initOK).obj()
+	pod := makePod("a").OSMInit(ranges001).Sidecar().Running(initOK).Obj()
 	mc := makeMeshConfig(ranges("1.1.1.1/32", "2.2.2.2/24"), egressOn)
 	mesh := RouteInput{Pod: pod, MeshConfigRef: meshRef, MeshConfig: mc,
 		Namespaces: []corev1.Namespace{*meshedNamespace(), *namespace("legacy", map[string]string{injection.LabelMonitoredBy: "osm"}, nil)},
@@ -57,7 +57,7 @@ func TestRoute(t *testing.T) {
 			in.Rules, in.RulesSource = p, "dump.txt"
 			return in
 		}(), "10.0.0.6:7000", 0, PathBypass, StatusWarn, "", []string{"dump.txt", "-d 10.0.0.0/8", "differ from the configuration"}},
-		{"no init container: nothing redirects", RouteInput{Pod: makePod("b").sidecar().obj(), MeshConfigRef: meshRef}, "10.0.0.6:7000", 0, PathBypass, StatusFail, "",
+		{"no init container: nothing redirects", RouteInput{Pod: makePod("b").Sidecar().Obj(), MeshConfigRef: meshRef}, "10.0.0.6:7000", 0, PathBypass, StatusFail, "",
 			[]string{"no meshkeeper-init or osm-init"}},
 	}
 	for _, tc := range cases {
@@ -80,7 +80,7 @@ func TestRoute(t *testing.T) {
 }
 
 func TestRouteUnreadableInitContainer(t *testing.T) {
-	pod := makePod("a").osmInit(script(t, "seed001-ranges-double-and.sh")).sidecar().obj()
+	pod := makePod("a").OSMInit(script(t, "seed001-ranges-double-and.sh")).Sidecar().Obj()
 	if _, err := Route(RouteInput{Pod: pod, MeshConfigRef: meshRef}, netip.MustParseAddrPort("1.1.1.1:80"), 0); err == nil || !strings.Contains(err.Error(), "osm-init") {
 		t.Fatalf("want an error naming osm-init, got %v", err)
 	}

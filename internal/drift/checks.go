@@ -12,9 +12,33 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/text"
 )
 
-// Check judges one aspect of a pod. failed means the aspect is broken; a reason that the
-// vocabulary lists as Unknown for the check's condition type means "cannot tell yet".
-type Check func(Input) (reason, message string, failed bool)
+// Check judges one aspect of a pod.
+type Check func(Input) Verdict
+
+// Verdict is a check's answer, in the terms of the condition it sets: True (the aspect holds),
+// False (it is broken) or Unknown (cannot tell yet), a reason from the vocabulary in
+// api/conditions and a message for people. The check decides the status itself; the vocabulary
+// documents it and tests hold the two together.
+type Verdict struct {
+	Status  corev1.ConditionStatus
+	Reason  string
+	Message string
+}
+
+// Failed reports whether the aspect is known to be broken.
+func (v Verdict) Failed() bool { return v.Status == corev1.ConditionFalse }
+
+func verdictTrue(reason, message string) Verdict {
+	return Verdict{Status: corev1.ConditionTrue, Reason: reason, Message: message}
+}
+
+func verdictFalse(reason, message string) Verdict {
+	return Verdict{Status: corev1.ConditionFalse, Reason: reason, Message: message}
+}
+
+func verdictUnknown(reason, message string) Verdict {
+	return Verdict{Status: corev1.ConditionUnknown, Reason: reason, Message: message}
+}
 
 // HasSidecar reports whether the pod carries the proxy container.
 func HasSidecar(pod *corev1.Pod) bool {
@@ -51,39 +75,26 @@ func initStatus(pod *corev1.Pod, name string) *corev1.ContainerStatus {
 // CheckSidecarInjected compares the pod's containers with what the injector would decide for it
 // today. A pod without the sidecar that should have one was created before its namespace joined
 // the mesh or while the injector was unavailable; only a new pod fixes that.
-func CheckSidecarInjected(in Input) (reason, message string, failed bool) {
+func CheckSidecarInjected(in Input) Verdict {
 	pod := in.Pod
 	if HasSidecar(pod) {
-		return conditions.Injected, fmt.Sprintf("pod carries the %s sidecar", injection.SidecarName), false
+		return verdictTrue(conditions.Injected, fmt.Sprintf("pod carries the %s sidecar", injection.SidecarName))
 	}
 	ns := &corev1.Namespace{ObjectMeta: in.Namespace}
 	decision, err := injection.Select(ns, pod, in.Selection)
 	switch {
 	case err != nil:
-		return conditions.InjectionDisabled, fmt.Sprintf("pod has no sidecar and its injection setting is invalid: %v", err), true
+		return verdictFalse(conditions.InjectionDisabled, fmt.Sprintf("pod has no sidecar and its injection setting is invalid: %v", err))
 	case decision.Inject:
-		return conditions.SidecarMissing, fmt.Sprintf("pod has no %s sidecar although %s, so its traffic bypasses the mesh; restart it to have it injected: %s",
-			injection.SidecarName, decision.Reason, Action(pod)), true
+		return verdictFalse(conditions.SidecarMissing, fmt.Sprintf("pod has no %s sidecar although %s, so its traffic bypasses the mesh; restart it to have it injected: %s",
+			injection.SidecarName, decision.Reason, Action(pod)))
 	case pod.Spec.HostNetwork:
-		return conditions.HostNetwork, "pod uses the host network and is never injected", true
-	case !inMesh(in):
-		return conditions.NotMeshed, "pod is not meshed: " + decision.Reason, true
+		return verdictFalse(conditions.HostNetwork, "pod uses the host network and is never injected")
+	case !injection.InMesh(&corev1.Namespace{ObjectMeta: in.Namespace}, in.Selection.MeshName):
+		return verdictFalse(conditions.NotMeshed, "pod is not meshed: "+decision.Reason)
 	default:
-		return conditions.InjectionDisabled, "pod is not meshed: " + decision.Reason, true
+		return verdictFalse(conditions.InjectionDisabled, "pod is not meshed: "+decision.Reason)
 	}
-}
-
-// inMesh reports whether the namespace belongs to our mesh at all, to tell "not in the mesh"
-// apart from "in the mesh, injection turned off".
-func inMesh(in Input) bool {
-	if in.Namespace.Name == injection.NamespaceKubeSystem {
-		return false
-	}
-	if _, ignored := in.Namespace.Labels[injection.LabelIgnore]; ignored {
-		return false
-	}
-	mesh, ok := in.Namespace.Labels[injection.LabelMonitoredBy]
-	return ok && (in.Selection.MeshName == "" || mesh == in.Selection.MeshName)
 }
 
 // waitingBeforeFirstRun lists the waiting reasons the kubelet uses before a container has had a
@@ -93,30 +104,30 @@ var waitingBeforeFirstRun = map[string]bool{"": true, "PodInitializing": true, "
 
 // CheckRedirectionApplied reads the init container's status the way `kubectl describe pod` shows
 // it: terminated with exit code 0 means the rules are in place.
-func CheckRedirectionApplied(in Input) (reason, message string, failed bool) {
+func CheckRedirectionApplied(in Input) Verdict {
 	pod := in.Pod
 	c := RedirectionInitContainer(pod)
 	if c == nil {
-		return conditions.InitContainerMissing, fmt.Sprintf("pod has a sidecar but neither a %s nor an %s init container, so nothing redirects its traffic to the sidecar; restart it: %s",
-			redirect.InitContainerName, redirect.OSMInitContainerName, Action(pod)), true
+		return verdictFalse(conditions.InitContainerMissing, fmt.Sprintf("pod has a sidecar but neither a %s nor an %s init container, so nothing redirects its traffic to the sidecar; restart it: %s",
+			redirect.InitContainerName, redirect.OSMInitContainerName, Action(pod)))
 	}
 	st := initStatus(pod, c.Name)
 	if st == nil {
-		return conditions.InitContainerPending, fmt.Sprintf("init container %s has not started yet", c.Name), false
+		return verdictUnknown(conditions.InitContainerPending, fmt.Sprintf("init container %s has not started yet", c.Name))
 	}
 	switch {
 	case st.State.Terminated != nil && st.State.Terminated.ExitCode == 0:
-		return conditions.Applied, fmt.Sprintf("init container %s exited with code 0", c.Name), false
+		return verdictTrue(conditions.Applied, fmt.Sprintf("init container %s exited with code 0", c.Name))
 	case st.State.Terminated != nil:
-		return conditions.InitContainerFailed, fmt.Sprintf("init container %s %s; inspect it with: kubectl logs %s -n %s -c %s",
-			c.Name, describeTermination(st.State.Terminated), pod.Name, pod.Namespace, c.Name), true
+		return verdictFalse(conditions.InitContainerFailed, fmt.Sprintf("init container %s %s; inspect it with: kubectl logs %s -n %s -c %s",
+			c.Name, describeTermination(st.State.Terminated), pod.Name, pod.Namespace, c.Name))
 	case st.State.Running != nil && failedBefore(st):
 		// A retry in CrashLoopBackOff: until it ends, the last attempt is the truth. Saying
 		// Pending here would hide the failure and flip the condition on every retry.
-		return conditions.InitContainerFailed, fmt.Sprintf("init container %s is running again after it %s, %d restarts; inspect it with: kubectl logs %s -n %s -c %s --previous",
-			c.Name, describeTermination(st.LastTerminationState.Terminated), st.RestartCount, pod.Name, pod.Namespace, c.Name), true
+		return verdictFalse(conditions.InitContainerFailed, fmt.Sprintf("init container %s is running again after it %s, %d restarts; inspect it with: kubectl logs %s -n %s -c %s --previous",
+			c.Name, describeTermination(st.LastTerminationState.Terminated), st.RestartCount, pod.Name, pod.Namespace, c.Name))
 	case st.State.Running != nil:
-		return conditions.InitContainerPending, fmt.Sprintf("init container %s is running", c.Name), false
+		return verdictUnknown(conditions.InitContainerPending, fmt.Sprintf("init container %s is running", c.Name))
 	}
 	var waitReason, waitMsg string
 	if st.State.Waiting != nil {
@@ -124,7 +135,7 @@ func CheckRedirectionApplied(in Input) (reason, message string, failed bool) {
 	}
 	last := st.LastTerminationState.Terminated
 	if last == nil && st.RestartCount == 0 && waitingBeforeFirstRun[waitReason] {
-		return conditions.InitContainerPending, fmt.Sprintf("init container %s has not run yet", c.Name), false
+		return verdictUnknown(conditions.InitContainerPending, fmt.Sprintf("init container %s has not run yet", c.Name))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "init container %s is waiting", c.Name)
@@ -142,7 +153,7 @@ func CheckRedirectionApplied(in Input) (reason, message string, failed bool) {
 		fmt.Fprintf(&b, ", %d restarts", st.RestartCount)
 	}
 	fmt.Fprintf(&b, "; inspect it with: kubectl describe pod %s -n %s", pod.Name, pod.Namespace)
-	return conditions.InitContainerFailed, b.String(), true
+	return verdictFalse(conditions.InitContainerFailed, b.String())
 }
 
 // failedBefore: the container's previous attempt exited with an error.

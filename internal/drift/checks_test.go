@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/podtest"
 )
 
 func TestWorkloadAndAction(t *testing.T) {
@@ -20,17 +21,17 @@ func TestWorkloadAndAction(t *testing.T) {
 		restart  bool
 		contains string
 	}{
-		{"replicaset of a deployment", makePod("bookbuyer-7d9f8c-x").deployment("bookbuyer").obj(),
+		{"replicaset of a deployment", makePod("bookbuyer-7d9f8c-x").Deployment("bookbuyer", "7d9f8c").Obj(),
 			Workload{KindDeployment, "bookbuyer", "bookbuyer"}, true, "kubectl rollout restart deployment/bookbuyer -n bookbuyer"},
-		{"replicaset whose name does not end in the hash", makePod("p").label("pod-template-hash", "abc").owner("apps/v1", "ReplicaSet", "standalone").obj(),
+		{"replicaset whose name does not end in the hash", makePod("p").Label("pod-template-hash", "abc").Owner("apps/v1", "ReplicaSet", "standalone").Obj(),
 			Workload{KindReplicaSet, "standalone", "bookbuyer"}, false, "delete the pod so its ReplicaSet standalone recreates it: kubectl delete pod p -n bookbuyer"},
-		{"statefulset", makePod("db-0").owner("apps/v1", "StatefulSet", "db").obj(),
+		{"statefulset", makePod("db-0").Owner("apps/v1", "StatefulSet", "db").Obj(),
 			Workload{KindStatefulSet, "db", "bookbuyer"}, true, "kubectl rollout restart statefulset/db -n bookbuyer"},
-		{"daemonset", makePod("agent-x").owner("apps/v1", "DaemonSet", "agent").obj(),
+		{"daemonset", makePod("agent-x").Owner("apps/v1", "DaemonSet", "agent").Obj(),
 			Workload{KindDaemonSet, "agent", "bookbuyer"}, true, "kubectl rollout restart daemonset/agent -n bookbuyer"},
-		{"job", makePod("migrate-x").owner("batch/v1", "Job", "migrate").obj(),
+		{"job", makePod("migrate-x").Owner("batch/v1", "Job", "migrate").Obj(),
 			Workload{"Job", "migrate", "bookbuyer"}, false, "kubectl delete pod migrate-x -n bookbuyer"},
-		{"bare pod", makePod("debug").obj(),
+		{"bare pod", makePod("debug").Obj(),
 			Workload{"", "", "bookbuyer"}, false, "delete and recreate the pod from its manifest: kubectl delete pod debug -n bookbuyer"},
 	}
 	for _, tt := range tests {
@@ -63,25 +64,27 @@ func TestCheckSidecarInjected(t *testing.T) {
 		failed   bool
 		contains string
 	}{
-		{"sidecar present", makePod("p").sidecar().obj(), meshedNamespace("bookbuyer"), conditions.Injected, false, "carries the envoy sidecar"},
-		{"sidecar present in a namespace that left the mesh", makePod("p").sidecar().obj(), plainNS, conditions.Injected, false, ""},
-		{"injected namespace, no sidecar", makePod("bookbuyer-7d9f8c-x").deployment("bookbuyer").obj(), meshedNamespace("bookbuyer"),
+		{"sidecar present", makePod("p").Sidecar().Obj(), meshedNamespace("bookbuyer"), conditions.Injected, false, "carries the envoy sidecar"},
+		{"sidecar present in a namespace that left the mesh", makePod("p").Sidecar().Obj(), plainNS, conditions.Injected, false, ""},
+		{"injected namespace, no sidecar", makePod("bookbuyer-7d9f8c-x").Deployment("bookbuyer", "7d9f8c").Obj(), meshedNamespace("bookbuyer"),
 			conditions.SidecarMissing, true, "restart it to have it injected: kubectl rollout restart deployment/bookbuyer -n bookbuyer"},
-		{"pod annotation enables injection", makePod("p").annotate(injection.AnnotationSidecarInjection, "yes").obj(), noInjection,
+		{"pod annotation enables injection", makePod("p").Annotate(injection.AnnotationSidecarInjection, "yes").Obj(), noInjection,
 			conditions.SidecarMissing, true, "kubectl delete pod p -n bookbuyer"},
-		{"pod annotation disables injection", makePod("p").annotate(injection.AnnotationSidecarInjection, "disabled").obj(), meshedNamespace("bookbuyer"),
+		{"pod annotation disables injection", makePod("p").Annotate(injection.AnnotationSidecarInjection, "disabled").Obj(), meshedNamespace("bookbuyer"),
 			conditions.InjectionDisabled, true, "pod annotation disables injection"},
-		{"namespace without injection annotation", makePod("p").obj(), noInjection, conditions.InjectionDisabled, true, "neither the pod nor namespace"},
-		{"host network", makePod("p").hostNetwork().obj(), meshedNamespace("bookbuyer"), conditions.HostNetwork, true, "host network"},
-		{"namespace not monitored", makePod("p").obj(), plainNS, conditions.NotMeshed, true, "not labelled"},
-		{"namespace of another mesh", makePod("p").obj(), otherMesh, conditions.NotMeshed, true, "not labelled"},
-		{"invalid injection annotation", makePod("p").annotate(injection.AnnotationSidecarInjection, "sure").obj(), meshedNamespace("bookbuyer"),
+		{"namespace without injection annotation", makePod("p").Obj(), noInjection, conditions.InjectionDisabled, true, "neither the pod nor namespace"},
+		{"host network", makePod("p").HostNetwork().Obj(), meshedNamespace("bookbuyer"), conditions.HostNetwork, true, "host network"},
+		{"namespace not monitored", makePod("p").Obj(), plainNS, conditions.NotMeshed, true, "not labelled"},
+		{"namespace of another mesh", makePod("p").Obj(), otherMesh, conditions.NotMeshed, true, "not labelled"},
+		{"invalid injection annotation", makePod("p").Annotate(injection.AnnotationSidecarInjection, "sure").Obj(), meshedNamespace("bookbuyer"),
 			conditions.InjectionDisabled, true, "invalid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := Gather(tt.pod, tt.ns, meshConfig(1), testSelection, testNow)
-			reason, msg, failed := CheckSidecarInjected(in)
+			v := CheckSidecarInjected(in)
+			documented(t, conditions.PodSidecarInjected, v)
+			reason, msg, failed := v.Reason, v.Message, v.Failed()
 			if reason != tt.reason || failed != tt.failed {
 				t.Fatalf("got (%s, failed=%v) %q, want (%s, failed=%v)", reason, failed, msg, tt.reason, tt.failed)
 			}
@@ -94,7 +97,9 @@ func TestCheckSidecarInjected(t *testing.T) {
 
 func TestCheckRedirectionApplied(t *testing.T) {
 	seed := fixture(t, "seed001-basic.sh")
-	osm := func() *podBuilder { return makePod("test-58d4f8ff58-wtz4f").ns("test").sidecar().osmInit(seed) }
+	osm := func() *podtest.PodBuilder {
+		return makePod("test-58d4f8ff58-wtz4f").Namespace("test").Sidecar().OSMInit(seed)
+	}
 	terminated := func(code int32, reason string) corev1.ContainerState {
 		return corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason}}
 	}
@@ -108,21 +113,23 @@ func TestCheckRedirectionApplied(t *testing.T) {
 		failed   bool
 		contains []string
 	}{
-		{"seed 001: terminated, Completed, exit code 0", osm().initDone().obj(), conditions.Applied, false, []string{"osm-init exited with code 0"}},
-		{"no status yet", osm().obj(), conditions.InitContainerPending, false, []string{"has not started"}},
-		{"waiting to start", osm().initState(waiting("PodInitializing")).obj(), conditions.InitContainerPending, false, []string{"has not run yet"}},
-		{"running", osm().initState(corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}).obj(), conditions.InitContainerPending, false, []string{"is running"}},
-		{"exit 1", osm().initState(terminated(1, "Error")).obj(), conditions.InitContainerFailed, true,
+		{"seed 001: terminated, Completed, exit code 0", osm().InitDone().Obj(), conditions.Applied, false, []string{"osm-init exited with code 0"}},
+		{"no status yet", osm().Obj(), conditions.InitContainerPending, false, []string{"has not started"}},
+		{"waiting to start", osm().InitState(waiting("PodInitializing")).Obj(), conditions.InitContainerPending, false, []string{"has not run yet"}},
+		{"running", osm().InitState(corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}).Obj(), conditions.InitContainerPending, false, []string{"is running"}},
+		{"exit 1", osm().InitState(terminated(1, "Error")).Obj(), conditions.InitContainerFailed, true,
 			[]string{"osm-init exited with code 1 (Error)", "kubectl logs test-58d4f8ff58-wtz4f -n test -c osm-init"}},
-		{"crash loop after exit 2", osm().initStatus(corev1.ContainerStatus{State: waiting("CrashLoopBackOff"), RestartCount: 4,
-			LastTerminationState: terminated(2, "Error")}).obj(), conditions.InitContainerFailed, true,
+		{"crash loop after exit 2", osm().InitStatus(corev1.ContainerStatus{State: waiting("CrashLoopBackOff"), RestartCount: 4,
+			LastTerminationState: terminated(2, "Error")}).Obj(), conditions.InitContainerFailed, true,
 			[]string{"waiting (CrashLoopBackOff)", "after it exited with code 2 (Error)", "4 restarts"}},
-		{"image cannot be pulled", osm().initState(waiting("ImagePullBackOff")).obj(), conditions.InitContainerFailed, true, []string{"ImagePullBackOff"}},
-		{"sidecar but no init container", makePod("p").sidecar().obj(), conditions.InitContainerMissing, true, []string{"neither a meshkeeper-init nor an osm-init"}},
+		{"image cannot be pulled", osm().InitState(waiting("ImagePullBackOff")).Obj(), conditions.InitContainerFailed, true, []string{"ImagePullBackOff"}},
+		{"sidecar but no init container", makePod("p").Sidecar().Obj(), conditions.InitContainerMissing, true, []string{"neither a meshkeeper-init nor an osm-init"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			reason, msg, failed := CheckRedirectionApplied(gather(tt.pod, meshConfig(1)))
+			v := CheckRedirectionApplied(gather(tt.pod, meshConfig(1)))
+			documented(t, conditions.PodRedirectionApplied, v)
+			reason, msg, failed := v.Reason, v.Message, v.Failed()
 			if reason != tt.reason || failed != tt.failed {
 				t.Fatalf("got (%s, failed=%v) %q, want (%s, failed=%v)", reason, failed, msg, tt.reason, tt.failed)
 			}
@@ -139,7 +146,7 @@ func TestCheckRedirectionApplied(t *testing.T) {
 // its last line, which is where meshkeeper-init says why it failed, whole characters only.
 func TestDescribeTerminationQuotesTheLastLine(t *testing.T) {
 	got := describeTermination(&corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error",
-		Message: "meshkeeper-init: applying ipv4 rules\nmeshkeeper-init: iptables-restore: Permission denied (you must be root)\n"})
+		Message: "meshkeeper-init: applying IPv4 rules\nmeshkeeper-init: iptables-restore: Permission denied (you must be root)\n"})
 	want := "exited with code 1 (Error): meshkeeper-init: iptables-restore: Permission denied (you must be root)"
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
@@ -153,11 +160,12 @@ func TestDescribeTerminationQuotesTheLastLine(t *testing.T) {
 // A retry that is running after a failed attempt keeps the failure: reporting Pending would hide
 // it from the condition and flip it on every CrashLoopBackOff retry.
 func TestRunningRetryKeepsTheFailure(t *testing.T) {
-	pod := makePod("test-58d4f8ff58-wtz4f").ns("test").sidecar().osmInit(fixture(t, "seed001-basic.sh")).obj()
+	pod := makePod("test-58d4f8ff58-wtz4f").Namespace("test").Sidecar().OSMInit(fixture(t, "seed001-basic.sh")).Obj()
 	pod.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "osm-init", RestartCount: 3,
 		State:                corev1.ContainerState{Running: &corev1.ContainerStateRunning{}},
 		LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", Message: "iptables: Permission denied\n"}}}}
-	reason, msg, failed := CheckRedirectionApplied(Input{Pod: pod})
+	v := CheckRedirectionApplied(Input{Pod: pod})
+	reason, msg, failed := v.Reason, v.Message, v.Failed()
 	if reason != conditions.InitContainerFailed || !failed {
 		t.Fatalf("got %s (failed %v): %s", reason, failed, msg)
 	}
@@ -168,7 +176,16 @@ func TestRunningRetryKeepsTheFailure(t *testing.T) {
 	}
 	// A first attempt that is running, or a retry after a clean exit, is still pending.
 	pod.Status.InitContainerStatuses[0].LastTerminationState = corev1.ContainerState{}
-	if reason, _, _ := CheckRedirectionApplied(Input{Pod: pod}); reason != conditions.InitContainerPending {
+	if v := CheckRedirectionApplied(Input{Pod: pod}); v.Reason != conditions.InitContainerPending {
 		t.Errorf("first run: got %s", reason)
+	}
+}
+
+// documented fails when a check returns a (status, reason) pair the vocabulary does not list for
+// the condition type it sets: the check decides the status, the table documents it.
+func documented(t *testing.T, typ string, v Verdict) {
+	t.Helper()
+	if !conditions.Allowed(typ, string(v.Status), v.Reason) {
+		t.Errorf("%s %s/%s is not in the vocabulary (message %q)", typ, v.Status, v.Reason, v.Message)
 	}
 }

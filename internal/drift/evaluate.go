@@ -27,13 +27,35 @@ var Chain = []Step{
 	{Type: conditions.PodExclusionsInSync, Check: CheckExclusionsInSync},
 }
 
-// OwnedTypes are the pod condition types this package writes; nothing else is ever touched.
-var OwnedTypes = []corev1.PodConditionType{
-	conditions.PodSidecarInjected, conditions.PodRedirectionApplied, conditions.PodExclusionsInSync,
-}
+// OwnedTypes are the pod condition types this package writes, those of Chain; nothing else is
+// ever touched.
+var OwnedTypes = func() []corev1.PodConditionType {
+	out := make([]corev1.PodConditionType, len(Chain))
+	for i, s := range Chain {
+		out[i] = s.Type
+	}
+	return out
+}()
 
 // Owned reports whether t is one of our condition types.
 func Owned(t corev1.PodConditionType) bool { return slices.Contains(OwnedTypes, t) }
+
+// OwnedConditions returns the conditions of ours among conds, in their order: what a status
+// patch may send, what a write is remembered by and what the slim pod cache keeps.
+func OwnedConditions(conds []corev1.PodCondition) []corev1.PodCondition {
+	var out []corev1.PodCondition
+	for _, c := range conds {
+		if Owned(c.Type) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// HasOwnedCondition reports whether any of conds is ours.
+func HasOwnedCondition(conds []corev1.PodCondition) bool {
+	return slices.ContainsFunc(conds, func(c corev1.PodCondition) bool { return Owned(c.Type) })
+}
 
 // Evaluate runs the chain and returns one condition per type it reached, stamped with in.Now.
 func Evaluate(in Input) []corev1.PodCondition {
@@ -46,11 +68,11 @@ func Evaluate(in Input) []corev1.PodCondition {
 				Reason: blocked.Reason, Message: blocked.Message, LastTransitionTime: now})
 			continue
 		}
-		reason, message, failed := step.Check(in)
-		c := corev1.PodCondition{Type: step.Type, Status: statusOf(step.Type, reason, failed),
-			Reason: reason, Message: message, LastTransitionTime: now}
+		v := step.Check(in)
+		c := corev1.PodCondition{Type: step.Type, Status: v.Status,
+			Reason: v.Reason, Message: v.Message, LastTransitionTime: now}
 		out = append(out, c)
-		if failed && step.StopOnFailure {
+		if v.Failed() && step.StopOnFailure {
 			break
 		}
 		if c.Status == corev1.ConditionUnknown {
@@ -60,18 +82,6 @@ func Evaluate(in Input) []corev1.PodCondition {
 	return out
 }
 
-// statusOf maps a check's outcome to a condition status through the shared vocabulary, so the
-// polarity of each reason is written down in one place.
-func statusOf(t corev1.PodConditionType, reason string, failed bool) corev1.ConditionStatus {
-	switch {
-	case failed:
-		return corev1.ConditionFalse
-	case conditions.Allowed(string(t), string(corev1.ConditionUnknown), reason):
-		return corev1.ConditionUnknown
-	}
-	return corev1.ConditionTrue
-}
-
 // Relevant says whether a pod deserves conditions at all: it carries the sidecar, should carry
 // it, or already has our conditions (which must then be kept truthful).
 func Relevant(in Input, computed []corev1.PodCondition) bool {
@@ -79,12 +89,7 @@ func Relevant(in Input, computed []corev1.PodCondition) bool {
 		(computed[0].Status == corev1.ConditionTrue || computed[0].Reason == conditions.SidecarMissing) {
 		return true
 	}
-	for _, c := range in.Pod.Status.Conditions {
-		if Owned(c.Type) {
-			return true
-		}
-	}
-	return false
+	return HasOwnedCondition(in.Pod.Status.Conditions)
 }
 
 // SetPodConditions merges computed into existing. Only our condition types are touched; the

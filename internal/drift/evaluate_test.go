@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/podtest"
 )
 
 type verdict struct {
@@ -28,8 +29,8 @@ func verdicts(cs []corev1.PodCondition) []verdict {
 
 func TestEvaluateChain(t *testing.T) {
 	seed := fixture(t, "seed001-basic.sh")
-	osm := func() *podBuilder {
-		return makePod("bookbuyer-7d9f8c-x").deployment("bookbuyer").sidecar().osmInit(seed)
+	osm := func() *podtest.PodBuilder {
+		return makePod("bookbuyer-7d9f8c-x").Deployment("bookbuyer", "7d9f8c").Sidecar().OSMInit(seed)
 	}
 	const (
 		T = corev1.ConditionTrue
@@ -43,26 +44,26 @@ func TestEvaluateChain(t *testing.T) {
 		cidr []string
 		want []verdict
 	}{
-		{"healthy OSM pod", osm().initDone().obj(), 1, nil, []verdict{
+		{"healthy OSM pod", osm().InitDone().Obj(), 1, nil, []verdict{
 			{conditions.PodSidecarInjected, T, conditions.Injected},
 			{conditions.PodRedirectionApplied, T, conditions.Applied},
 			{conditions.PodExclusionsInSync, T, conditions.InSync}}},
-		{"drifted OSM pod", osm().initDone().obj(), 2, []string{"1.1.1.1/32"}, []verdict{
+		{"drifted OSM pod", osm().InitDone().Obj(), 2, []string{"1.1.1.1/32"}, []verdict{
 			{conditions.PodSidecarInjected, T, conditions.Injected},
 			{conditions.PodRedirectionApplied, T, conditions.Applied},
 			{conditions.PodExclusionsInSync, F, conditions.Drifted}}},
-		{"sidecar missing stops the chain", makePod("p").obj(), 1, nil, []verdict{
+		{"sidecar missing stops the chain", makePod("p").Obj(), 1, nil, []verdict{
 			{conditions.PodSidecarInjected, F, conditions.SidecarMissing}}},
-		{"pending init container leaves exclusions unknown", osm().obj(), 2, []string{"1.1.1.1/32"}, []verdict{
+		{"pending init container leaves exclusions unknown", osm().Obj(), 2, []string{"1.1.1.1/32"}, []verdict{
 			{conditions.PodSidecarInjected, T, conditions.Injected},
 			{conditions.PodRedirectionApplied, U, conditions.InitContainerPending},
 			{conditions.PodExclusionsInSync, U, conditions.InitContainerPending}}},
-		{"failed init container does not hide drift", osm().initState(corev1.ContainerState{
-			Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}).obj(), 2, []string{"1.1.1.1/32"}, []verdict{
+		{"failed init container does not hide drift", osm().InitState(corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}).Obj(), 2, []string{"1.1.1.1/32"}, []verdict{
 			{conditions.PodSidecarInjected, T, conditions.Injected},
 			{conditions.PodRedirectionApplied, F, conditions.InitContainerFailed},
 			{conditions.PodExclusionsInSync, F, conditions.Drifted}}},
-		{"invalid MeshConfig", osm().initDone().obj(), 3, []string{"999.1.1.1/32"}, []verdict{
+		{"invalid MeshConfig", osm().InitDone().Obj(), 3, []string{"999.1.1.1/32"}, []verdict{
 			{conditions.PodSidecarInjected, T, conditions.Injected},
 			{conditions.PodRedirectionApplied, T, conditions.Applied},
 			{conditions.PodExclusionsInSync, U, conditions.InvalidSpec}}},
@@ -92,17 +93,17 @@ func TestEvaluateChain(t *testing.T) {
 }
 
 func TestRelevant(t *testing.T) {
-	plain := makePod("p").obj()
+	plain := makePod("p").Obj()
 	in := Gather(plain, metav1.ObjectMeta{Name: "bookbuyer"}, meshConfig(1), testSelection, testNow)
 	if Relevant(in, Evaluate(in)) {
 		t.Error("a pod outside the mesh without our conditions must be left alone")
 	}
-	labelled := makePod("p").condition(corev1.PodCondition{Type: conditions.PodSidecarInjected, Status: corev1.ConditionFalse, Reason: conditions.SidecarMissing}).obj()
+	labelled := makePod("p").Condition(corev1.PodCondition{Type: conditions.PodSidecarInjected, Status: corev1.ConditionFalse, Reason: conditions.SidecarMissing}).Obj()
 	in = Gather(labelled, metav1.ObjectMeta{Name: "bookbuyer"}, meshConfig(1), testSelection, testNow)
 	if !Relevant(in, Evaluate(in)) {
 		t.Error("a pod that carries our conditions must keep them truthful after its namespace left the mesh")
 	}
-	in = gather(makePod("p").obj(), meshConfig(1))
+	in = gather(makePod("p").Obj(), meshConfig(1))
 	if !Relevant(in, Evaluate(in)) {
 		t.Error("a pod missing its sidecar is relevant")
 	}
@@ -217,12 +218,12 @@ func TestSummary(t *testing.T) {
 		pod  *corev1.Pod
 		sync bool
 	}{
-		{makePod("a").sidecar().osmInit(seed).initDone().obj(), true},  // in sync under inSyncMC
-		{makePod("c").sidecar().osmInit(seed).initDone().obj(), false}, // drifted under mc
-		{makePod("b").sidecar().osmInit(seed).initDone().obj(), false}, // drifted under mc
-		{makePod("d").obj(), false},                                    // sidecar missing: failed
-		{makePod("e").sidecar().osmInit(seed).initState(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}).obj(), true}, // failed
-		{makePod("f").annotate("openservicemesh.io/sidecar-injection", "disabled").obj(), false},                                                       // not meshed
+		{makePod("a").Sidecar().OSMInit(seed).InitDone().Obj(), true},  // in sync under inSyncMC
+		{makePod("c").Sidecar().OSMInit(seed).InitDone().Obj(), false}, // drifted under mc
+		{makePod("b").Sidecar().OSMInit(seed).InitDone().Obj(), false}, // drifted under mc
+		{makePod("d").Obj(), false},                                    // sidecar missing: failed
+		{makePod("e").Sidecar().OSMInit(seed).InitState(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}).Obj(), true}, // failed
+		{makePod("f").Annotate("openservicemesh.io/sidecar-injection", "disabled").Obj(), false},                                                       // not meshed
 	}
 	for _, p := range pods {
 		m := mc
@@ -244,11 +245,11 @@ func TestRuleCacheNeverChangesAVerdict(t *testing.T) {
 	cache := NewRuleCache(2)
 	mcs := []int64{1, 2}
 	pods := []*corev1.Pod{
-		makePod("a").sidecar().osmInit(fixture(t, "seed001-ports.sh")).initDone().obj(),
-		makePod("b").sidecar().osmInit(fixture(t, "seed001-ports.sh")).initDone().obj(),
-		makePod("c").sidecar().osmInit(fixture(t, "seed001-ranges.sh")).initDone().obj(),
-		makePod("d").sidecar().osmInit(fixture(t, "seed001-ranges-double-and.sh")).initDone().obj(),
-		makePod("e").sidecar().osmInit(fixture(t, "osm-v12-heredoc.sh")).initDone().obj(),
+		makePod("a").Sidecar().OSMInit(fixture(t, "seed001-ports.sh")).InitDone().Obj(),
+		makePod("b").Sidecar().OSMInit(fixture(t, "seed001-ports.sh")).InitDone().Obj(),
+		makePod("c").Sidecar().OSMInit(fixture(t, "seed001-ranges.sh")).InitDone().Obj(),
+		makePod("d").Sidecar().OSMInit(fixture(t, "seed001-ranges-double-and.sh")).InitDone().Obj(),
+		makePod("e").Sidecar().OSMInit(fixture(t, "osm-v12-heredoc.sh")).InitDone().Obj(),
 	}
 	for _, gen := range mcs {
 		mc := meshConfig(gen, ipExclusions("1.1.1.1/32", "2.2.2.2/24"), outPorts(6379, 7070))
@@ -289,9 +290,9 @@ func TestSummaryPodsInSync(t *testing.T) {
 	mc := meshConfig(2, ipExclusions("1.1.1.1/32"))
 	var s Summary
 	for _, p := range []*corev1.Pod{
-		makePod("web-7d9f8c-a").deployment("web").sidecar().osmInit(seed).initDone().obj(),
-		makePod("web-7d9f8c-b").deployment("web").sidecar().osmInit(seed).initDone().obj(),
-		makePod("bare").sidecar().osmInit(seed).initDone().obj(),
+		makePod("web-7d9f8c-a").Deployment("web", "7d9f8c").Sidecar().OSMInit(seed).InitDone().Obj(),
+		makePod("web-7d9f8c-b").Deployment("web", "7d9f8c").Sidecar().OSMInit(seed).InitDone().Obj(),
+		makePod("bare").Sidecar().OSMInit(seed).InitDone().Obj(),
 	} {
 		s.Add(p, Evaluate(gather(p, mc)))
 	}
@@ -332,5 +333,30 @@ func TestSummaryPodsInSync(t *testing.T) {
 		if st != c.status || r != c.reason || !strings.Contains(m, c.msgContent) || !conditions.Allowed(conditions.PodsInSync, string(st), r) {
 			t.Errorf("%+v: %s/%s %q", c.s, st, r, m)
 		}
+	}
+}
+
+// TestOwnedConditions: the one filter for "conditions of ours" keeps exactly the Chain's types,
+// in their order, and leaves the kubelet's alone.
+func TestOwnedConditions(t *testing.T) {
+	conds := []corev1.PodCondition{
+		{Type: corev1.PodReady}, {Type: conditions.PodExclusionsInSync}, {Type: "example.com/Other"},
+		{Type: conditions.PodSidecarInjected}, {Type: corev1.PodInitialized}, {Type: conditions.PodRedirectionApplied},
+	}
+	got := OwnedConditions(conds)
+	want := []corev1.PodConditionType{conditions.PodExclusionsInSync, conditions.PodSidecarInjected, conditions.PodRedirectionApplied}
+	if len(got) != len(want) {
+		t.Fatalf("OwnedConditions kept %d conditions, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		if got[i].Type != want[i] {
+			t.Errorf("condition %d is %s, want %s", i, got[i].Type, want[i])
+		}
+	}
+	if !HasOwnedCondition(conds) || HasOwnedCondition(conds[:1]) || HasOwnedCondition(nil) {
+		t.Error("HasOwnedCondition disagrees with OwnedConditions")
+	}
+	if len(OwnedTypes) != len(Chain) {
+		t.Errorf("OwnedTypes %v do not follow Chain", OwnedTypes)
 	}
 }

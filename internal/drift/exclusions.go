@@ -3,7 +3,6 @@ package drift
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -18,64 +17,57 @@ import (
 // injection, or a pod injected by OSM) the init container is parsed and compared by meaning.
 // Rules that cannot be parsed give RulesUnreadable, which the vocabulary lists as Unknown: the
 // pod may or may not run what it should, and saying Drifted would be a guess.
-func CheckExclusionsInSync(in Input) (reason, message string, failed bool) {
+func CheckExclusionsInSync(in Input) Verdict {
 	if in.MeshMissing {
-		return conditions.MeshConfigNotFound, fmt.Sprintf("%s does not exist, so the exclusions this pod should have are unknown: recreate it, or point the manager at the MeshConfig in use with --meshconfig namespace/name", in.Mesh), false
+		return verdictUnknown(conditions.MeshConfigNotFound, fmt.Sprintf("%s does not exist, so the exclusions this pod should have are unknown: recreate it, or point the manager at the MeshConfig in use with --meshconfig namespace/name", in.Mesh))
 	}
-	if len(in.ExpectedErrs) > 0 {
-		return conditions.InvalidSpec, fmt.Sprintf("cannot tell which exclusions the pod should have: %s or the pod's annotations are invalid: %v",
-			in.Mesh, in.ExpectedErrs.ToAggregate()), false
+	if v, unknown := expectedUnknown(in); unknown {
+		return v
 	}
 	if in.Pod.Annotations[injection.AnnotationExclusionsDigest] == in.Expected.Digest() {
-		return conditions.InSync, inSyncMessage(in), false
+		return verdictTrue(conditions.InSync, inSyncMessage(in))
 	}
 	c := RedirectionInitContainer(in.Pod)
 	if c == nil {
-		return conditions.RulesUnreadable, fmt.Sprintf("pod has no %s or %s init container to read rules from",
-			redirect.InitContainerName, redirect.OSMInitContainerName), false
+		return verdictUnknown(conditions.RulesUnreadable, fmt.Sprintf("pod has no %s or %s init container to read rules from",
+			redirect.InitContainerName, redirect.OSMInitContainerName))
 	}
 	rules := in.Rules.read(c)
 	if rules.err != nil {
-		return conditions.RulesUnreadable, fmt.Sprintf("cannot read the rules of init container %s: %v; whether the pod is in sync is unknown, restart it to have its rules rendered again: %s",
-			c.Name, rules.err, Action(in.Pod)), false
+		return verdictUnknown(conditions.RulesUnreadable, fmt.Sprintf("cannot read the rules of init container %s: %v; whether the pod is in sync is unknown, restart it to have its rules rendered again: %s",
+			c.Name, rules.err, Action(in.Pod)))
 	}
 	return judge(in, rules, c.Name)
 }
 
+// expectedUnknown is the verdict when the MeshConfig or the pod's annotations are invalid, so
+// the exclusions the pod should have are unknown.
+func expectedUnknown(in Input) (Verdict, bool) {
+	if len(in.ExpectedErrs) == 0 {
+		return Verdict{}, false
+	}
+	return verdictUnknown(conditions.InvalidSpec, fmt.Sprintf("cannot tell which exclusions the pod should have: %s or the pod's annotations are invalid: %v",
+		in.Mesh, in.ExpectedErrs.ToAggregate())), true
+}
+
 // judge compares what the rules implement with what the pod should have. source names the rules
 // in messages ("the <source> rules").
-func judge(in Input, rules readRules, source string) (reason, message string, failed bool) {
+func judge(in Input, rules readRules, source string) Verdict {
 	diff := redirect.Diff(in.Expected.Exclusions(), rules.exclusions)
 	problems := describeDiff(in, diff, source)
-	if want := in.Expected.LocalProxyMode == redirect.LocalProxyModePodIP; want != rules.podIP {
-		problems = append(problems, proxyModeProblem(in, want, source))
+	if !diff.LocalProxyMode.Empty() {
+		problems = append(problems, proxyModeProblem(in, diff.LocalProxyMode.Expected == redirect.LocalProxyModePodIP, source))
 	}
 	if len(problems) == 0 {
-		return conditions.InSync, inSyncMessage(in), false
+		return verdictTrue(conditions.InSync, inSyncMessage(in))
 	}
-	return conditions.Drifted, strings.Join(problems, "; ") + "; restart the pod: " + Action(in.Pod), true
+	return verdictFalse(conditions.Drifted, strings.Join(problems, "; ")+"; restart the pod: "+Action(in.Pod))
 }
 
 // inSyncMessage deliberately omits the MeshConfig generation: a MeshConfig change that does not
 // touch exclusions must not rewrite the condition of every pod.
 func inSyncMessage(in Input) string {
 	return fmt.Sprintf("redirection rules match %s and the pod's annotations", in.Mesh)
-}
-
-func hasDNAT(p *redirect.Parsed) bool {
-	for _, rs := range [...]*redirect.Ruleset{p.IPv4, p.IPv6} {
-		if rs == nil {
-			continue
-		}
-		for _, ch := range rs.Chains {
-			for _, r := range ch.Rules {
-				if r.Target.Kind == redirect.TargetDNAT {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }
 
 func proxyModeProblem(in Input, wantPodIP bool, container string) string {
@@ -97,28 +89,27 @@ func describeDiff(in Input, d redirect.Difference, container string) []string {
 		out = append(out, fmt.Sprintf("%s %s is in %s but neither %s nor the pod's annotations ask for it%s",
 			what, value, rules, in.Mesh.WithGeneration(), admittedWith(in)))
 	}
-	prefixes := func(what string, delta redirect.Delta[netip.Prefix], mesh []string, annotation string) {
+	prefixes := func(what string, delta redirect.Delta[netip.Prefix], list string) {
 		for _, p := range delta.Missing {
-			spelled, src := prefixSource(in, p, mesh, annotation)
-			missing(what, spelled, src)
+			src := in.Expected.PrefixSource(list, p)
+			missing(what, orDefault(src.Spelled, p.String()), sourceText(in, src))
 		}
 		for _, p := range delta.Unexpected {
 			unexpected(what, p.String())
 		}
 	}
-	ports := func(what string, delta redirect.Delta[uint16], mesh []int, annotation string) {
+	ports := func(what string, delta redirect.Delta[uint16], list string) {
 		for _, p := range delta.Missing {
-			missing(what, strconv.Itoa(int(p)), portSource(in, p, mesh, annotation))
+			missing(what, strconv.Itoa(int(p)), sourceText(in, in.Expected.PortSource(list, p)))
 		}
 		for _, p := range delta.Unexpected {
 			unexpected(what, strconv.Itoa(int(p)))
 		}
 	}
-	s := in.Settings
-	prefixes("outbound IP range", d.OutboundIPRanges, s.OutboundIPRangeExclusionList, redirect.AnnotationOutboundIPRangeExclusionList)
-	prefixes("outbound IP range inclusion", d.OutboundIPRangeInclusions, s.OutboundIPRangeInclusionList, redirect.AnnotationOutboundIPRangeInclusionList)
-	ports("outbound port", d.OutboundPorts, s.OutboundPortExclusionList, redirect.AnnotationOutboundPortExclusionList)
-	ports("inbound port", d.InboundPorts, s.InboundPortExclusionList, redirect.AnnotationInboundPortExclusionList)
+	prefixes("outbound IP range", d.OutboundIPRanges, redirect.ListOutboundIPRangeExclusions)
+	prefixes("outbound IP range inclusion", d.OutboundIPRangeInclusions, redirect.ListOutboundIPRangeInclusions)
+	ports("outbound port", d.OutboundPorts, redirect.ListOutboundPortExclusions)
+	ports("inbound port", d.InboundPorts, redirect.ListInboundPortExclusions)
 	for _, name := range d.Interfaces.Missing {
 		missing("network interface", name, in.Mesh.WithGeneration())
 	}
@@ -141,57 +132,25 @@ func admittedWith(in Input) string {
 	return " (the pod was rendered from generation " + gen + ")"
 }
 
-// prefixSource finds who asks for p and how they spelled it (2.2.2.2/24 rather than the
-// canonical 2.2.2.0/24, so the value can be found with grep).
-func prefixSource(in Input, p netip.Prefix, mesh []string, annotation string) (spelled, source string) {
-	spelled = p.String()
+// sourceText names who asked for a value: the MeshConfig with its generation, the pod's
+// annotation, or both.
+func sourceText(in Input, src redirect.Source) string {
 	var sources []string
-	for _, raw := range mesh {
-		if q, err := redirect.ParsePrefix(strings.TrimSpace(raw)); err == nil && q == p {
-			spelled = strings.TrimSpace(raw)
-			sources = append(sources, in.Mesh.WithGeneration())
-			break
-		}
-	}
-	for _, raw := range splitList(in.Pod.Annotations[annotation]) {
-		if q, err := redirect.ParsePrefix(raw); err == nil && q == p {
-			if len(sources) == 0 {
-				spelled = raw
-			}
-			sources = append(sources, "pod annotation "+annotation)
-			break
-		}
-	}
-	return spelled, joinSources(sources)
-}
-
-func portSource(in Input, p uint16, mesh []int, annotation string) string {
-	var sources []string
-	if slices.Contains(mesh, int(p)) {
+	if src.MeshConfigField != "" {
 		sources = append(sources, in.Mesh.WithGeneration())
 	}
-	for _, raw := range splitList(in.Pod.Annotations[annotation]) {
-		if n, err := strconv.Atoi(raw); err == nil && n == int(p) {
-			sources = append(sources, "pod annotation "+annotation)
-			break
-		}
+	if src.Annotation != "" {
+		sources = append(sources, "pod annotation "+src.Annotation)
 	}
-	return joinSources(sources)
-}
-
-func joinSources(s []string) string {
-	if len(s) == 0 {
+	if len(sources) == 0 {
 		return "the effective configuration"
 	}
-	return strings.Join(s, " and ")
+	return strings.Join(sources, " and ")
 }
 
-func splitList(v string) []string {
-	var out []string
-	for _, e := range strings.Split(v, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			out = append(out, e)
-		}
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
 	}
-	return out
+	return s
 }

@@ -50,9 +50,6 @@ type Input struct {
 	Pod       *corev1.Pod
 	Namespace metav1.ObjectMeta
 	Mesh      MeshRef
-	// Settings are the MeshConfig's raw redirection inputs, kept to tell a person whether a
-	// value came from the MeshConfig or from the pod's annotations.
-	Settings redirect.MeshSettings
 	// Selection identifies our mesh, to decide whether the pod should carry a sidecar.
 	Selection injection.SelectOptions
 	// Expected is what the pod's rules should say today; ExpectedErrs is non-empty when the
@@ -78,13 +75,11 @@ func GatherWithoutMeshConfig(pod *corev1.Pod, ns metav1.ObjectMeta, ref MeshRef,
 // Gather builds the Input from objects already read. It computes the expected configuration
 // once so that every check and the digest fast path share it.
 func Gather(pod *corev1.Pod, ns metav1.ObjectMeta, mc *configv1alpha2.MeshConfig, sel injection.SelectOptions, now time.Time) Input {
-	settings := injection.MeshSettings(&mc.Spec)
-	expected, errs := redirect.Effective(settings, pod.Annotations)
+	expected, errs := redirect.Effective(injection.MeshSettings(&mc.Spec), pod.Annotations)
 	return Input{
 		Pod:          pod,
 		Namespace:    ns,
 		Mesh:         MeshRef{Namespace: mc.Namespace, Name: mc.Name, Generation: mc.Generation},
-		Settings:     settings,
 		Selection:    sel,
 		Expected:     expected,
 		ExpectedErrs: errs,

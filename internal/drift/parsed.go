@@ -1,9 +1,6 @@
 package drift
 
 import (
-	"fmt"
-
-	"github.com/meshkeeper/meshkeeper/api/conditions"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -12,10 +9,9 @@ import (
 // file. It reaches the same verdict, in the same words, as CheckExclusionsInSync, so a person
 // comparing the kernel's rules with the MeshConfig hears what the operator would say. source
 // names the rules in messages ("the <source> rules").
-func CheckParsedExclusionsInSync(in Input, parsed *redirect.Parsed, source string) (reason, message string, failed bool) {
-	if len(in.ExpectedErrs) > 0 {
-		return conditions.InvalidSpec, fmt.Sprintf("cannot tell which exclusions the pod should have: %s or the pod's annotations are invalid: %v",
-			in.Mesh, in.ExpectedErrs.ToAggregate()), false
+func CheckParsedExclusionsInSync(in Input, parsed *redirect.Parsed, source string) Verdict {
+	if v, unknown := expectedUnknown(in); unknown {
+		return v
 	}
-	return judge(in, readRules{exclusions: parsed.Exclusions(), podIP: hasDNAT(parsed)}, source)
+	return judge(in, readRules{exclusions: parsed.Exclusions()}, source)
 }

@@ -10,26 +10,27 @@ import (
 
 // Rules read from elsewhere (iptables-save inside the pod) are judged like the init container's.
 func TestCheckParsedExclusionsInSync(t *testing.T) {
-	pod := makePod("web").sidecar().osmInit(fixture(t, "seed001-basic.sh")).obj()
+	pod := makePod("web").Sidecar().OSMInit(fixture(t, "seed001-basic.sh")).Obj()
 	ranges, err := redirect.Parse([]byte(fixture(t, "seed001-ranges.sh")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	mc := meshConfig(5, ipExclusions("1.1.1.1/32", "2.2.2.2/24"))
-	if reason, msg, failed := CheckParsedExclusionsInSync(gather(pod, mc), ranges, "iptables-save"); reason != conditions.InSync || failed {
-		t.Errorf("ranges rendered: %s %s", reason, msg)
+	if v := CheckParsedExclusionsInSync(gather(pod, mc), ranges, "iptables-save"); v.Reason != conditions.InSync || v.Failed() {
+		t.Errorf("ranges rendered: %s %s", v.Reason, v.Message)
 	}
 	// The init container itself still lacks them: the two sources disagree, as they should.
-	if reason, _, failed := CheckExclusionsInSync(gather(pod, mc)); reason != conditions.Drifted || !failed {
-		t.Errorf("init container: %s", reason)
+	if v := CheckExclusionsInSync(gather(pod, mc)); v.Reason != conditions.Drifted || !v.Failed() {
+		t.Errorf("init container: %s", v.Reason)
 	}
 	mc = meshConfig(6, ipExclusions("1.1.1.1/32"))
-	reason, msg, failed := CheckParsedExclusionsInSync(gather(pod, mc), ranges, "iptables-save")
+	v := CheckParsedExclusionsInSync(gather(pod, mc), ranges, "iptables-save")
+	reason, msg, failed := v.Reason, v.Message, v.Failed()
 	if reason != conditions.Drifted || !failed || !strings.Contains(msg, "outbound IP range 2.2.2.0/24 is in the iptables-save rules") {
 		t.Errorf("range removed: %s %s", reason, msg)
 	}
 	mc = meshConfig(7, ipExclusions("999.1.1.1/32"))
-	if reason, _, failed := CheckParsedExclusionsInSync(gather(pod, mc), ranges, "iptables-save"); reason != conditions.InvalidSpec || failed {
-		t.Errorf("invalid MeshConfig: %s", reason)
+	if v := CheckParsedExclusionsInSync(gather(pod, mc), ranges, "iptables-save"); v.Reason != conditions.InvalidSpec || v.Failed() {
+		t.Errorf("invalid MeshConfig: %s", v.Reason)
 	}
 }

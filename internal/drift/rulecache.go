@@ -14,7 +14,6 @@ import (
 // readRules is what the exclusions check needs from an init container.
 type readRules struct {
 	exclusions redirect.Exclusions
-	podIP      bool // the rules rewrite proxy traffic to the pod IP (local proxy mode PodIP)
 	err        error
 }
 
@@ -23,7 +22,7 @@ func parseRules(c *corev1.Container) readRules {
 	if err != nil {
 		return readRules{err: err}
 	}
-	return readRules{exclusions: parsed.Exclusions(), podIP: hasDNAT(parsed)}
+	return readRules{exclusions: parsed.Exclusions()}
 }
 
 // RuleCache remembers what init containers' rules mean, keyed by their exact command and

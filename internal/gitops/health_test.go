@@ -3,7 +3,6 @@ package gitops
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,10 +25,9 @@ import (
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/controllers"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 	"github.com/meshkeeper/meshkeeper/internal/status"
 )
-
-var update = flag.Bool("update", false, "rewrite config/argocd/argocd-cm.yaml from the Lua script")
 
 const (
 	argoDir    = "../../config/argocd"
@@ -265,12 +263,11 @@ func TestHealthOfMeshConfigStatuses(t *testing.T) {
 		want     string
 		mentions string
 	}{
-		"in sync":      {&controllers.MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 3, InSync: 3}}, "Healthy", "3 meshed pods, 3 in sync"},
-		"drifted":      {&controllers.MeshConfigVerdict{Active: true, Summary: drifted}, "Healthy", "kubectl rollout restart deployment/web -n shop"},
-		"failed pods":  {&controllers.MeshConfigVerdict{Active: true, Summary: drift.Summary{Meshed: 3, InSync: 2, Failed: 1}}, "Healthy", "pods not in sync (PodsFailed)"},
-		"not served":   {&controllers.MeshConfigVerdict{}, "Healthy", "not the one the operator serves"},
+		"in sync":      {&controllers.MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 3}}, "Healthy", "3 meshed pods, 3 in sync"},
+		"drifted":      {&controllers.MeshConfigVerdict{Summary: drifted}, "Healthy", "kubectl rollout restart deployment/web -n shop"},
+		"failed pods":  {&controllers.MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 2, Failed: 1}}, "Healthy", "pods not in sync (PodsFailed)"},
 		"invalid":      {&controllers.MeshConfigVerdict{SpecErrs: invalid}, "Degraded", "999.1.1.1/32"},
-		"api error":    {&controllers.MeshConfigVerdict{Active: true, Err: fmt.Errorf("timeout")}, "Progressing", "retrying after: timeout"},
+		"api error":    {&controllers.MeshConfigVerdict{Err: fmt.Errorf("timeout")}, "Progressing", "retrying after: timeout"},
 		"never judged": {nil, "Progressing", ""},
 	}
 	src := script(t)
@@ -281,7 +278,7 @@ func TestHealthOfMeshConfigStatuses(t *testing.T) {
 			mc.Status.ObservedGeneration = conditions.ObservedGenerationUnset
 			if c.v != nil && c.v.Err != nil {
 				// An error after this generation was judged once: the verdict stands, Reconciling says why it is retried.
-				controllers.SetMeshConfigStatus(mc, controllers.MeshConfigVerdict{Active: true}, time.Unix(1e9, 0))
+				controllers.SetMeshConfigStatus(mc, controllers.MeshConfigVerdict{}, time.Unix(1e9, 0))
 			}
 			if c.v != nil {
 				controllers.SetMeshConfigStatus(mc, *c.v, time.Unix(1e9, 0))
@@ -311,7 +308,7 @@ func TestHealthOfMeshConfigStatuses(t *testing.T) {
 func TestArgoCDConfigMap(t *testing.T) {
 	path := filepath.Join(argoDir, "argocd-cm.yaml")
 	src := script(t)
-	if *update {
+	if golden.Updating() {
 		var b bytes.Buffer
 		b.WriteString(`# Merge into Argo CD's argocd-cm ConfigMap (for example with
 #   kubectl -n argocd patch configmap argocd-cm --patch-file config/argocd/argocd-cm.yaml)

@@ -46,7 +46,7 @@ func Apply(ctx context.Context, o Options) error {
 		o.Log = io.Discard
 	}
 	texts := map[Family]string{IPv4: o.IPv4Rules, IPv6: o.IPv6Rules}
-	sets := map[Family]Ruleset{}
+	sets := map[Family]CheckedRestore{}
 	for _, f := range []Family{IPv4, IPv6} {
 		text, err := substitutePodIP(f, texts[f], o.PodIPEnv, o.Getenv)
 		if err != nil {
@@ -94,7 +94,7 @@ func Apply(ctx context.Context, o Options) error {
 	return nil
 }
 
-func applyFamily(ctx context.Context, o Options, b Backend, rs Ruleset) error {
+func applyFamily(ctx context.Context, o Options, b Backend, rs CheckedRestore) error {
 	f := rs.Family
 	for _, name := range []string{b.Save(f), b.Restore(f)} {
 		if _, err := o.Exec.LookPath(name); err != nil {
@@ -130,7 +130,7 @@ type RestoreStats struct {
 
 // RestoreInput builds the single transaction that replaces whatever an earlier run (ours or
 // OSM's) left in the nat table, given `iptables-save -t nat` output of the current state.
-func RestoreInput(rs Ruleset, currentSave string) (string, RestoreStats) {
+func RestoreInput(rs CheckedRestore, currentSave string) (string, RestoreStats) {
 	var st RestoreStats
 	cur := parseSave(currentSave)
 	wanted := map[string]map[string]bool{} // built-in chain -> keys of new rules there
@@ -307,11 +307,7 @@ func substitutePodIP(f Family, text, env string, getenv func(string) string) (st
 			break
 		}
 	}
-	rf := redirect.IPv4
-	if f == IPv6 {
-		rf = redirect.IPv6
-	}
-	out, err := redirect.ResolvePodIP(text, rf, pick)
+	out, err := redirect.ResolvePodIP(text, f, pick)
 	if err != nil {
 		return "", fmt.Errorf("--pod-ip-env %s: %v", env, err)
 	}

@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // fakeExec records every command and answers from a table keyed by "name arg arg".
 type fakeExec struct {
@@ -143,7 +141,7 @@ func TestApplyValidatesBeforeTouchingAnything(t *testing.T) {
 	ex := &fakeExec{installed: allInstalled()}
 	err := Apply(context.Background(), Options{Backend: BackendAuto, IPv4Rules: validV4,
 		IPv6Rules: "*filter\n-A INPUT -j DROP\nCOMMIT\n", ProcRoot: fakeProc(t, true, "0"), Exec: ex})
-	if err == nil || !strings.Contains(err.Error(), `ipv6 rules line 1: table "filter" is not allowed`) {
+	if err == nil || !strings.Contains(err.Error(), `IPv6 rules line 1: table "filter" is not allowed`) {
 		t.Fatalf("err = %v", err)
 	}
 	if len(ex.calls) != 0 {
@@ -156,7 +154,7 @@ func TestApplyReportsRestoreFailure(t *testing.T) {
 		"iptables-legacy-restore --noflush": "iptables-restore v1.8.9 (legacy): Couldn't load match `owner'\nError occurred at line: 7\n",
 	}}
 	err := Apply(context.Background(), Options{Backend: BackendLegacy, IPv4Rules: validV4, Exec: ex})
-	want := "ipv4 rules: iptables-legacy-restore --noflush failed (backend legacy): exit status 1: iptables-restore v1.8.9 (legacy): Couldn't load match `owner'; Error occurred at line: 7"
+	want := "IPv4 rules: iptables-legacy-restore --noflush failed (backend legacy): exit status 1: iptables-restore v1.8.9 (legacy): Couldn't load match `owner'; Error occurred at line: 7"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v\nwant  %s", err, want)
 	}
@@ -238,19 +236,7 @@ COMMIT
 	if st.DeletedHooks != 4 || strings.Join(st.StaleChains, ",") != "OSM_PROXY_OLD" {
 		t.Errorf("stats = %+v, want 4 deleted hooks and stale OSM_PROXY_OLD", st)
 	}
-	golden := filepath.Join("testdata", "restore-replaces-earlier-run.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("restore input differs from %s:\n%s", golden, got)
-	}
+	golden.CheckString(t, "restore-replaces-earlier-run.golden", got)
 	// The DNAT to another address is not ours to remove; -D positions count down so each
 	// deletion leaves the earlier positions valid.
 	for _, line := range []string{"-D PREROUTING 3\n-D PREROUTING 1\n", "-D OUTPUT 3\n-D OUTPUT 1\n"} {

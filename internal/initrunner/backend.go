@@ -18,12 +18,12 @@ type Backend struct {
 }
 
 // Restore is the iptables-restore program of the family.
-func (b Backend) Restore(f Family) string { return b.restore[f.index()] }
+func (b Backend) Restore(f Family) string { return b.restore[familyIndex(f)] }
 
 // Save is the iptables-save program of the family.
-func (b Backend) Save(f Family) string { return b.save[f.index()] }
+func (b Backend) Save(f Family) string { return b.save[familyIndex(f)] }
 
-func (f Family) index() int {
+func familyIndex(f Family) int {
 	if f == IPv6 {
 		return 1
 	}

@@ -22,7 +22,7 @@ func TestMainExitCodesAndErrors(t *testing.T) {
 		{"bad backend", []string{"apply", "--ipv4-rules", validV4, "--backend", "iptables"}, 1,
 			`meshkeeper-init: error: --backend "iptables" is not one of auto, nft, legacy`},
 		{"bad rules", []string{"apply", "--ipv4-rules", "*raw\nCOMMIT\n"}, 1,
-			`meshkeeper-init: error: ipv4 rules line 1: table "raw" is not allowed: only the nat table may be changed`},
+			`meshkeeper-init: error: IPv4 rules line 1: table "raw" is not allowed: only the nat table may be changed`},
 		{"ok", []string{"apply", "--ipv4-rules", validV4, "--ipv6-rules", "", "--backend", "nft"}, 0, "meshkeeper-init: done"},
 	}
 	for _, tc := range tests {

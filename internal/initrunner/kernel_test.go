@@ -389,7 +389,7 @@ func TestInitRefusesBadInputBeforeTouchingKernel(t *testing.T) {
 		t.Fatalf("accepted a filter table:\n%s", outb)
 	}
 	lines := strings.Split(strings.TrimSpace(string(outb)), "\n")
-	want := `meshkeeper-init: error: ipv4 rules line 5: table "filter": only one table, nat, is allowed`
+	want := `meshkeeper-init: error: IPv4 rules line 5: table "filter": only one table, nat, is allowed`
 	if lines[len(lines)-1] != want {
 		t.Errorf("last line %q, want %q", lines[len(lines)-1], want)
 	}

@@ -6,24 +6,18 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
-// Family is the IP family a ruleset is loaded into (iptables or ip6tables).
-type Family int
+// Family is redirect's: IPv4 rules go to iptables-restore, IPv6 rules to ip6tables-restore.
+type Family = redirect.Family
 
+// The families, under the names the rest of this package uses.
 const (
-	// IPv4 rules go to iptables-restore.
-	IPv4 Family = 4
-	// IPv6 rules go to ip6tables-restore.
-	IPv6 Family = 6
+	IPv4 = redirect.IPv4
+	IPv6 = redirect.IPv6
 )
-
-func (f Family) String() string {
-	if f == IPv6 {
-		return "ipv6"
-	}
-	return "ipv4"
-}
 
 // ChainPrefix marks the chains this program owns. Anything outside them, except jumps from the
 // built-in PREROUTING and OUTPUT chains into them, is refused.
@@ -49,8 +43,10 @@ var (
 // builtinJumpChains are the built-in nat chains our rules may hook into.
 var builtinJumpChains = map[string]bool{"PREROUTING": true, "OUTPUT": true}
 
-// Ruleset is a validated iptables-restore input for the nat table.
-type Ruleset struct {
+// CheckedRestore is iptables-restore text for the nat table that passed ValidateRules, kept as
+// text: it is handed to iptables-restore as given. (The meaning of rules, for reading and
+// comparing them, is redirect.Ruleset.)
+type CheckedRestore struct {
 	Family Family
 	// Chains are the declared chains we own, in declaration order.
 	Chains []string
@@ -59,23 +55,23 @@ type Ruleset struct {
 }
 
 // Empty reports whether the ruleset declares and changes nothing.
-func (r Ruleset) Empty() bool { return len(r.Chains) == 0 && len(r.Rules) == 0 }
+func (r CheckedRestore) Empty() bool { return len(r.Chains) == 0 && len(r.Rules) == 0 }
 
 // ValidateRules checks iptables-restore text before it goes near the kernel. It accepts exactly
 // one *nat table ending in COMMIT, declarations of OSM_PROXY_* chains (and of PREROUTING/OUTPUT
 // with policy ACCEPT, which are then left alone), and -A/-I rules built from a small set of
 // matches and targets. Every refusal names the family, the line and the offending token.
-func ValidateRules(fam Family, text string) (Ruleset, error) {
-	rs := Ruleset{Family: fam}
-	fail := func(line int, format string, args ...any) (Ruleset, error) {
-		return Ruleset{}, fmt.Errorf("%s rules line %d: %s", fam, line, fmt.Sprintf(format, args...))
+func ValidateRules(fam Family, text string) (CheckedRestore, error) {
+	rs := CheckedRestore{Family: fam}
+	fail := func(line int, format string, args ...any) (CheckedRestore, error) {
+		return CheckedRestore{}, fmt.Errorf("%s rules line %d: %s", fam, line, fmt.Sprintf(format, args...))
 	}
 	if len(text) > maxRulesBytes {
-		return Ruleset{}, fmt.Errorf("%s rules: %d bytes exceed the limit of %d", fam, len(text), maxRulesBytes)
+		return CheckedRestore{}, fmt.Errorf("%s rules: %d bytes exceed the limit of %d", fam, len(text), maxRulesBytes)
 	}
 	lines := strings.Split(text, "\n")
 	if len(lines) > maxRuleLines {
-		return Ruleset{}, fmt.Errorf("%s rules: %d lines exceed the limit of %d", fam, len(lines), maxRuleLines)
+		return CheckedRestore{}, fmt.Errorf("%s rules: %d lines exceed the limit of %d", fam, len(lines), maxRuleLines)
 	}
 	declared := map[string]bool{}
 	// First pass: chain declarations, so rules may jump to chains declared later in the text,
@@ -134,7 +130,7 @@ func ValidateRules(fam Family, text string) (Ruleset, error) {
 	case 0:
 		return rs, nil // only blanks and comments: an explicitly empty ruleset
 	case 1:
-		return Ruleset{}, fmt.Errorf("%s rules: the nat table is not closed by COMMIT", fam)
+		return CheckedRestore{}, fmt.Errorf("%s rules: the nat table is not closed by COMMIT", fam)
 	}
 	return rs, nil
 }

@@ -116,8 +116,8 @@ func TestValidateRulesRejects(t *testing.T) {
 
 func TestValidateRulesNamesLine(t *testing.T) {
 	_, err := ValidateRules(IPv6, "*nat\n:OSM_PROXY_OUTBOUND - [0:0]\n\n-A OSM_PROXY_OUTBOUND -j DROP\nCOMMIT\n")
-	if err == nil || !strings.HasPrefix(err.Error(), "ipv6 rules line 4:") {
-		t.Fatalf("error = %v, want it to start with \"ipv6 rules line 4:\"", err)
+	if err == nil || !strings.HasPrefix(err.Error(), "IPv6 rules line 4:") {
+		t.Fatalf("error = %v, want it to start with \"IPv6 rules line 4:\"", err)
 	}
 }
 

@@ -187,7 +187,7 @@ func Compute(pod *corev1.Pod, spec *configv1alpha2.MeshConfigSpec, opts Options)
 	}
 
 	add := &Additions{
-		InitContainers: []corev1.Container{initContainer(plan, initImage, spec.Sidecar.EnablePrivilegedInitContainer)},
+		InitContainers: []corev1.Container{podspec.InitContainer(plan, initImage, spec.Sidecar.EnablePrivilegedInitContainer)},
 		Containers:     []corev1.Container{sidecar(&spec.Sidecar, envoyImage, opts)},
 		Annotations: map[string]string{
 			AnnotationExclusionsDigest:     cfg.Digest(),
@@ -205,24 +205,6 @@ func Compute(pod *corev1.Pod, spec *configv1alpha2.MeshConfigSpec, opts Options)
 		}}
 	}
 	return add, nil
-}
-
-// initContainer wraps the engine's container with the security context the redirection needs
-// and nothing more: iptables needs NET_ADMIN and NET_RAW as root; every other capability is
-// dropped. Privileged mode is an explicit mesh-wide opt-in for nodes whose iptables backend
-// needs it.
-func initContainer(plan redirect.Plan, image string, privileged bool) corev1.Container {
-	c := podspec.InitContainer(plan, image)
-	c.SecurityContext = &corev1.SecurityContext{
-		Capabilities: &corev1.Capabilities{
-			Add:  []corev1.Capability{"NET_ADMIN", "NET_RAW"},
-			Drop: []corev1.Capability{"ALL"},
-		},
-		RunAsUser:    ptr.To[int64](0),
-		RunAsNonRoot: ptr.To(false),
-		Privileged:   ptr.To(privileged),
-	}
-	return c
 }
 
 func sidecar(sc *configv1alpha2.SidecarSpec, image string, opts Options) corev1.Container {

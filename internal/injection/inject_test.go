@@ -3,9 +3,6 @@ package injection
 import (
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -19,10 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func testOptions() Options {
 	return Options{
@@ -102,23 +98,6 @@ func patchFor(t *testing.T, before, after *corev1.Pod) []jsonpatch.Operation {
 	return ops
 }
 
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading golden file (run with -update to create it): %v", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs from the golden file; run `go test ./internal/injection -update` and review the diff\n--- got ---\n%s", path, got)
-	}
-}
-
 func TestInjectGolden(t *testing.T) {
 	podIPSpec := testSpec()
 	podIPSpec.Sidecar.LocalProxyMode = configv1alpha2.LocalProxyModePodIP
@@ -165,7 +144,7 @@ func TestInjectGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, tt.golden, append(out, '\n'))
+			golden.Check(t, tt.golden, append(out, '\n'))
 		})
 	}
 }

@@ -19,9 +19,59 @@ const (
 	AnnotationSidecarInjection = "openservicemesh.io/sidecar-injection"
 )
 
-// NamespaceKubeSystem never participates: meshing the control plane's own namespace can make a
-// cluster unrecoverable.
-const NamespaceKubeSystem = "kube-system"
+// NamespaceKubeSystem and NamespaceKubePublic never participate: meshing the cluster's own
+// namespaces can make a cluster unrecoverable, and OSM's injector refused both whatever labels they
+// carried (kube-system is where the AKS add-on puts the mesh itself).
+const (
+	NamespaceKubeSystem = "kube-system"
+	NamespaceKubePublic = "kube-public"
+)
+
+// Membership says whether a namespace is part of a mesh and, when it is not, which rule keeps it
+// out, so that callers can word their advice without re-deriving the rule.
+type Membership int
+
+const (
+	// Member: labelled for the mesh and not excluded.
+	Member Membership = iota
+	// SystemNamespace: kube-system or kube-public, never part of any mesh.
+	SystemNamespace
+	// IgnoredNamespace: labelled LabelIgnore (any value), which wins over every other label.
+	IgnoredNamespace
+	// Unlabelled: no LabelMonitoredBy label.
+	Unlabelled
+	// OtherMesh: labelled for a mesh with another name.
+	OtherMesh
+)
+
+// NamespaceMembership is the one definition of "is this namespace in our mesh", OSM's rule: the
+// namespace carries LabelMonitoredBy naming the mesh, is not labelled LabelIgnore, and is neither
+// kube-system nor kube-public. An empty meshName accepts any mesh name, for callers (offline
+// analysis) that do not know which mesh they serve. A nil namespace is Unlabelled.
+func NamespaceMembership(ns *corev1.Namespace, meshName string) Membership {
+	if ns == nil {
+		return Unlabelled
+	}
+	if ns.Name == NamespaceKubeSystem || ns.Name == NamespaceKubePublic {
+		return SystemNamespace
+	}
+	if _, ok := ns.Labels[LabelIgnore]; ok {
+		return IgnoredNamespace
+	}
+	v, ok := ns.Labels[LabelMonitoredBy]
+	switch {
+	case !ok:
+		return Unlabelled
+	case meshName != "" && v != meshName:
+		return OtherMesh
+	}
+	return Member
+}
+
+// InMesh reports whether ns is part of the mesh named meshName; see NamespaceMembership.
+func InMesh(ns *corev1.Namespace, meshName string) bool {
+	return NamespaceMembership(ns, meshName) == Member
+}
 
 // SelectOptions identify the mesh being served.
 type SelectOptions struct {
@@ -57,16 +107,15 @@ func Select(ns *corev1.Namespace, pod *corev1.Pod, opts SelectOptions) (Decision
 	if ns == nil {
 		return Decision{}, fmt.Errorf("namespace of the pod is unknown")
 	}
-	switch {
-	case ns.Name == NamespaceKubeSystem:
-		return Decision{Reason: "namespace kube-system never participates in the mesh"}, nil
-	case opts.OperatorNamespace != "" && ns.Name == opts.OperatorNamespace:
+	if opts.OperatorNamespace != "" && ns.Name == opts.OperatorNamespace {
 		return Decision{Reason: fmt.Sprintf("namespace %s hosts the operator", ns.Name)}, nil
 	}
-	if _, ok := ns.Labels[LabelIgnore]; ok {
+	switch NamespaceMembership(ns, opts.MeshName) {
+	case SystemNamespace:
+		return Decision{Reason: fmt.Sprintf("namespace %s never participates in the mesh", ns.Name)}, nil
+	case IgnoredNamespace:
 		return Decision{Reason: fmt.Sprintf("namespace %s is labelled %s", ns.Name, LabelIgnore)}, nil
-	}
-	if mesh, ok := ns.Labels[LabelMonitoredBy]; !ok || mesh != opts.MeshName {
+	case Unlabelled, OtherMesh:
 		return Decision{Reason: fmt.Sprintf("namespace %s is not labelled %s=%s", ns.Name, LabelMonitoredBy, opts.MeshName)}, nil
 	}
 	if pod.Spec.HostNetwork {

@@ -74,3 +74,39 @@ func TestSelect(t *testing.T) {
 		})
 	}
 }
+
+// TestNamespaceMembership pins OSM's rule for every namespace shape the controllers, drift,
+// analysis and diagnose meet; they all ask NamespaceMembership, so a row here is a promise about
+// each of them.
+func TestNamespaceMembership(t *testing.T) {
+	ours := map[string]string{LabelMonitoredBy: "osm"}
+	tests := []struct {
+		name     string
+		ns       *corev1.Namespace
+		meshName string
+		want     Membership
+	}{
+		{"labelled for the mesh", ns("app", ours, nil), "osm", Member},
+		{"any mesh when the name is unknown", ns("app", map[string]string{LabelMonitoredBy: "other"}, nil), "", Member},
+		{"other mesh", ns("app", map[string]string{LabelMonitoredBy: "other"}, nil), "osm", OtherMesh},
+		{"unlabelled", ns("app", nil, nil), "osm", Unlabelled},
+		{"unlabelled, any mesh", ns("app", nil, nil), "", Unlabelled},
+		{"nil namespace", nil, "osm", Unlabelled},
+		{"ignore label wins", ns("app", map[string]string{LabelMonitoredBy: "osm", LabelIgnore: "true"}, nil), "osm", IgnoredNamespace},
+		{"ignore label with an empty value", ns("app", map[string]string{LabelMonitoredBy: "osm", LabelIgnore: ""}, nil), "osm", IgnoredNamespace},
+		{"ignore label on another mesh's namespace", ns("app", map[string]string{LabelMonitoredBy: "other", LabelIgnore: "x"}, nil), "osm", IgnoredNamespace},
+		{"kube-system even when labelled", ns("kube-system", ours, nil), "osm", SystemNamespace},
+		{"kube-public even when labelled", ns("kube-public", ours, nil), "osm", SystemNamespace},
+		{"kube-system, any mesh", ns("kube-system", ours, nil), "", SystemNamespace},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NamespaceMembership(tt.ns, tt.meshName); got != tt.want {
+				t.Fatalf("NamespaceMembership = %d, want %d", got, tt.want)
+			}
+			if got := InMesh(tt.ns, tt.meshName); got != (tt.want == Member) {
+				t.Fatalf("InMesh = %v, want %v", got, tt.want == Member)
+			}
+		})
+	}
+}

@@ -288,6 +288,7 @@ func TestInjectsLikeOSM(t *testing.T) {
 		OutboundPorts:    []uint16{5432, 8080},
 		InboundPorts:     []uint16{9090},
 		ProxyUID:         osmtest.ProxyUID,
+		LocalProxyMode:   redirect.LocalProxyModeLocalhost,
 	}
 	if d := redirect.Diff(want, parsed.Exclusions()); !d.Empty() {
 		t.Errorf("parsed exclusions differ from the merge: %s", d)

@@ -92,7 +92,7 @@ func TestInitScriptParsesBack(t *testing.T) {
 	}{
 		"none": {
 			rules: osmtest.InitRules{},
-			want:  redirect.Exclusions{ProxyUID: osmtest.ProxyUID},
+			want:  redirect.Exclusions{ProxyUID: osmtest.ProxyUID, LocalProxyMode: redirect.LocalProxyModeLocalhost},
 		},
 		"everything": {
 			rules: osmtest.InitRules{
@@ -107,6 +107,7 @@ func TestInitScriptParsesBack(t *testing.T) {
 				InboundPorts:     []uint16{9090, 9091},
 				Interfaces:       []string{"eth1", "net2"},
 				ProxyUID:         osmtest.ProxyUID,
+				LocalProxyMode:   redirect.LocalProxyModeLocalhost,
 			},
 		},
 		"inclusions and PodIP": {
@@ -119,6 +120,7 @@ func TestInitScriptParsesBack(t *testing.T) {
 				OutboundIPRanges:          prefixes("10.0.0.0/8"),
 				OutboundIPRangeInclusions: prefixes("10.96.0.0/12", "10.244.0.0/16"),
 				ProxyUID:                  osmtest.ProxyUID,
+				LocalProxyMode:            redirect.LocalProxyModePodIP,
 			},
 		},
 	}

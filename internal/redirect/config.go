@@ -84,6 +84,123 @@ type Config struct {
 	MetricsPort          uint16
 	ProbePorts           []uint16
 	HealthcheckPort      uint16
+
+	// inputs are what the merged lists were read from, kept so that SourceOf can say who asked
+	// for a value. Only drift reports and diagnose ask, so nothing is worked out in advance.
+	inputs configInputs
+}
+
+// configInputs are Effective's inputs as given: slice headers and strings, no copies.
+type configInputs struct {
+	mesh        MeshSettings
+	annotations [4]string // values of the annotations of the four lists, in List order
+}
+
+// The MeshConfig fields under spec.traffic that hold the merged lists; Source and SourceOf name
+// them so that reports point at the exact field.
+const (
+	ListOutboundIPRangeExclusions = "outboundIPRangeExclusionList"
+	ListOutboundIPRangeInclusions = "outboundIPRangeInclusionList"
+	ListOutboundPortExclusions    = "outboundPortExclusionList"
+	ListInboundPortExclusions     = "inboundPortExclusionList"
+)
+
+// Source says who asked for one value of the effective configuration. Keeping it with the value
+// lets a report send a person to the MeshConfig or to the workload without reading either again.
+type Source struct {
+	// MeshConfigField is the field path (spec.traffic.<list>) when the MeshConfig lists the
+	// value, empty otherwise.
+	MeshConfigField string
+	// Annotation is the pod annotation listing the value, empty when the pod does not.
+	Annotation string
+	// Spelled is the value as written, the MeshConfig's spelling when both list it: a range
+	// written 10.0.0.10/24 is effective as 10.0.0.0/24 but only the first can be found with grep.
+	Spelled string
+}
+
+// Known reports whether anybody asked for the value.
+func (s Source) Known() bool { return s.MeshConfigField != "" || s.Annotation != "" }
+
+// SourceOf returns who asked for value (a canonical CIDR or a decimal port) in list (one of the
+// List constants); the zero Source when nobody did. It reads the inputs the way Effective does,
+// so a value Effective refused has no source.
+func (c Config) SourceOf(list, value string) Source {
+	var src Source
+	in := c.inputs
+	var mesh []string
+	var ann string
+	var canon func(string) (string, bool)
+	switch list {
+	case ListOutboundIPRangeExclusions:
+		mesh, ann, canon = in.mesh.OutboundIPRangeExclusionList, AnnotationOutboundIPRangeExclusionList, canonPrefix
+	case ListOutboundIPRangeInclusions:
+		mesh, ann, canon = in.mesh.OutboundIPRangeInclusionList, AnnotationOutboundIPRangeInclusionList, canonPrefix
+	case ListOutboundPortExclusions:
+		mesh, ann, canon = portTexts(in.mesh.OutboundPortExclusionList), AnnotationOutboundPortExclusionList, canonPort
+	case ListInboundPortExclusions:
+		mesh, ann, canon = portTexts(in.mesh.InboundPortExclusionList), AnnotationInboundPortExclusionList, canonPort
+	default:
+		return src
+	}
+	for _, raw := range mesh {
+		if v, ok := canon(strings.TrimSpace(raw)); ok && v == value {
+			src.MeshConfigField = trafficPath.Child(list).String()
+			src.Spelled = strings.TrimSpace(raw)
+			break
+		}
+	}
+	for _, elem := range strings.Split(in.annotations[listIndex(list)], ",") {
+		elem = strings.TrimSpace(elem)
+		if v, ok := canon(elem); ok && v == value {
+			src.Annotation = ann
+			if src.Spelled == "" {
+				src.Spelled = elem
+			}
+			break
+		}
+	}
+	return src
+}
+
+// PrefixSource is SourceOf for a range.
+func (c Config) PrefixSource(list string, p netip.Prefix) Source { return c.SourceOf(list, p.String()) }
+
+// PortSource is SourceOf for a port.
+func (c Config) PortSource(list string, port uint16) Source {
+	return c.SourceOf(list, strconv.Itoa(int(port)))
+}
+
+func listIndex(list string) int {
+	switch list {
+	case ListOutboundIPRangeExclusions:
+		return 0
+	case ListOutboundIPRangeInclusions:
+		return 1
+	case ListOutboundPortExclusions:
+		return 2
+	}
+	return 3
+}
+
+func canonPrefix(s string) (string, bool) {
+	p, err := ParsePrefix(s)
+	return p.String(), err == nil
+}
+
+func canonPort(s string) (string, bool) {
+	n, err := strconv.Atoi(s)
+	if err != nil || checkPort(n) != nil {
+		return "", false
+	}
+	return strconv.Itoa(n), true
+}
+
+func portTexts(ports []int) []string {
+	out := make([]string, len(ports))
+	for i, n := range ports {
+		out[i] = strconv.Itoa(n)
+	}
+	return out
 }
 
 // baseConfig carries the fixed facts; Effective fills in the sets.
@@ -112,15 +229,20 @@ var (
 // error list is empty.
 func Effective(global MeshSettings, podAnnotations map[string]string) (Config, field.ErrorList) {
 	cfg := baseConfig()
+	cfg.inputs.mesh = global
+	for i, name := range [...]string{AnnotationOutboundIPRangeExclusionList, AnnotationOutboundIPRangeInclusionList,
+		AnnotationOutboundPortExclusionList, AnnotationInboundPortExclusionList} {
+		cfg.inputs.annotations[i] = podAnnotations[name]
+	}
 	var errs field.ErrorList
 
-	gExcl, e := parsePrefixList(global.OutboundIPRangeExclusionList, trafficPath.Child("outboundIPRangeExclusionList"))
+	gExcl, e := parsePrefixList(global.OutboundIPRangeExclusionList, trafficPath.Child(ListOutboundIPRangeExclusions))
 	errs = append(errs, e...)
-	gIncl, e := parsePrefixList(global.OutboundIPRangeInclusionList, trafficPath.Child("outboundIPRangeInclusionList"))
+	gIncl, e := parsePrefixList(global.OutboundIPRangeInclusionList, trafficPath.Child(ListOutboundIPRangeInclusions))
 	errs = append(errs, e...)
-	gOutPorts, e := parseIntPorts(global.OutboundPortExclusionList, trafficPath.Child("outboundPortExclusionList"))
+	gOutPorts, e := parseIntPorts(global.OutboundPortExclusionList, trafficPath.Child(ListOutboundPortExclusions))
 	errs = append(errs, e...)
-	gInPorts, e := parseIntPorts(global.InboundPortExclusionList, trafficPath.Child("inboundPortExclusionList"))
+	gInPorts, e := parseIntPorts(global.InboundPortExclusionList, trafficPath.Child(ListInboundPortExclusions))
 	errs = append(errs, e...)
 	ifaces, e := parseInterfaces(global.NetworkInterfaceExclusionList, trafficPath.Child("networkInterfaceExclusionList"))
 	errs = append(errs, e...)
@@ -155,13 +277,13 @@ func ValidateSettings(s MeshSettings, fldPath *field.Path) field.ErrorList {
 	}
 	traffic := fldPath.Child("traffic")
 	var errs field.ErrorList
-	_, e := parsePrefixList(s.OutboundIPRangeExclusionList, traffic.Child("outboundIPRangeExclusionList"))
+	_, e := parsePrefixList(s.OutboundIPRangeExclusionList, traffic.Child(ListOutboundIPRangeExclusions))
 	errs = append(errs, e...)
-	_, e = parsePrefixList(s.OutboundIPRangeInclusionList, traffic.Child("outboundIPRangeInclusionList"))
+	_, e = parsePrefixList(s.OutboundIPRangeInclusionList, traffic.Child(ListOutboundIPRangeInclusions))
 	errs = append(errs, e...)
-	_, e = parseIntPorts(s.OutboundPortExclusionList, traffic.Child("outboundPortExclusionList"))
+	_, e = parseIntPorts(s.OutboundPortExclusionList, traffic.Child(ListOutboundPortExclusions))
 	errs = append(errs, e...)
-	_, e = parseIntPorts(s.InboundPortExclusionList, traffic.Child("inboundPortExclusionList"))
+	_, e = parseIntPorts(s.InboundPortExclusionList, traffic.Child(ListInboundPortExclusions))
 	errs = append(errs, e...)
 	_, e = parseInterfaces(s.NetworkInterfaceExclusionList, traffic.Child("networkInterfaceExclusionList"))
 	errs = append(errs, e...)
@@ -428,7 +550,7 @@ func (c Config) Digest() string {
 	writeList("iport", len(ex.InboundPorts), func(i int) []byte { return strconv.AppendUint(tmp[:0], uint64(ex.InboundPorts[i]), 10) })
 	writeList("iface", len(ex.Interfaces), func(i int) []byte { return []byte(ex.Interfaces[i]) })
 	writeList("uid", 1, func(int) []byte { return strconv.AppendInt(tmp[:0], ex.ProxyUID, 10) })
-	writeList("mode", 1, func(int) []byte { return []byte(c.LocalProxyMode) })
+	writeList("mode", 1, func(int) []byte { return []byte(ex.LocalProxyMode) })
 	sum := h.Sum(nil)
 	return hex.EncodeToString(sum[:8])
 }

@@ -250,3 +250,44 @@ func TestWarnings(t *testing.T) {
 		t.Errorf("no warning expected, got %+v", ws)
 	}
 }
+
+// TestEffectiveSources: every merged value says who listed it and how, so reports need not read
+// the MeshConfig or the annotations a second time.
+func TestEffectiveSources(t *testing.T) {
+	cfg, errs := Effective(MeshSettings{
+		OutboundIPRangeExclusionList: []string{" 10.0.0.10/24", "192.168.0.0/16"},
+		InboundPortExclusionList:     []int{9090, 70000},
+	}, map[string]string{
+		AnnotationOutboundIPRangeExclusionList: "10.0.0.0/24, 172.16.1.1/16",
+		AnnotationInboundPortExclusionList:     "9090,8080",
+		AnnotationOutboundPortExclusionList:    "443",
+	})
+	if len(errs) != 1 {
+		t.Fatalf("errs = %v, want only the port 70000", errs)
+	}
+	mesh := func(list string) string { return "spec.traffic." + list }
+	tests := []struct {
+		list, value string
+		want        Source
+	}{
+		{ListOutboundIPRangeExclusions, "10.0.0.0/24", Source{mesh(ListOutboundIPRangeExclusions), AnnotationOutboundIPRangeExclusionList, "10.0.0.10/24"}},
+		{ListOutboundIPRangeExclusions, "192.168.0.0/16", Source{MeshConfigField: mesh(ListOutboundIPRangeExclusions), Spelled: "192.168.0.0/16"}},
+		{ListOutboundIPRangeExclusions, "172.16.0.0/16", Source{Annotation: AnnotationOutboundIPRangeExclusionList, Spelled: "172.16.1.1/16"}},
+		{ListInboundPortExclusions, "9090", Source{mesh(ListInboundPortExclusions), AnnotationInboundPortExclusionList, "9090"}},
+		{ListInboundPortExclusions, "8080", Source{Annotation: AnnotationInboundPortExclusionList, Spelled: "8080"}},
+		{ListInboundPortExclusions, "70000", Source{}},
+		{ListOutboundPortExclusions, "443", Source{Annotation: AnnotationOutboundPortExclusionList, Spelled: "443"}},
+		{ListOutboundPortExclusions, "9090", Source{}},
+	}
+	for _, tt := range tests {
+		if got := cfg.SourceOf(tt.list, tt.value); got != tt.want {
+			t.Errorf("SourceOf(%s, %s) = %+v, want %+v", tt.list, tt.value, got, tt.want)
+		}
+	}
+	if got := cfg.PortSource(ListInboundPortExclusions, 8080); !got.Known() {
+		t.Errorf("PortSource(8080) = %+v, want the annotation", got)
+	}
+	if got := cfg.PrefixSource(ListOutboundIPRangeExclusions, netip.MustParsePrefix("172.16.0.0/16")); got.Spelled != "172.16.1.1/16" {
+		t.Errorf("PrefixSource spelled %q, want the annotation's spelling", got.Spelled)
+	}
+}

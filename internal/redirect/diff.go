@@ -36,7 +36,17 @@ type Difference struct {
 	InboundPorts              Delta[uint16]       `json:"inboundPortExclusions"`
 	Interfaces                Delta[string]       `json:"networkInterfaceExclusions"`
 	ProxyUID                  UIDDelta            `json:"proxyUID"`
+	LocalProxyMode            ModeDelta           `json:"localProxyMode"`
 }
+
+// ModeDelta compares the local proxy mode the rules implement with the expected one.
+type ModeDelta struct {
+	Expected LocalProxyMode `json:"expected"`
+	Actual   LocalProxyMode `json:"actual"`
+}
+
+// Empty reports whether the rules implement the expected mode.
+func (d ModeDelta) Empty() bool { return d.Expected == d.Actual }
 
 // Diff compares two sets of exclusions by meaning: CIDRs are compared canonically and every
 // category as a set, so order, duplicates and spelling never show up as drift.
@@ -48,6 +58,7 @@ func Diff(expected, actual Exclusions) Difference {
 		InboundPorts:              deltaOf(expected.InboundPorts, actual.InboundPorts, cmp.Compare[uint16], canonSorted[uint16]),
 		Interfaces:                deltaOf(expected.Interfaces, actual.Interfaces, strings.Compare, canonSorted[string]),
 		ProxyUID:                  UIDDelta{Expected: expected.ProxyUID, Actual: actual.ProxyUID},
+		LocalProxyMode:            ModeDelta{Expected: expected.LocalProxyMode, Actual: actual.LocalProxyMode},
 	}
 }
 
@@ -113,7 +124,7 @@ func deltaOf[T any](exp, act []T, compare func(a, b T) int, canon func([]T) []T)
 // Empty reports whether the rules implement exactly the expected exclusions.
 func (d Difference) Empty() bool {
 	return d.OutboundIPRanges.Empty() && d.OutboundIPRangeInclusions.Empty() && d.OutboundPorts.Empty() &&
-		d.InboundPorts.Empty() && d.Interfaces.Empty() && d.ProxyUID.Empty()
+		d.InboundPorts.Empty() && d.Interfaces.Empty() && d.ProxyUID.Empty() && d.LocalProxyMode.Empty()
 }
 
 // UIDText spells a proxy UID for people: the number, or "none" for NoProxyUID.
@@ -153,6 +164,9 @@ func (d Difference) String() string {
 	line("network interface exclusions", d.Interfaces.Missing, d.Interfaces.Unexpected)
 	if !d.ProxyUID.Empty() {
 		b.WriteString("proxy UID: expected " + UIDText(d.ProxyUID.Expected) + ", found " + UIDText(d.ProxyUID.Actual) + "\n")
+	}
+	if !d.LocalProxyMode.Empty() {
+		b.WriteString("local proxy mode: expected " + string(d.LocalProxyMode.Expected) + ", found " + string(d.LocalProxyMode.Actual) + "\n")
 	}
 	return b.String()
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 )
 
 func TestDiffGolden(t *testing.T) {
@@ -19,7 +21,7 @@ func TestDiffGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Parse(data)
+	p, err := parseYAML(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,10 +29,10 @@ func TestDiffGolden(t *testing.T) {
 	if d.Empty() {
 		t.Fatal("difference expected")
 	}
-	golden(t, "diff-seed001-ranges.golden", d.String())
+	golden.CheckString(t, "diff-seed001-ranges.golden", d.String())
 
 	d = Diff(Exclusions{ProxyUID: 1500, Interfaces: []string{"net1"}}, Exclusions{ProxyUID: NoProxyUID, Interfaces: []string{"net2"}})
-	golden(t, "diff-uid-interfaces.golden", d.String())
+	golden.CheckString(t, "diff-uid-interfaces.golden", d.String())
 }
 
 func TestDiffByMeaning(t *testing.T) {
@@ -61,5 +63,34 @@ func TestDiffByMeaning(t *testing.T) {
 	}
 	if (Difference{}).String() != "" || !(Difference{}).Empty() {
 		t.Error("zero Difference must be empty")
+	}
+}
+
+// TestDiffLocalProxyMode: the mode is part of what a pod was rendered with, read from the rules
+// themselves (a DNAT exists only in PodIP mode), so a pod rendered for one mode and judged
+// against the other differs even when every exclusion matches.
+func TestDiffLocalProxyMode(t *testing.T) {
+	podIP := mustEffective(t, MeshSettings{LocalProxyMode: "PodIP", OutboundPortExclusionList: []int{6379}}, nil)
+	localhost := mustEffective(t, MeshSettings{OutboundPortExclusionList: []int{6379}}, nil)
+	p, err := ParseContainer(InitContainer(Render(podIP)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Exclusions()
+	if got.LocalProxyMode != LocalProxyModePodIP {
+		t.Fatalf("rules rendered for PodIP read as %q", got.LocalProxyMode)
+	}
+	if d := Diff(podIP.Exclusions(), got); !d.Empty() {
+		t.Fatalf("same configuration differs:\n%s", d)
+	}
+	d := Diff(localhost.Exclusions(), got)
+	if d.Empty() || d.LocalProxyMode.Expected != LocalProxyModeLocalhost || d.LocalProxyMode.Actual != LocalProxyModePodIP {
+		t.Fatalf("mode difference not reported: %+v", d.LocalProxyMode)
+	}
+	if want := "local proxy mode: expected Localhost, found PodIP\n"; d.String() != want {
+		t.Errorf("String() = %q, want %q", d.String(), want)
+	}
+	if p, err = ParseContainer(InitContainer(Render(localhost))); err != nil || p.Exclusions().LocalProxyMode != LocalProxyModeLocalhost {
+		t.Errorf("rules rendered for Localhost read as %q (err %v)", p.Exclusions().LocalProxyMode, err)
 	}
 }

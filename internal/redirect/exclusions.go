@@ -18,6 +18,9 @@ type Exclusions struct {
 	InboundPorts              []uint16
 	Interfaces                []string
 	ProxyUID                  int64
+	// LocalProxyMode is part of what a pod was rendered with: PodIP rules rewrite the proxy's
+	// traffic to the application with a DNAT, Localhost rules have none.
+	LocalProxyMode LocalProxyMode
 }
 
 func comparePrefix(a, b netip.Prefix) int {
@@ -51,6 +54,7 @@ func (c Config) Exclusions() Exclusions {
 		InboundPorts:              sortPorts(slices.Clone(c.InboundPortExclusions)),
 		Interfaces:                sortStrings(slices.Clone(c.NetworkInterfaceExclusions)),
 		ProxyUID:                  int64(c.ProxyUID),
+		LocalProxyMode:            c.LocalProxyMode,
 	}
 }
 
@@ -58,11 +62,15 @@ func (c Config) Exclusions() Exclusions {
 // by their text: a RETURN on a destination range in the outbound chain is an excluded range,
 // whatever the chain is called, the option order, or whether it was inserted or appended.
 func (p *Parsed) Exclusions() Exclusions {
-	ex := Exclusions{ProxyUID: NoProxyUID}
-	for _, rs := range [...]*Ruleset{p.IPv4, p.IPv6} {
+	ex := Exclusions{ProxyUID: NoProxyUID, LocalProxyMode: LocalProxyModeLocalhost}
+	sets := [...]*Ruleset{p.IPv4, p.IPv6}
+	for _, rs := range sets {
 		if rs != nil {
 			collectExclusions(rs, &ex)
 		}
+	}
+	if anyDNAT(sets[:], func(*Rule) bool { return true }) {
+		ex.LocalProxyMode = LocalProxyModePodIP
 	}
 	ex.OutboundIPRanges = sortPrefixes(ex.OutboundIPRanges)
 	ex.OutboundIPRangeInclusions = sortPrefixes(ex.OutboundIPRangeInclusions)
@@ -70,6 +78,25 @@ func (p *Parsed) Exclusions() Exclusions {
 	ex.InboundPorts = sortPorts(ex.InboundPorts)
 	ex.Interfaces = sortStrings(ex.Interfaces)
 	return ex
+}
+
+// anyDNAT reports whether a rule of any chain of sets is a DNAT accepted by match. DNAT is only
+// ever rendered for local proxy mode PodIP, whatever the address (the placeholder in a manifest,
+// the real pod IP in iptables-save output).
+func anyDNAT(sets []*Ruleset, match func(*Rule) bool) bool {
+	for _, rs := range sets {
+		if rs == nil {
+			continue
+		}
+		for _, c := range rs.Chains {
+			for i := range c.Rules {
+				if r := &c.Rules[i]; r.Target.Kind == TargetDNAT && match(r) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // shape summarises which matches a rule uses, ignoring a plain `-p tcp` (the entry jumps are

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 )
 
 func describeVerdict(v Verdict) string {
@@ -60,7 +62,7 @@ func TestExplainGolden(t *testing.T) {
 			if tc.kind == VerdictDNAT && v.To != PodIPPlaceholder {
 				t.Errorf("dnat to %q", v.To)
 			}
-			golden(t, "explain-"+tc.name+".golden", describeVerdict(v))
+			golden.CheckString(t, "explain-"+tc.name+".golden", describeVerdict(v))
 		})
 	}
 }
@@ -71,7 +73,7 @@ func TestExplainOSMInclusions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Parse(data)
+	p, err := parseYAML(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestExplainOSMInclusions(t *testing.T) {
 // built-in policy.
 func TestExplainDuplicatesAndEmpty(t *testing.T) {
 	data, _ := os.ReadFile("testdata/parse-iptables-save.input")
-	p, err := Parse(data)
+	p, err := parseYAML(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(InitArgs(Render(baseConfig()))[2]))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := Parse(data)
+		p, err := parseYAML(data)
 		if err != nil {
 			var pe *ParseError
 			if !errors.As(err, &pe) {
@@ -36,7 +36,7 @@ func FuzzParse(f *testing.F) {
 				continue
 			}
 			text := rs.RestoreInput()
-			again, err := Parse([]byte(text))
+			again, err := parseYAML([]byte(text))
 			if err != nil {
 				t.Fatalf("re-parse of our own rendering failed: %v\n%s", err, text)
 			}

@@ -2,11 +2,11 @@ package redirect
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"path"
 	"strconv"
 	"strings"
-
-	"sigs.k8s.io/yaml"
 
 	"github.com/meshkeeper/meshkeeper/internal/text"
 )
@@ -543,11 +543,32 @@ func sniff(s string) inputKind {
 	return kindShell
 }
 
-// Parse reads redirection rules from any supported input: a pod (or workload, or list) as YAML
-// or JSON, `kubectl describe pod` output, a single container, the container's args, an OSM init script (v0.x `iptables ... &&`
-// chains or v1.x `iptables-restore` here-documents, with or without `/bin/sh -c`), or
-// iptables-save / `iptables -t nat -S` output.
+// Unmarshal decodes one YAML or JSON document into v, as encoding/json or sigs.k8s.io/yaml do.
+// The rule core takes it as an argument so that it links no YAML library: the init container
+// program links this package, and package manifest supplies the YAML reader where one is needed.
+type Unmarshal func(data []byte, v any) error
+
+// errNeedsYAML is what Parse says about YAML input, which only ParseWith and a YAML Unmarshal read.
+var errNeedsYAML = errors.New("YAML input: read it with internal/redirect/manifest")
+
+// Parse reads redirection rules from any supported input but YAML (see ParseWith): a pod (or
+// workload, or list), a single container or its args as JSON, `kubectl describe pod` output, an
+// OSM init script (v0.x `iptables ... &&` chains or v1.x `iptables-restore` here-documents, with
+// or without `/bin/sh -c`), or iptables-save / `iptables -t nat -S` output.
 func Parse(data []byte) (*Parsed, error) {
+	return ParseWith(data, jsonOnly)
+}
+
+// jsonOnly is the Unmarshal of Parse: encoding/json, and a clear refusal for YAML.
+func jsonOnly(data []byte, v any) error {
+	if t := bytes.TrimSpace(data); len(t) == 0 || (t[0] != '{' && t[0] != '[') {
+		return errNeedsYAML
+	}
+	return json.Unmarshal(data, v)
+}
+
+// ParseWith is Parse with the decoder for structured (YAML or JSON) input given by the caller.
+func ParseWith(data []byte, unmarshal Unmarshal) (*Parsed, error) {
 	if len(data) > MaxParseInput {
 		return nil, &ParseError{Line: 1, Column: 1, Msg: "input larger than " + strconv.Itoa(MaxParseInput) + " bytes"}
 	}
@@ -557,7 +578,7 @@ func Parse(data []byte) (*Parsed, error) {
 	p := &Parsed{}
 	switch sniff(s) {
 	case kindStructured:
-		return parseStructured(data, s)
+		return parseStructured(data, s, unmarshal)
 	case kindDescribe:
 		return parseDescribe(s)
 	case kindRestore:
@@ -754,14 +775,14 @@ func splitDocs(s string) []string {
 	return append(docs, s[start:])
 }
 
-func parseStructured(data []byte, s string) (*Parsed, error) {
+func parseStructured(data []byte, s string, unmarshal Unmarshal) (*Parsed, error) {
 	trimmed := bytes.TrimSpace(data)
 	var cands []Container
 	if len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '-') {
 		var args []string
-		if err := yaml.Unmarshal(trimmed, &args); err == nil {
+		if err := unmarshal(trimmed, &args); err == nil {
 			cands = append(cands, Container{Args: args})
-		} else if err := yaml.Unmarshal(trimmed, &cands); err != nil {
+		} else if err := unmarshal(trimmed, &cands); err != nil {
 			return nil, structuredError(err)
 		}
 	} else {
@@ -770,7 +791,7 @@ func parseStructured(data []byte, s string) (*Parsed, error) {
 				continue
 			}
 			var o objProbe
-			if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			if err := unmarshal([]byte(doc), &o); err != nil {
 				return nil, structuredError(err)
 			}
 			cands = o.candidates(cands)
@@ -862,19 +883,7 @@ func structuredError(err error) error {
 
 // usesPodIP reports whether any DNAT rule waits for the pod IP (OSM's $POD_IP).
 func (b *builder) usesPodIP() bool {
-	for _, rs := range b.sets {
-		if rs == nil {
-			continue
-		}
-		for _, c := range rs.Chains {
-			for _, r := range c.Rules {
-				if r.Target.Kind == TargetDNAT && r.Target.To == PodIPPlaceholder {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	return anyDNAT(b.sets[:], func(r *Rule) bool { return r.Target.To == PodIPPlaceholder })
 }
 
 // capHint sizes a new chain from the text being parsed; only the first few chains are sized so

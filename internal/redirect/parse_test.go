@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 )
 
 // describeParsed is the golden form of a parse: format, extracted sets, and each ruleset as
@@ -48,7 +50,7 @@ func TestParseGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := Parse(data)
+			p, err := parseYAML(data)
 			wantErr := strings.HasPrefix(name, "parse-error-") || strings.HasSuffix(name, "double-and")
 			var got string
 			if err != nil {
@@ -69,7 +71,7 @@ func TestParseGolden(t *testing.T) {
 				}
 				got = describeParsed(p)
 			}
-			golden(t, name+".golden", got)
+			golden.CheckString(t, name+".golden", got)
 		})
 	}
 }
@@ -81,7 +83,7 @@ func TestParseSeedDoubleAnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = Parse(data)
+	_, err = parseYAML(data)
 	var pe *ParseError
 	if !errors.As(err, &pe) {
 		t.Fatalf("want *ParseError, got %v", err)
@@ -95,7 +97,7 @@ func TestParseSeedDoubleAnd(t *testing.T) {
 // -I puts each rule at the top, so the last inserted rule is evaluated first.
 func TestParseInsertOrder(t *testing.T) {
 	data, _ := os.ReadFile("testdata/parse-osm-v0-seed001-ranges.input")
-	p, err := Parse(data)
+	p, err := parseYAML(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +156,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := Parse([]byte(tc.in))
+			p, err := parseYAML([]byte(tc.in))
 			if err == nil {
 				t.Fatalf("accepted: %s", describeParsed(p))
 			}
@@ -188,7 +190,7 @@ func TestParseDescribeMeshkeeper(t *testing.T) {
 		}
 	}
 	b.WriteString("    State:          Terminated\nContainers:\n  app:\n    Image: app\n")
-	p, err := Parse([]byte(b.String()))
+	p, err := parseYAML([]byte(b.String()))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.String())
 	}
@@ -205,10 +207,10 @@ func TestParseLimits(t *testing.T) {
 	for i := range maxChains + 1 {
 		fmt.Fprintf(&b, "iptables -t nat -N C%d\n", i)
 	}
-	if _, err := Parse([]byte(b.String())); err == nil || !strings.Contains(err.Error(), "too many chains") {
+	if _, err := parseYAML([]byte(b.String())); err == nil || !strings.Contains(err.Error(), "too many chains") {
 		t.Errorf("chain limit: %v", err)
 	}
-	if _, err := Parse(make([]byte, MaxParseInput+1)); err == nil {
+	if _, err := parseYAML(make([]byte, MaxParseInput+1)); err == nil {
 		t.Error("size limit not enforced")
 	}
 }
@@ -224,7 +226,7 @@ func TestParseErrorPositionInPodYAML(t *testing.T) {
 	v6 := strings.Index(s, "--ipv6-rules")
 	bad := strings.Index(s[v6:], "-j REDIRECT --to-ports 15003") + v6
 	broken := s[:bad] + "-j REDIRECT --to-ports 99999" + s[bad+len("-j REDIRECT --to-ports 15003"):]
-	_, err = Parse([]byte(broken))
+	_, err = parseYAML([]byte(broken))
 	var pe *ParseError
 	if !errors.As(err, &pe) {
 		t.Fatalf("want *ParseError, got %v", err)

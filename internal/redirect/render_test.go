@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 )
 
 func mustEffective(t testing.TB, g MeshSettings, ann map[string]string) Config {
@@ -56,7 +58,7 @@ func TestRenderGolden(t *testing.T) {
 	for _, tc := range renderCases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := Render(mustEffective(t, tc.global, tc.ann))
-			golden(t, "render-"+tc.name+".golden", describePlan(p))
+			golden.CheckString(t, "render-"+tc.name+".golden", describePlan(p))
 			if again := Render(mustEffective(t, tc.global, tc.ann)); describePlan(again) != describePlan(p) {
 				t.Error("Render is not deterministic")
 			}
@@ -154,7 +156,7 @@ func TestResolvePodIP(t *testing.T) {
 		t.Error("rules without the placeholder must pass unchanged, without needing a pod IP")
 	}
 	// The resolved text must still parse, with the real address as DNAT destination.
-	parsed, err := Parse([]byte(v4))
+	parsed, err := parseYAML([]byte(v4))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,22 +106,22 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err = Parse(data)
+		p, err = parseYAML(data)
 		if err != nil {
-			t.Fatalf("case %d: Parse(pod YAML): %v\n%s", i, err, data)
+			t.Fatalf("case %d: parseYAML(pod YAML): %v\n%s", i, err, data)
 		}
 		check(t, i, "pod", p, want, plan.NeedsPodIP)
 
 		// 3. The args alone, as JSON.
 		args, _ := yaml.Marshal(InitArgs(plan))
-		if p, err = Parse(args); err != nil {
-			t.Fatalf("case %d: Parse(args): %v", i, err)
+		if p, err = parseYAML(args); err != nil {
+			t.Fatalf("case %d: parseYAML(args): %v", i, err)
 		}
 		check(t, i, "args", p, want, plan.NeedsPodIP)
 
 		// 4. What iptables-save would print after the init container ran (IPv4 + IPv6 text).
-		if p, err = Parse([]byte(plan.IPv4.RestoreInput() + plan.IPv6.RestoreInput())); err != nil {
-			t.Fatalf("case %d: Parse(restore): %v", i, err)
+		if p, err = parseYAML([]byte(plan.IPv4.RestoreInput() + plan.IPv6.RestoreInput())); err != nil {
+			t.Fatalf("case %d: parseYAML(restore): %v", i, err)
 		}
 		if p.Format != FormatIPTablesSave {
 			t.Fatalf("case %d: format %s", i, p.Format)

@@ -89,291 +89,422 @@ func validIfaceArg(s string) bool {
 // parseRuleTokens reads one iptables command line (without the program name). Unknown options
 // are errors: a rule we do not fully understand cannot be compared by meaning.
 func parseRuleTokens(toks []tok, syn ruleSyntax, endOff int, arena *[]uint16) (ruleCmd, *posError) {
-	var rc ruleCmd
-	rc.addrOf = -1
-	r := &rc.rule
-	var mTCP, mMulti, mOwner, mComment bool
-	var targetName string
-	neg, negOff := false, 0
-	i := 0
-	value := func(name string) (tok, *posError) {
-		if i+1 >= len(toks) || (toks[i+1].s == "!" && name != "--comment") {
-			return tok{}, errAt(toks[i].off, "option "+name+" requires a value")
-		}
-		i++
-		return toks[i], nil
-	}
-	for ; i < len(toks); i++ {
-		t := toks[i]
+	rp := ruleParser{toks: toks, syn: syn, ports: *arena}
+	// The arena is handed back rather than pointed to from rp: a pointer kept in rp would make
+	// the caller's builder escape to the heap on every parse.
+	defer func() { *arena = rp.ports }()
+	rp.rc.addrOf = -1
+	for ; rp.i < len(toks); rp.i++ {
+		t := toks[rp.i]
 		if t.s == "!" {
-			if neg {
-				return rc, errAt(t.off, "repeated '!'")
+			if rp.neg {
+				return rp.rc, errAt(t.off, "repeated '!'")
 			}
-			neg, negOff = true, t.off
+			rp.neg, rp.negOff = true, t.off
 			continue
 		}
-		negatable := false
-		var err *posError
-		var v tok
-		switch t.s {
-		case "-t", "--table":
-			if !syn.shell {
-				return rc, errAt(t.off, "-t is not allowed here: the table comes from the *table line")
-			}
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			rc.table = v.s
-		case "-A", "--append", "-I", "--insert", "-N", "--new-chain", "-P", "--policy":
-			if rc.op != 0 {
-				return rc, errAt(t.off, "more than one command in a rule ("+t.s+")")
-			}
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			if !validChainName(v.s) {
-				return rc, errAt(v.off, "invalid chain name "+strconv.Quote(v.s))
-			}
-			rc.opOff = t.off
-			rc.chain = v.s
-			r.Chain = v.s
-			switch t.s {
-			case "-A", "--append":
-				rc.op = 'A'
-			case "-I", "--insert":
-				rc.op = 'I'
-				if i+1 < len(toks) && toks[i+1].s != "" && toks[i+1].s[0] >= '0' && toks[i+1].s[0] <= '9' {
-					n, e := strconv.Atoi(toks[i+1].s)
-					if e != nil || n < 1 || n > 1<<20 {
-						return rc, errAt(toks[i+1].off, "invalid rule number "+strconv.Quote(toks[i+1].s))
-					}
-					rc.pos = n
-					i++
-				}
-			case "-N", "--new-chain":
-				rc.op = 'N'
-			default:
-				if !syn.listStyle && !syn.shell {
-					return rc, errAt(t.off, "-P is not allowed here")
-				}
-				rc.op = 'P'
-				if v, err = value(t.s); err != nil {
-					return rc, err
-				}
-				if v.s != "ACCEPT" {
-					return rc, errAt(v.off, "only the ACCEPT policy is supported in the nat table, got "+strconv.Quote(v.s))
-				}
-			}
-		case "-p", "--protocol":
-			negatable = true
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			switch p := strings.ToLower(v.s); p {
-			case "tcp", "udp", "sctp", "icmp", "icmpv6", "ipv6-icmp":
-				r.Protocol = p
-			case "all", "0":
-				r.Protocol = ""
-			default:
-				return rc, errAt(v.off, "unsupported protocol "+strconv.Quote(v.s))
-			}
-			r.NegProtocol = neg
-		case "-s", "--source", "--src", "-d", "--destination", "--dst":
-			negatable = true
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			p, ok := parseAddrArg(v.s)
-			if !ok {
-				return rc, errAt(v.off, "invalid address or CIDR "+strconv.Quote(v.s))
-			}
-			if rc.addrOf < 0 {
-				rc.addrOf = v.off
-			}
-			if t.s[1] == 's' || t.s == "--source" || t.s == "--src" {
-				r.Src, r.NegSrc = p, neg
-			} else {
-				r.Dst, r.NegDst = p, neg
-			}
-		case "-i", "--in-interface", "-o", "--out-interface":
-			negatable = true
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			if !validIfaceArg(v.s) {
-				return rc, errAt(v.off, "invalid interface name "+strconv.Quote(v.s))
-			}
-			if t.s == "-i" || t.s == "--in-interface" {
-				r.InIface, r.NegInIface = v.s, neg
-			} else {
-				r.OutIface, r.NegOutIface = v.s, neg
-			}
-		case "-m", "--match":
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			switch v.s {
-			case "tcp":
-				if r.Protocol != "tcp" {
-					return rc, errAt(v.off, "-m tcp needs -p tcp first")
-				}
-				mTCP = true
-			case "multiport":
-				mMulti = true
-			case "owner":
-				mOwner = true
-			case "comment":
-				mComment = true
-			default:
-				return rc, errAt(v.off, "unsupported match "+strconv.Quote(v.s))
-			}
-		case "--dport", "--destination-port":
-			negatable = true
-			if !mTCP && r.Protocol != "tcp" {
-				return rc, errAt(t.off, t.s+" needs -p tcp before it")
-			}
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			p, ok := parsePortArg(v.s)
-			if !ok {
-				return rc, portErr(v)
-			}
-			if len(r.DPorts) > 0 {
-				return rc, errAt(t.off, "destination ports given twice")
-			}
-			r.DPorts = portSlice(arena, 1)
-			r.DPorts[0] = p
-			r.NegDPorts = neg
-		case "--dports", "--destination-ports":
-			negatable = true
-			if !mMulti {
-				return rc, errAt(t.off, t.s+" needs -m multiport (or --match multiport) before it")
-			}
-			if r.Protocol != "tcp" {
-				return rc, errAt(t.off, t.s+" needs -p tcp before it")
-			}
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			if len(r.DPorts) > 0 {
-				return rc, errAt(t.off, "destination ports given twice")
-			}
-			n := strings.Count(v.s, ",") + 1
-			if n > maxMultiportEntries {
-				return rc, errAt(v.off, "multiport accepts at most 15 ports, got "+strconv.Itoa(n))
-			}
-			r.DPorts = portSlice(arena, n)[:0]
-			rest, off := v.s, v.off
-			for {
-				elem, tail, more := strings.Cut(rest, ",")
-				p, ok := parsePortArg(elem)
-				if !ok {
-					return rc, portErr(tok{s: elem, off: off})
-				}
-				r.DPorts = append(r.DPorts, p)
-				if !more {
-					break
-				}
-				off += len(elem) + 1
-				rest = tail
-			}
-			r.Multiport = true
-			r.NegDPorts = neg
-		case "--uid-owner":
-			negatable = true
-			if !mOwner {
-				return rc, errAt(t.off, "--uid-owner needs -m owner before it")
-			}
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			n, e := strconv.ParseUint(v.s, 10, 32)
-			if e != nil {
-				return rc, errAt(v.off, "--uid-owner must be a numeric UID, got "+strconv.Quote(v.s))
-			}
-			r.HasUID, r.UID, r.NegUID = true, uint32(n), neg
-		case "--comment":
-			if !mComment {
-				return rc, errAt(t.off, "--comment needs -m comment before it")
-			}
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			r.Comment = v.s
-		case "-j", "--jump":
-			if targetName != "" {
-				return rc, errAt(t.off, "more than one -j target")
-			}
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			targetName = v.s
-			if k, ok := knownTargets[v.s]; ok {
-				r.Target.Kind = k
-			} else {
-				if !validChainName(v.s) {
-					return rc, errAt(v.off, "invalid target "+strconv.Quote(v.s))
-				}
-				r.Target = Target{Kind: TargetJump, Chain: v.s}
-			}
-		case "--to-ports", "--to-port":
-			if r.Target.Kind != TargetRedirect {
-				return rc, errAt(t.off, t.s+" is only valid after -j REDIRECT")
-			}
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			p, ok := parsePortArg(v.s)
-			if !ok {
-				return rc, portErr(v)
-			}
-			r.Target.Port = p
-		case "--to-destination":
-			if r.Target.Kind != TargetDNAT {
-				return rc, errAt(t.off, t.s+" is only valid after -j DNAT")
-			}
-			if v, err = value(t.s); err != nil {
-				return rc, err
-			}
-			to, ok := parseDNATDest(v.s, syn.podIPVar)
-			if !ok {
-				return rc, errAt(v.off, "invalid --to-destination "+strconv.Quote(v.s))
-			}
-			r.Target.To = to
-		default:
-			if strings.HasPrefix(t.s, "-") {
-				return rc, errAt(t.off, "unknown option "+strconv.Quote(t.s))
-			}
-			return rc, errAt(t.off, "unexpected argument "+strconv.Quote(t.s))
+		negatable, err := rp.option(t)
+		if err != nil {
+			return rp.rc, err
 		}
-		if neg && !negatable {
-			return rc, errAt(negOff, "'!' cannot be used with "+t.s)
+		if rp.neg && !negatable {
+			return rp.rc, errAt(rp.negOff, "'!' cannot be used with "+t.s)
 		}
-		neg = false
+		rp.neg = false
 	}
-	if neg {
-		return rc, errAt(negOff, "'!' at end of rule")
+	if rp.neg {
+		return rp.rc, errAt(rp.negOff, "'!' at end of rule")
 	}
+	return rp.rc, rp.finish(endOff)
+}
+
+// ruleParser is the state of one command line being read: the position in its tokens, the
+// matches loaded so far (options such as --dports are only valid after theirs) and a pending '!'.
+type ruleParser struct {
+	toks  []tok
+	i     int
+	syn   ruleSyntax
+	ports []uint16 // arena for destination port lists, see portSlice
+	rc    ruleCmd
+
+	mTCP, mMulti, mOwner, mComment bool
+	targetName                     string
+	neg                            bool
+	negOff                         int
+}
+
+// value consumes the argument of option name.
+func (rp *ruleParser) value(name string) (tok, *posError) {
+	if rp.i+1 >= len(rp.toks) || (rp.toks[rp.i+1].s == "!" && name != "--comment") {
+		return tok{}, errAt(rp.toks[rp.i].off, "option "+name+" requires a value")
+	}
+	rp.i++
+	return rp.toks[rp.i], nil
+}
+
+// option reads option t and its arguments; negatable says whether a preceding '!' applies to it.
+func (rp *ruleParser) option(t tok) (negatable bool, err *posError) {
+	switch t.s {
+	case "-t", "--table":
+		return false, rp.table(t)
+	case "-A", "--append", "-I", "--insert", "-N", "--new-chain", "-P", "--policy":
+		return false, rp.command(t)
+	case "-p", "--protocol":
+		return true, rp.protocol(t)
+	case "-s", "--source", "--src", "-d", "--destination", "--dst":
+		return true, rp.address(t)
+	case "-i", "--in-interface", "-o", "--out-interface":
+		return true, rp.iface(t)
+	case "-m", "--match":
+		return false, rp.match(t)
+	case "--dport", "--destination-port":
+		return true, rp.dport(t)
+	case "--dports", "--destination-ports":
+		return true, rp.dports(t)
+	case "--uid-owner":
+		return true, rp.uidOwner(t)
+	case "--comment":
+		return false, rp.comment(t)
+	case "-j", "--jump":
+		return false, rp.jump(t)
+	case "--to-ports", "--to-port":
+		return false, rp.toPorts(t)
+	case "--to-destination":
+		return false, rp.toDestination(t)
+	}
+	if strings.HasPrefix(t.s, "-") {
+		return false, errAt(t.off, "unknown option "+strconv.Quote(t.s))
+	}
+	return false, errAt(t.off, "unexpected argument "+strconv.Quote(t.s))
+}
+
+func (rp *ruleParser) table(t tok) *posError {
+	if !rp.syn.shell {
+		return errAt(t.off, "-t is not allowed here: the table comes from the *table line")
+	}
+	v, err := rp.value(t.s)
+	if err != nil {
+		return err
+	}
+	rp.rc.table = v.s
+	return nil
+}
+
+// command reads -A/-I/-N/-P and the chain (and the -I position or the -P policy).
+func (rp *ruleParser) command(t tok) *posError {
+	rc := &rp.rc
+	if rc.op != 0 {
+		return errAt(t.off, "more than one command in a rule ("+t.s+")")
+	}
+	v, err := rp.value(t.s)
+	if err != nil {
+		return err
+	}
+	if !validChainName(v.s) {
+		return errAt(v.off, "invalid chain name "+strconv.Quote(v.s))
+	}
+	rc.opOff = t.off
+	rc.chain = v.s
+	rc.rule.Chain = v.s
+	switch t.s {
+	case "-A", "--append":
+		rc.op = 'A'
+	case "-I", "--insert":
+		rc.op = 'I'
+		return rp.insertPosition()
+	case "-N", "--new-chain":
+		rc.op = 'N'
+	default:
+		return rp.policy(t)
+	}
+	return nil
+}
+
+// insertPosition reads the optional rule number after -I CHAIN.
+func (rp *ruleParser) insertPosition() *posError {
+	if rp.i+1 >= len(rp.toks) {
+		return nil
+	}
+	next := rp.toks[rp.i+1]
+	if next.s == "" || next.s[0] < '0' || next.s[0] > '9' {
+		return nil
+	}
+	n, e := strconv.Atoi(next.s)
+	if e != nil || n < 1 || n > 1<<20 {
+		return errAt(next.off, "invalid rule number "+strconv.Quote(next.s))
+	}
+	rp.rc.pos = n
+	rp.i++
+	return nil
+}
+
+func (rp *ruleParser) policy(t tok) *posError {
+	if !rp.syn.listStyle && !rp.syn.shell {
+		return errAt(t.off, "-P is not allowed here")
+	}
+	rp.rc.op = 'P'
+	v, err := rp.value(t.s)
+	if err != nil {
+		return err
+	}
+	if v.s != "ACCEPT" {
+		return errAt(v.off, "only the ACCEPT policy is supported in the nat table, got "+strconv.Quote(v.s))
+	}
+	return nil
+}
+
+func (rp *ruleParser) protocol(t tok) *posError {
+	v, err := rp.value(t.s)
+	if err != nil {
+		return err
+	}
+	r := &rp.rc.rule
+	switch p := strings.ToLower(v.s); p {
+	case "tcp", "udp", "sctp", "icmp", "icmpv6", "ipv6-icmp":
+		r.Protocol = p
+	case "all", "0":
+		r.Protocol = ""
+	default:
+		return errAt(v.off, "unsupported protocol "+strconv.Quote(v.s))
+	}
+	r.NegProtocol = rp.neg
+	return nil
+}
+
+func (rp *ruleParser) address(t tok) *posError {
+	v, err := rp.value(t.s)
+	if err != nil {
+		return err
+	}
+	p, ok := parseAddrArg(v.s)
+	if !ok {
+		return errAt(v.off, "invalid address or CIDR "+strconv.Quote(v.s))
+	}
+	if rp.rc.addrOf < 0 {
+		rp.rc.addrOf = v.off
+	}
+	r := &rp.rc.rule
+	if t.s[1] == 's' || t.s == "--source" || t.s == "--src" {
+		r.Src, r.NegSrc = p, rp.neg
+	} else {
+		r.Dst, r.NegDst = p, rp.neg
+	}
+	return nil
+}
+
+func (rp *ruleParser) iface(t tok) *posError {
+	v, err := rp.value(t.s)
+	if err != nil {
+		return err
+	}
+	if !validIfaceArg(v.s) {
+		return errAt(v.off, "invalid interface name "+strconv.Quote(v.s))
+	}
+	r := &rp.rc.rule
+	if t.s == "-i" || t.s == "--in-interface" {
+		r.InIface, r.NegInIface = v.s, rp.neg
+	} else {
+		r.OutIface, r.NegOutIface = v.s, rp.neg
+	}
+	return nil
+}
+
+// match loads a match module; the options that need it check for it.
+func (rp *ruleParser) match(t tok) *posError {
+	v, err := rp.value(t.s)
+	if err != nil {
+		return err
+	}
+	switch v.s {
+	case "tcp":
+		if rp.rc.rule.Protocol != "tcp" {
+			return errAt(v.off, "-m tcp needs -p tcp first")
+		}
+		rp.mTCP = true
+	case "multiport":
+		rp.mMulti = true
+	case "owner":
+		rp.mOwner = true
+	case "comment":
+		rp.mComment = true
+	default:
+		return errAt(v.off, "unsupported match "+strconv.Quote(v.s))
+	}
+	return nil
+}
+
+func (rp *ruleParser) dport(t tok) *posError {
+	r := &rp.rc.rule
+	if !rp.mTCP && r.Protocol != "tcp" {
+		return errAt(t.off, t.s+" needs -p tcp before it")
+	}
+	v, err := rp.value(t.s)
+	if err != nil {
+		return err
+	}
+	p, ok := parsePortArg(v.s)
+	if !ok {
+		return portErr(v)
+	}
+	if len(r.DPorts) > 0 {
+		return errAt(t.off, "destination ports given twice")
+	}
+	r.DPorts = portSlice(&rp.ports, 1)
+	r.DPorts[0] = p
+	r.NegDPorts = rp.neg
+	return nil
+}
+
+func (rp *ruleParser) dports(t tok) *posError {
+	r := &rp.rc.rule
+	if !rp.mMulti {
+		return errAt(t.off, t.s+" needs -m multiport (or --match multiport) before it")
+	}
+	if r.Protocol != "tcp" {
+		return errAt(t.off, t.s+" needs -p tcp before it")
+	}
+	v, err := rp.value(t.s)
+	if err != nil {
+		return err
+	}
+	if len(r.DPorts) > 0 {
+		return errAt(t.off, "destination ports given twice")
+	}
+	n := strings.Count(v.s, ",") + 1
+	if n > maxMultiportEntries {
+		return errAt(v.off, "multiport accepts at most 15 ports, got "+strconv.Itoa(n))
+	}
+	r.DPorts = portSlice(&rp.ports, n)[:0]
+	rest, off := v.s, v.off
+	for {
+		elem, tail, more := strings.Cut(rest, ",")
+		p, ok := parsePortArg(elem)
+		if !ok {
+			return portErr(tok{s: elem, off: off})
+		}
+		r.DPorts = append(r.DPorts, p)
+		if !more {
+			break
+		}
+		off += len(elem) + 1
+		rest = tail
+	}
+	r.Multiport = true
+	r.NegDPorts = rp.neg
+	return nil
+}
+
+// matchValue reads the value of an option of match module name, loaded says whether -m name came
+// before it.
+func (rp *ruleParser) matchValue(t tok, loaded bool, name string) (tok, *posError) {
+	if !loaded {
+		return tok{}, errAt(t.off, t.s+" needs -m "+name+" before it")
+	}
+	return rp.value(t.s)
+}
+
+func (rp *ruleParser) uidOwner(t tok) *posError {
+	v, err := rp.matchValue(t, rp.mOwner, "owner")
+	if err != nil {
+		return err
+	}
+	n, e := strconv.ParseUint(v.s, 10, 32)
+	if e != nil {
+		return errAt(v.off, "--uid-owner must be a numeric UID, got "+strconv.Quote(v.s))
+	}
+	r := &rp.rc.rule
+	r.HasUID, r.UID, r.NegUID = true, uint32(n), rp.neg
+	return nil
+}
+
+func (rp *ruleParser) comment(t tok) *posError {
+	v, err := rp.matchValue(t, rp.mComment, "comment")
+	if err != nil {
+		return err
+	}
+	rp.rc.rule.Comment = v.s
+	return nil
+}
+
+func (rp *ruleParser) jump(t tok) *posError {
+	if rp.targetName != "" {
+		return errAt(t.off, "more than one -j target")
+	}
+	v, err := rp.value(t.s)
+	if err != nil {
+		return err
+	}
+	rp.targetName = v.s
+	r := &rp.rc.rule
+	if k, ok := knownTargets[v.s]; ok {
+		r.Target.Kind = k
+		return nil
+	}
+	if !validChainName(v.s) {
+		return errAt(v.off, "invalid target "+strconv.Quote(v.s))
+	}
+	r.Target = Target{Kind: TargetJump, Chain: v.s}
+	return nil
+}
+
+// targetValue reads the value of an option of target kind (named for messages).
+func (rp *ruleParser) targetValue(t tok, kind TargetKind, name string) (tok, *posError) {
+	if rp.rc.rule.Target.Kind != kind {
+		return tok{}, errAt(t.off, t.s+" is only valid after -j "+name)
+	}
+	return rp.value(t.s)
+}
+
+func (rp *ruleParser) toPorts(t tok) *posError {
+	r := &rp.rc.rule
+	v, err := rp.targetValue(t, TargetRedirect, "REDIRECT")
+	if err != nil {
+		return err
+	}
+	p, ok := parsePortArg(v.s)
+	if !ok {
+		return portErr(v)
+	}
+	r.Target.Port = p
+	return nil
+}
+
+func (rp *ruleParser) toDestination(t tok) *posError {
+	r := &rp.rc.rule
+	v, err := rp.targetValue(t, TargetDNAT, "DNAT")
+	if err != nil {
+		return err
+	}
+	to, ok := parseDNATDest(v.s, rp.syn.podIPVar)
+	if !ok {
+		return errAt(v.off, "invalid --to-destination "+strconv.Quote(v.s))
+	}
+	r.Target.To = to
+	return nil
+}
+
+// finish checks what only the whole line can tell: a command, and a complete target.
+func (rp *ruleParser) finish(endOff int) *posError {
+	rc, r := &rp.rc, &rp.rc.rule
 	switch rc.op {
 	case 0:
-		return rc, errAt(endOff, "missing command: expected -A, -I or -N")
+		return errAt(endOff, "missing command: expected -A, -I or -N")
 	case 'N', 'P':
-		if !ruleIsEmpty(r) || targetName != "" {
-			return rc, errAt(rc.opOff, "options are not allowed with -N or -P")
+		if !ruleIsEmpty(r) || rp.targetName != "" {
+			return errAt(rc.opOff, "options are not allowed with -N or -P")
 		}
-		return rc, nil
+		return nil
 	}
-	if targetName == "" {
-		return rc, errAt(endOff, "rule has no -j target")
+	if rp.targetName == "" {
+		return errAt(endOff, "rule has no -j target")
 	}
 	if r.Target.Kind == TargetRedirect && r.Target.Port == 0 {
-		return rc, errAt(endOff, "REDIRECT without --to-ports")
+		return errAt(endOff, "REDIRECT without --to-ports")
 	}
 	if r.Target.Kind == TargetDNAT && r.Target.To == "" {
-		return rc, errAt(endOff, "DNAT without --to-destination")
+		return errAt(endOff, "DNAT without --to-destination")
 	}
-	return rc, nil
+	return nil
 }
 
 func ruleIsEmpty(r *Rule) bool {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -23,10 +22,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/meshkeeper/meshkeeper/internal/golden"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/bootstrap.golden.json with the current output")
 
 // validator is what protoc-gen-validate generates for every Envoy message.
 type validator interface{ ValidateAll() error }
@@ -352,19 +350,10 @@ func TestRenderGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	pretty.WriteByte('\n')
-	path := filepath.Join("testdata", "bootstrap.golden.json")
-	if *update {
-		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
+	golden.Check(t, "bootstrap.golden.json", pretty.Bytes())
+	want, err := os.ReadFile(filepath.Join("testdata", "bootstrap.golden.json"))
 	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(want, pretty.Bytes()) {
-		t.Errorf("%s differs (run go test ./internal/sidecar -update after checking):\n%s", path, pretty.Bytes())
+		t.Fatal(err)
 	}
 	// The golden file pins the exact bytes: compacting it gives Render's output.
 	var compact bytes.Buffer

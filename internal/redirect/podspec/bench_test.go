@@ -19,7 +19,7 @@ func BenchmarkPodRenderParseDiff(b *testing.B) {
 	if len(errs) != 0 {
 		b.Fatal(errs)
 	}
-	c := InitContainer(redirect.Render(cfg), "img")
+	c := InitContainer(redirect.Render(cfg), "img", false)
 	b.ReportAllocs()
 	for b.Loop() {
 		want := redirect.Render(cfg)

@@ -2,13 +2,16 @@ package podspec
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
-// InitContainer is the container the injector adds for a plan. Privilege beyond NET_ADMIN is a
-// mesh-wide decision left to the injector.
-func InitContainer(p redirect.Plan, image string) corev1.Container {
+// InitContainer is the container the injector adds for a plan, security context included, so
+// that every pod built from it (the injector's, and those of tests) is the same. iptables needs
+// NET_ADMIN and NET_RAW as root; every other capability is dropped. privileged is the mesh-wide
+// opt-in (spec.sidecar.enablePrivilegedInitContainer) for nodes whose iptables backend needs it.
+func InitContainer(p redirect.Plan, image string, privileged bool) corev1.Container {
 	rc := redirect.InitContainer(p)
 	c := corev1.Container{
 		Name:    rc.Name,
@@ -20,7 +23,13 @@ func InitContainer(p redirect.Plan, image string) corev1.Container {
 		// RedirectionApplied, so the reason reaches the pod's conditions without reading logs.
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext: &corev1.SecurityContext{
-			Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}},
+			Capabilities: &corev1.Capabilities{
+				Add:  []corev1.Capability{"NET_ADMIN", "NET_RAW"},
+				Drop: []corev1.Capability{"ALL"},
+			},
+			RunAsUser:    ptr.To[int64](0),
+			RunAsNonRoot: ptr.To(false),
+			Privileged:   ptr.To(privileged),
 		},
 	}
 	if p.NeedsPodIP {

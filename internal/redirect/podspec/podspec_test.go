@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/redirect/manifest"
 )
 
 func render(t *testing.T, s redirect.MeshSettings) (redirect.Config, redirect.Plan) {
@@ -28,14 +29,19 @@ func TestInitContainer(t *testing.T) {
 	}{{"Localhost", false}, {"PodIP", true}} {
 		t.Run(tc.mode, func(t *testing.T) {
 			_, plan := render(t, redirect.MeshSettings{LocalProxyMode: tc.mode, OutboundPortExclusionList: []int{6379}})
-			c := InitContainer(plan, "example.com/meshkeeper-init:v1")
+			c := InitContainer(plan, "example.com/meshkeeper-init:v1", false)
 			core := redirect.InitContainer(plan)
 			if c.Name != redirect.InitContainerName || c.Image != "example.com/meshkeeper-init:v1" ||
 				!slices.Equal(c.Command, core.Command) || !slices.Equal(c.Args, core.Args) {
 				t.Errorf("container %s %s %q %q, want the engine's name and argv", c.Name, c.Image, c.Command, c.Args)
 			}
-			if sc := c.SecurityContext; sc == nil || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN"}) {
-				t.Errorf("security context %+v, want NET_ADMIN added", sc)
+			if sc := c.SecurityContext; sc == nil || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Add, []corev1.Capability{"NET_ADMIN", "NET_RAW"}) ||
+				!slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || sc.Privileged == nil || *sc.Privileged ||
+				sc.RunAsUser == nil || *sc.RunAsUser != 0 {
+				t.Errorf("security context %+v, want root with NET_ADMIN and NET_RAW only, unprivileged", sc)
+			}
+			if p := InitContainer(plan, "img", true).SecurityContext.Privileged; p == nil || !*p {
+				t.Errorf("privileged opt-in not honoured: %v", p)
 			}
 			if !tc.podIP {
 				if len(c.Env) != 0 {
@@ -61,7 +67,7 @@ func TestRoundTrip(t *testing.T) {
 		NetworkInterfaceExclusionList: []string{"net1"},
 		LocalProxyMode:                "PodIP",
 	})
-	c := InitContainer(plan, "img")
+	c := InitContainer(plan, "img", false)
 	p, err := ParseContainer(&c)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +95,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err = redirect.Parse(data)
+	p, err = manifest.Parse(data)
 	if err != nil {
 		t.Fatalf("Parse(pod): %v\n%s", err, data)
 	}
