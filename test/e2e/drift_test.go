@@ -30,23 +30,6 @@ const (
 	driftRange = "192.0.2.0/24"
 )
 
-// podCondition is the condition of the given type on a pod, nil when it has none.
-func podCondition(p *corev1.Pod, typ string) *corev1.PodCondition {
-	for i := range p.Status.Conditions {
-		if string(p.Status.Conditions[i].Type) == typ {
-			return &p.Status.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func describeCondition(c *corev1.PodCondition) string {
-	if c == nil {
-		return "(none)"
-	}
-	return fmt.Sprintf("%s/%s: %s", c.Status, c.Reason, c.Message)
-}
-
 // describePod names a pod's init containers and every meshkeeper condition it has, so a failed
 // wait says whether the pod was injected and what the operator last concluded.
 func describePod(p *corev1.Pod) string {
@@ -60,51 +43,6 @@ func describePod(p *corev1.Pod) string {
 		}
 	}
 	return fmt.Sprintf("init containers %v, conditions %v", inits, conds)
-}
-
-// deploymentPods lists the pods of a Deployment that are not being deleted.
-func deploymentPods(t *testing.T, ns, app string) []corev1.Pod {
-	t.Helper()
-	var pods corev1.PodList
-	if err := k.c.List(ctx(t), &pods, client.InNamespace(ns), client.MatchingLabels{"app": app}); err != nil {
-		t.Fatal(err)
-	}
-	var live []corev1.Pod
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil {
-			live = append(live, p)
-		}
-	}
-	return live
-}
-
-// podsAll reports whether exactly want pods of the Deployment are there, built from the given
-// ReplicaSet template hash when it is not empty, and each satisfies ok (which describes the pod
-// otherwise).
-func podsAll(t *testing.T, ns, app string, want int, notHash string, ok func(p *corev1.Pod) (bool, string)) (bool, string) {
-	pods := deploymentPods(t, ns, app)
-	var msgs []string
-	n := 0
-	for i := range pods {
-		p := &pods[i]
-		if notHash != "" && p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] == notHash {
-			msgs = append(msgs, p.Name+": still from the old ReplicaSet")
-			continue
-		}
-		n++
-		if good, why := ok(p); !good {
-			msgs = append(msgs, p.Name+": "+why)
-		}
-	}
-	if n != want {
-		msgs = append(msgs, fmt.Sprintf("%d pods, want %d", n, want))
-	}
-	return len(msgs) == 0, strings.Join(msgs, "; ")
-}
-
-func podRunningReady(p *corev1.Pod) bool {
-	c := podCondition(p, string(corev1.PodReady))
-	return p.Status.Phase == corev1.PodRunning && c != nil && c.Status == corev1.ConditionTrue
 }
 
 func inSync(p *corev1.Pod) (bool, string) {

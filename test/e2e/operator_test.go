@@ -3,13 +3,10 @@
 package e2e
 
 import (
-	"archive/tar"
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,16 +15,16 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 )
 
 const (
-	operatorNamespace = "meshkeeper-system"
-	managerDeployment = "meshkeeper-controller-manager"
+	operatorNamespace = e2eutil.OperatorNamespace
+	managerDeployment = e2eutil.ManagerDeployment
 	managerSA         = "meshkeeper-controller-manager"
 	webhookSecret     = "meshkeeper-webhook-server-cert"
 	mutatingWebhook   = "meshkeeper-mutating-webhook-configuration"
@@ -68,107 +65,12 @@ func deployOperator() error {
 			}
 		}
 	}
-	wait := func() error {
-		_, err := tryRun("kubectl", "rollout", "status", "deployment/"+managerDeployment, "-n", operatorNamespace, "--timeout=170s")
-		return err
-	}
-	if err := wait(); err != nil {
-		return err
-	}
-	// Nothing is pulled and the tag stays "dev": pods started before the image was rebuilt keep
-	// the old one until the Deployment is restarted.
-	id, err := imageID("manager")
-	if err != nil {
-		return err
-	}
-	var pods corev1.PodList
-	if err := k.c.List(context.Background(), &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
-		return err
-	}
-	for _, p := range pods.Items {
-		if len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].ImageID != id {
-			fmt.Printf("e2e: pod %s runs %s, the image is now %s: restarting the manager\n", p.Name, p.Status.ContainerStatuses[0].ImageID, id)
-			if _, err := tryRun("kubectl", "rollout", "restart", "deployment/"+managerDeployment, "-n", operatorNamespace); err != nil {
-				return err
-			}
-			if err := wait(); err != nil {
-				return err
-			}
-			break
-		}
-	}
-	// Ready pods serve the webhooks, but only the leader runs the controllers: a test that
-	// starts before a new pod has taken the Lease over waits for verdicts nobody computes yet.
-	leader, err := awaitLeader(2 * time.Minute)
+	leader, err := k.RollOut()
 	if err != nil {
 		return err
 	}
 	fmt.Printf("e2e: operator deployed in %s mode from %s and rolled out in %s; leader %s\n", k.mode, k.overlay, time.Since(t0).Round(100*time.Millisecond), leader)
 	return nil
-}
-
-// leaseName is the manager's leader-election Lease (--leader-election-id).
-const leaseName = "meshkeeper.meshkeeper.io"
-
-// awaitLeader waits until the leader-election Lease is held by a running manager pod that is
-// not being deleted, and returns that pod's name.
-func awaitLeader(timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		holder, why := currentLeader()
-		if holder != "" {
-			return holder, nil
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("no manager pod leads after %s: %s", timeout, why)
-		}
-		time.Sleep(time.Second)
-	}
-}
-
-func currentLeader() (pod, why string) {
-	c := context.Background()
-	var lease coordinationv1.Lease
-	if err := k.c.Get(c, client.ObjectKey{Namespace: operatorNamespace, Name: leaseName}, &lease); err != nil {
-		return "", err.Error()
-	}
-	holder := ptrValue(lease.Spec.HolderIdentity)
-	var pods corev1.PodList
-	if err := k.c.List(c, &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
-		return "", err.Error()
-	}
-	for _, p := range pods.Items {
-		// controller-runtime's identity is "<hostname>_<uuid>", and a pod's hostname is its name.
-		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && strings.HasPrefix(holder, p.Name+"_") {
-			return p.Name, ""
-		}
-	}
-	return "", fmt.Sprintf("the Lease is held by %q, not by a running manager pod", holder)
-}
-
-// imageID is the image ID (configuration digest) of an archive written by hack/imagebuild, as
-// the kubelet reports it in a container status.
-func imageID(name string) (string, error) {
-	f, err := os.Open(filepath.Join(k.root, "bin", "images", name+".tar"))
-	if err != nil {
-		return "", fmt.Errorf("image archive: %w (run hack/cluster/images.sh)", err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if err != nil {
-			return "", fmt.Errorf("%s.tar: no manifest.json: %w", name, err)
-		}
-		if h.Name != "manifest.json" {
-			continue
-		}
-		var m []struct{ Config string }
-		if err := json.NewDecoder(tr).Decode(&m); err != nil || len(m) != 1 {
-			return "", fmt.Errorf("%s.tar manifest.json: %v", name, err)
-		}
-		return "sha256:" + strings.TrimSuffix(m[0].Config, ".json"), nil
-	}
 }
 
 // The manager runs from its image, in the cluster, with its ServiceAccount and the generated
@@ -314,7 +216,7 @@ func TestAdmissionDuringOperatorRollout(t *testing.T) {
 	if missed > 0 {
 		t.Errorf("%d of %d pods created during the operator's rollout were not injected: %s", missed, total, strings.Join(misses, "; "))
 	}
-	if _, err := awaitLeader(2 * time.Minute); err != nil {
+	if _, err := k.AwaitLeader(2 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
 }

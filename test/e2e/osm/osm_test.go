@@ -466,42 +466,6 @@ func managers(mfs []metav1.ManagedFieldsEntry) string {
 	return strings.Join(out, ", ")
 }
 
-func deploymentPods(t *testing.T, ns, app string) []corev1.Pod {
-	t.Helper()
-	var pods corev1.PodList
-	if err := c.List(ctx(t), &pods, client.InNamespace(ns), client.MatchingLabels{"app": app}); err != nil {
-		t.Fatal(err)
-	}
-	var live []corev1.Pod
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp == nil {
-			live = append(live, p)
-		}
-	}
-	return live
-}
-
-// podsAll reports whether exactly want live pods of the Deployment, not from the ReplicaSet
-// notHash names, are there and each satisfies ok.
-func podsAll(t *testing.T, ns, app string, want int, notHash string, ok func(p *corev1.Pod) (bool, string)) (bool, string) {
-	var msgs []string
-	n := 0
-	for _, p := range deploymentPods(t, ns, app) {
-		if notHash != "" && p.Labels[appsv1.DefaultDeploymentUniqueLabelKey] == notHash {
-			msgs = append(msgs, p.Name+": still from the old ReplicaSet")
-			continue
-		}
-		n++
-		if good, why := ok(&p); !good {
-			msgs = append(msgs, p.Name+": "+why)
-		}
-	}
-	if n != want {
-		msgs = append(msgs, fmt.Sprintf("%d pods, want %d", n, want))
-	}
-	return len(msgs) == 0, strings.Join(msgs, "; ")
-}
-
 func inSync(p *corev1.Pod) (bool, string) {
 	if !podRunningReady(p) {
 		return false, "not Ready (" + string(p.Status.Phase) + ")"
