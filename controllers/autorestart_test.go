@@ -166,6 +166,23 @@ func TestAutoRestartOncePerWorkload(t *testing.T) {
 	for _, p := range pods {
 		w.condition(p.Name, conditions.PodExclusionsInSync, condFalse, conditions.Drifted)
 	}
+	// The metrics count the drifted pods per workload and per namespace (from the MeshConfig's
+	// recount, which follows the pods' conditions).
+	eventually(t, 20*time.Second, func() error {
+		var m dto.Metric
+		if err := driftedPods.WithLabelValues(w.mesh, w.app, drift.KindDeployment, "bookbuyer").Write(&m); err != nil {
+			return err
+		}
+		var ns dto.Metric
+		if err := namespacePods.WithLabelValues(w.mesh, w.app, "drifted").Write(&ns); err != nil {
+			return err
+		}
+		if m.GetGauge().GetValue() != 6 || ns.GetGauge().GetValue() != 6 {
+			return fmt.Errorf("meshkeeper_drifted_pods{workload=bookbuyer} = %v and meshkeeper_namespace_pods{verdict=drifted} = %v, want 6 and 6",
+				m.GetGauge().GetValue(), ns.GetGauge().GetValue())
+		}
+		return nil
+	})
 	want := clock.Now().UTC().Format(time.RFC3339)
 	eventually(t, 20*time.Second, func() error {
 		if got := restartedAt(t, w.app, "bookbuyer"); got != want {

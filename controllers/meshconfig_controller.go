@@ -79,7 +79,7 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 		SetMeshConfigStatus(mc, v, r.Options.now())
 		recordVerdict(KindMeshConfig, req.NamespacedName, mc.Status.Conditions, mc.Status.Findings)
 		if len(v.SpecErrs) == 0 && v.Err == nil {
-			recordMeshPods(req.NamespacedName, v.Summary)
+			recordMeshPods(req.NamespacedName, r.Options.Selection.MeshName, v.Summary)
 		}
 		err = errors.Join(err, patcher.Patch(ctx, r.Client, mc))
 	}()

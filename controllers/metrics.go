@@ -27,6 +27,14 @@ var (
 		Name: "meshkeeper_mesh_pods",
 		Help: "Meshed pods of the served MeshConfig by verdict: in_sync, drifted, failed (sidecar missing or init container failed), other (not yet judged).",
 	}, []string{"namespace", "name", "verdict"})
+	namespacePods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "meshkeeper_namespace_pods",
+		Help: "Meshed pods by the namespace they run in and verdict (in_sync, drifted, failed, other), for the mesh served.",
+	}, []string{"mesh", "namespace", "verdict"})
+	driftedPods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "meshkeeper_drifted_pods",
+		Help: "Drifted pods per workload (kind and name; pods without a controller count under none/none), for the mesh served.",
+	}, []string{"mesh", "namespace", "kind", "workload"})
 	autoRestarts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshkeeper_auto_restarts_total",
 		Help: "Workloads restarted by the opt-in auto-restart (meshkeeper.io/auto-restart), by namespace and workload kind.",
@@ -41,7 +49,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(objectReady, objectFindings, meshPods, autoRestarts, podEvaluation)
+	metrics.Registry.MustRegister(objectReady, objectFindings, meshPods, namespacePods, driftedPods, autoRestarts, podEvaluation)
 }
 
 // severities are every finding severity, so a gauge drops to 0 instead of keeping a stale count.
@@ -71,10 +79,30 @@ func forgetVerdict(kind string, key types.NamespacedName) {
 	objectFindings.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": key.Namespace, "name": key.Name})
 }
 
-// recordMeshPods exports the served MeshConfig's pod counts.
-func recordMeshPods(key types.NamespacedName, s drift.Summary) {
-	other := s.Meshed - s.InSync - s.Drifted - s.Failed
-	for verdict, n := range map[string]int32{"in_sync": s.InSync, "drifted": s.Drifted, "failed": s.Failed, "other": other} {
-		meshPods.WithLabelValues(key.Namespace, key.Name, verdict).Set(float64(n))
+// recordMeshPods exports the served MeshConfig's pod counts: in total, per namespace and per
+// drifted workload. The mesh's per-namespace and per-workload series are replaced as a whole on
+// each count, so a namespace that left the mesh or a workload back in sync disappears.
+func recordMeshPods(key types.NamespacedName, mesh string, s drift.Summary) {
+	for verdict, n := range verdictCounts(drift.Counts{Meshed: s.Meshed, InSync: s.InSync, Drifted: s.Drifted, Failed: s.Failed}) {
+		meshPods.WithLabelValues(key.Namespace, key.Name, verdict).Set(n)
 	}
+	namespacePods.DeletePartialMatch(prometheus.Labels{"mesh": mesh})
+	for ns, c := range s.Namespaces {
+		for verdict, n := range verdictCounts(*c) {
+			namespacePods.WithLabelValues(mesh, ns, verdict).Set(n)
+		}
+	}
+	driftedPods.DeletePartialMatch(prometheus.Labels{"mesh": mesh})
+	for w, n := range s.DriftedByWorkload {
+		kind, name := w.Kind, w.Name
+		if kind == "" {
+			kind, name = "none", "none"
+		}
+		driftedPods.WithLabelValues(mesh, w.Namespace, kind, name).Set(float64(n))
+	}
+}
+
+func verdictCounts(c drift.Counts) map[string]float64 {
+	return map[string]float64{"in_sync": float64(c.InSync), "drifted": float64(c.Drifted), "failed": float64(c.Failed),
+		"other": float64(c.Meshed - c.InSync - c.Drifted - c.Failed)}
 }

@@ -239,6 +239,20 @@ func TestSummary(t *testing.T) {
 		len(s.DriftedPods) != 1 || s.DriftedPods[0] != want.DriftedPods[0] {
 		t.Fatalf("got %+v, want %+v", s, want)
 	}
+	// The per-namespace and per-workload counts (for the metrics) are not capped.
+	if len(s.Namespaces) != 1 || *s.Namespaces["bookbuyer"] != (Counts{Meshed: 5, InSync: 1, Drifted: 2, Failed: 2}) {
+		t.Errorf("per namespace: %v", s.Namespaces)
+	}
+	var drifted int32
+	for w, n := range s.DriftedByWorkload {
+		if w.Namespace != "bookbuyer" {
+			t.Errorf("drifted workload %+v in the wrong namespace", w)
+		}
+		drifted += n
+	}
+	if drifted != 2 {
+		t.Errorf("drifted pods by workload add up to %d, want 2: %v", drifted, s.DriftedByWorkload)
+	}
 }
 
 func TestRuleCacheNeverChangesAVerdict(t *testing.T) {

@@ -27,6 +27,17 @@ type Summary struct {
 	// Restarts are the commands that replace the drifted pods (one per workload), sorted, at
 	// most the limit given to Cap.
 	Restarts []string
+	// Namespaces holds the same counts per namespace of the pods, for the metrics (never capped:
+	// namespaces are few).
+	Namespaces map[string]*Counts
+	// DriftedByWorkload counts drifted pods per workload, for the metrics (never capped:
+	// bounded by the workloads, not by the pods).
+	DriftedByWorkload map[Workload]int32
+}
+
+// Counts are a namespace's share of a Summary.
+type Counts struct {
+	Meshed, InSync, Drifted, Failed int32
 }
 
 // Add counts one pod's computed conditions; pods that are not meshed are ignored.
@@ -35,16 +46,32 @@ func (s *Summary) Add(pod *corev1.Pod, conds []corev1.PodCondition) {
 	if sidecar == nil || (sidecar.Status != corev1.ConditionTrue && sidecar.Reason != conditions.SidecarMissing) {
 		return
 	}
+	if s.Namespaces == nil {
+		s.Namespaces = map[string]*Counts{}
+	}
+	ns := s.Namespaces[pod.Namespace]
+	if ns == nil {
+		ns = &Counts{}
+		s.Namespaces[pod.Namespace] = ns
+	}
 	s.Meshed++
+	ns.Meshed++
 	redir := Find(conds, conditions.PodRedirectionApplied)
 	excl := Find(conds, conditions.PodExclusionsInSync)
 	switch {
 	case sidecar.Status != corev1.ConditionTrue || (redir != nil && redir.Status == corev1.ConditionFalse):
 		s.Failed++
+		ns.Failed++
 	case excl != nil && excl.Status == corev1.ConditionTrue:
 		s.InSync++
+		ns.InSync++
 	case excl != nil && excl.Status == corev1.ConditionFalse && excl.Reason == conditions.Drifted:
 		s.Drifted++
+		ns.Drifted++
+		if s.DriftedByWorkload == nil {
+			s.DriftedByWorkload = map[Workload]int32{}
+		}
+		s.DriftedByWorkload[WorkloadOf(pod)]++
 		s.DriftedPods = append(s.DriftedPods, pod.Namespace+"/"+pod.Name)
 		if a := Action(pod); !slices.Contains(s.Restarts, a) {
 			s.Restarts = append(s.Restarts, a)
