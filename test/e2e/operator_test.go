@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/meshkeeper/meshkeeper/api/conditions"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 )
@@ -219,4 +220,73 @@ func TestAdmissionDuringOperatorRollout(t *testing.T) {
 	if _, err := k.AwaitLeader(2 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// With the manager down (scaled to zero, its webhook configurations still installed, their
+// Service without endpoints), nothing is blocked: a pod in a meshed namespace starts without its
+// sidecar (failurePolicy Ignore), pods elsewhere start as usual, and the operator's own pods start
+// again although its webhook cannot answer for them. Once it runs, the uninjected pod is reported
+// SidecarInjected=False/SidecarMissing with the restart that injects it (docs/admission.md).
+func TestNothingBlockedWhileTheManagerIsDown(t *testing.T) {
+	if k.mode != "inject" {
+		t.Skipf("%s mode has no webhook on pods", k.mode)
+	}
+	var d appsv1.Deployment
+	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: managerDeployment}, &d); err != nil {
+		t.Fatal(err)
+	}
+	replicas := fmt.Sprint(*d.Spec.Replicas)
+	scaledBack := false
+	scaleBack := func() {
+		if !scaledBack {
+			scaledBack = true
+			kubectl(t, "scale", "deployment/"+managerDeployment, "-n", operatorNamespace, "--replicas="+replicas)
+		}
+	}
+	t.Cleanup(func() {
+		if !scaledBack {
+			_, _ = tryRun("kubectl", "scale", "deployment/"+managerDeployment, "-n", operatorNamespace, "--replicas="+replicas)
+		}
+		if _, err := k.RollOut(); err != nil {
+			t.Errorf("the manager did not come back: %v", err)
+		}
+	})
+	kubectl(t, "scale", "deployment/"+managerDeployment, "-n", operatorNamespace, "--replicas=0")
+	eventually(t, "no manager pod left", 120*time.Second, func() (bool, string) {
+		var pods corev1.PodList
+		if err := k.c.List(ctx(t), &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
+			return false, err.Error()
+		}
+		return len(pods.Items) == 0, fmt.Sprintf("%d pods", len(pods.Items))
+	})
+
+	meshNS := testNamespace(t, "e2e-down-mesh", true)
+	plainNS := testNamespace(t, "e2e-down-plain", false)
+	meshed := startPod(t, testappPod(meshNS, "meshed", plainPort))
+	if injection.Injected(meshed) {
+		t.Fatalf("pod %s was injected although no manager runs", meshed.Name)
+	}
+	startPod(t, testappPod(plainNS, "plain", plainPort))
+	own := testappPod(operatorNamespace, "e2e-own-namespace", plainPort)
+	startPod(t, own)
+	t.Cleanup(func() { _, _ = tryRun("kubectl", "delete", "pod", own.Name, "-n", operatorNamespace, "--wait=false") })
+
+	// The operator's own pods start while its webhook cannot answer for them.
+	scaleBack()
+	leader, err := k.AwaitLeader(3 * time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("manager back, leader %s", leader)
+	eventually(t, "the uninjected pod "+conditions.PodSidecarInjected+"=False/"+conditions.SidecarMissing, 90*time.Second, func() (bool, string) {
+		var p corev1.Pod
+		if err := k.c.Get(ctx(t), client.ObjectKeyFromObject(meshed), &p); err != nil {
+			return false, err.Error()
+		}
+		c := podCondition(&p, conditions.PodSidecarInjected)
+		if c == nil || c.Status != corev1.ConditionFalse || c.Reason != conditions.SidecarMissing {
+			return false, describeCondition(c)
+		}
+		return strings.Contains(c.Message, "restart"), c.Message
+	})
 }
