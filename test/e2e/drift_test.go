@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
@@ -201,7 +202,7 @@ func TestAutoRestartAfterMeshConfigChange(t *testing.T) {
 		}
 		for _, e := range evs.Items {
 			if e.Reason == controllers.EventReasonAutoRestart && e.InvolvedObject.Kind == "Deployment" && e.InvolvedObject.Name == app {
-				events += max(1, int(e.Count), int(ptrValue(e.Series).Count))
+				events += max(1, int(e.Count), int(ptr.Deref(e.Series, corev1.EventSeries{}).Count))
 			}
 		}
 		return len(rs.Items), events
@@ -228,14 +229,6 @@ func TestAutoRestartAfterMeshConfigChange(t *testing.T) {
 	if rs, evs := restarts(); rs != 2 || evs != 1 {
 		t.Errorf("after a second change within the interval: %d ReplicaSets and %d %s events, want still 2 and 1", rs, evs, controllers.EventReasonAutoRestart)
 	}
-}
-
-func ptrValue[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }
 
 // seccompDir is where the kubelet (default root directory) finds Localhost seccomp profiles.

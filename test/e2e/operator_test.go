@@ -16,6 +16,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
@@ -268,6 +269,11 @@ func TestNothingBlockedWhileTheManagerIsDown(t *testing.T) {
 	}
 	startPod(t, testappPod(plainNS, "plain", plainPort))
 	own := testappPod(operatorNamespace, "e2e-own-namespace", plainPort)
+	// The operator's namespace enforces the restricted Pod Security Standard.
+	own.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(int64(65532)),
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
+	own.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
 	startPod(t, own)
 	t.Cleanup(func() { _, _ = tryRun("kubectl", "delete", "pod", own.Name, "-n", operatorNamespace, "--wait=false") })
 
