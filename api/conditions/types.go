@@ -75,7 +75,7 @@ const (
 	//   False:   Drifted.
 	//   Unknown: InitContainerPending (inherited from RedirectionApplied), InvalidSpec (the
 	//            MeshConfig or the pod's annotations are invalid, so the desired exclusions are
-	//            unknown), MeshConfigNotFound (there is no desired state),
+	//            unknown), MeshConfigNotFound or InjectorConfigNotFound (there is no desired state),
 	//            RulesUnreadable (the rendered rules cannot be parsed, so what the pod runs is
 	//            unknown; the message carries the parse error and its position).
 	PodExclusionsInSync = "meshkeeper.io/ExclusionsInSync"
@@ -145,6 +145,9 @@ const (
 	// MeshConfigNotFound: the MeshConfig the operator serves does not exist (deleted, or never
 	// created), so there is no desired state to compare the pod's exclusions with.
 	MeshConfigNotFound = "MeshConfigNotFound"
+	// InjectorConfigNotFound: the Istio injector ConfigMap of the pod's revision does not exist,
+	// so there is no desired state for an Istio pod.
+	InjectorConfigNotFound = "InjectorConfigNotFound"
 )
 
 // Polarity says which status of a condition type is the healthy one.
@@ -206,7 +209,7 @@ var Vocabulary = []TypeInfo{
 	{Type: PodExclusionsInSync, Polarity: PositivePolarity, Pod: true,
 		True:    []string{InSync},
 		False:   []string{Drifted},
-		Unknown: []string{InitContainerPending, InvalidSpec, RulesUnreadable, MeshConfigNotFound}},
+		Unknown: []string{InitContainerPending, InvalidSpec, RulesUnreadable, MeshConfigNotFound, InjectorConfigNotFound}},
 }
 
 // Lookup returns the documentation of a condition type.

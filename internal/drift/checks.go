@@ -76,6 +76,9 @@ func initStatus(pod *corev1.Pod, name string) *corev1.ContainerStatus {
 // today. A pod without the sidecar that should have one was created before its namespace joined
 // the mesh or while the injector was unavailable; only a new pod fixes that.
 func CheckSidecarInjected(in Input) Verdict {
+	if in.Istio != nil {
+		return checkIstioSidecarInjected(in)
+	}
 	pod := in.Pod
 	if HasSidecar(pod) {
 		return verdictTrue(conditions.Injected, fmt.Sprintf("pod carries the %s sidecar", injection.SidecarName))
@@ -105,12 +108,21 @@ var waitingBeforeFirstRun = map[string]bool{"": true, "PodInitializing": true, "
 // CheckRedirectionApplied reads the init container's status the way `kubectl describe pod` shows
 // it: terminated with exit code 0 means the rules are in place.
 func CheckRedirectionApplied(in Input) Verdict {
+	if in.Istio != nil {
+		return checkIstioRedirectionApplied(in)
+	}
 	pod := in.Pod
 	c := RedirectionInitContainer(pod)
 	if c == nil {
 		return verdictFalse(conditions.InitContainerMissing, fmt.Sprintf("pod has a sidecar but neither a %s nor an %s init container, so nothing redirects its traffic to the sidecar; restart it: %s",
 			redirect.InitContainerName, redirect.OSMInitContainerName, Action(pod)))
 	}
+	return initContainerVerdict(pod, c)
+}
+
+// initContainerVerdict reads the status of the init container that applies (or checks) the
+// rules, for any mesh.
+func initContainerVerdict(pod *corev1.Pod, c *corev1.Container) Verdict {
 	st := initStatus(pod, c.Name)
 	if st == nil {
 		return verdictUnknown(conditions.InitContainerPending, fmt.Sprintf("init container %s has not started yet", c.Name))

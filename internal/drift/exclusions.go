@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -18,6 +19,9 @@ import (
 // Rules that cannot be parsed give RulesUnreadable, which the vocabulary lists as Unknown: the
 // pod may or may not run what it should, and saying Drifted would be a guess.
 func CheckExclusionsInSync(in Input) Verdict {
+	if in.Istio != nil {
+		return checkIstioExclusionsInSync(in)
+	}
 	if in.MeshMissing {
 		return verdictUnknown(conditions.MeshConfigNotFound, fmt.Sprintf("%s does not exist, so the exclusions this pod should have are unknown: recreate it, or point the manager at the MeshConfig in use with --meshconfig namespace/name", in.Mesh))
 	}
@@ -53,7 +57,7 @@ func expectedUnknown(in Input) (Verdict, bool) {
 // judge compares what the rules implement with what the pod should have. source names the rules
 // in messages ("the <source> rules").
 func judge(in Input, rules readRules, source string) Verdict {
-	diff := redirect.Diff(in.Expected.Exclusions(), rules.exclusions)
+	diff := redirect.Diff(in.desired().Exclusions(), rules.exclusions)
 	problems := describeDiff(in, diff, source)
 	if !diff.LocalProxyMode.Empty() {
 		problems = append(problems, proxyModeProblem(in, diff.LocalProxyMode.Expected == redirect.LocalProxyModePodIP, source))
@@ -89,9 +93,10 @@ func describeDiff(in Input, d redirect.Difference, container string) []string {
 		out = append(out, fmt.Sprintf("%s %s is in %s but neither %s nor the pod's annotations ask for it%s",
 			what, value, rules, in.Mesh.WithGeneration(), admittedWith(in)))
 	}
+	desired := in.desired()
 	prefixes := func(what string, delta redirect.Delta[netip.Prefix], list string) {
 		for _, p := range delta.Missing {
-			src := in.Expected.PrefixSource(list, p)
+			src := desired.SourceOf(list, p.String())
 			missing(what, orDefault(src.Spelled, p.String()), sourceText(in, src))
 		}
 		for _, p := range delta.Unexpected {
@@ -100,27 +105,66 @@ func describeDiff(in Input, d redirect.Difference, container string) []string {
 	}
 	ports := func(what string, delta redirect.Delta[uint16], list string) {
 		for _, p := range delta.Missing {
-			missing(what, strconv.Itoa(int(p)), sourceText(in, in.Expected.PortSource(list, p)))
+			missing(what, strconv.Itoa(int(p)), sourceText(in, desired.SourceOf(list, strconv.Itoa(int(p)))))
 		}
 		for _, p := range delta.Unexpected {
 			unexpected(what, strconv.Itoa(int(p)))
+		}
+	}
+	names := func(what string, delta redirect.Delta[string], list string) {
+		for _, name := range delta.Missing {
+			src := desired.SourceOf(list, name)
+			if !src.Known() {
+				src.MeshConfigField = list
+			}
+			missing(what, name, sourceText(in, src))
+		}
+		for _, name := range delta.Unexpected {
+			unexpected(what, name)
 		}
 	}
 	prefixes("outbound IP range", d.OutboundIPRanges, redirect.ListOutboundIPRangeExclusions)
 	prefixes("outbound IP range inclusion", d.OutboundIPRangeInclusions, redirect.ListOutboundIPRangeInclusions)
 	ports("outbound port", d.OutboundPorts, redirect.ListOutboundPortExclusions)
 	ports("inbound port", d.InboundPorts, redirect.ListInboundPortExclusions)
-	for _, name := range d.Interfaces.Missing {
-		missing("network interface", name, in.Mesh.WithGeneration())
-	}
-	for _, name := range d.Interfaces.Unexpected {
-		unexpected("network interface", name)
-	}
+	ports("outbound port inclusion", d.OutboundPortInclusions, redirect.ListOutboundPortInclusions)
+	ports("inbound port inclusion", d.InboundPortInclusions, redirect.ListInboundPortInclusions)
+	names("network interface", d.Interfaces, redirect.ListInterfaceExclusions)
+	names("rerouted interface", d.RerouteInterfaces, redirect.ListRerouteInterfaces)
 	if !d.ProxyUID.Empty() {
 		out = append(out, fmt.Sprintf("%s let traffic of UID %s bypass the proxy, but the proxy runs as UID %d",
 			rules, redirect.UIDText(d.ProxyUID.Actual), d.ProxyUID.Expected))
 	}
+	if !d.ProxyGID.Empty() {
+		out = append(out, fmt.Sprintf("%s let traffic of GID %s bypass the proxy, but the proxy runs as GID %s",
+			rules, redirect.UIDText(d.ProxyGID.Actual), redirect.UIDText(d.ProxyGID.Expected)))
+	}
+	captures := func(direction string, c redirect.Change[redirect.Capture], list string) {
+		if c.Empty() {
+			return
+		}
+		src := sourceText(in, desired.SourceOf(list, "*"))
+		if c.Expected == redirect.CaptureOff {
+			out = append(out, fmt.Sprintf("%s capture %s traffic, but %s asks for none", rules, direction, in.Mesh.WithGeneration()))
+			return
+		}
+		out = append(out, fmt.Sprintf("%s capture no %s traffic, but %s asks for it (%s)", rules, direction, in.Mesh.WithGeneration(), src))
+	}
+	captures("outbound", d.OutboundCapture, redirect.ListOutboundIPRangeInclusions)
+	captures("inbound", d.InboundCapture, redirect.ListInboundPortInclusions)
+	if !d.InboundInterception.Empty() {
+		out = append(out, fmt.Sprintf("%s intercept inbound connections with %s, but the pod should use %s",
+			rules, d.InboundInterception.Actual, d.InboundInterception.Expected))
+	}
 	return out
+}
+
+// desired is what the pod's redirection should be, for the mesh that injected it.
+func (in Input) desired() redirect.Desired {
+	if in.Istio != nil {
+		return in.Istio.Desired
+	}
+	return in.Expected
 }
 
 // admittedWith adds what the pod was rendered from, when the injector recorded it.
@@ -136,8 +180,14 @@ func admittedWith(in Input) string {
 // annotation, or both.
 func sourceText(in Input, src redirect.Source) string {
 	var sources []string
-	if src.MeshConfigField != "" {
+	switch {
+	case src.MeshConfigField != "" && in.Istio != nil:
+		sources = append(sources, fmt.Sprintf("%s key %s, %s", in.Mesh, istio.InjectorValuesKey, src.MeshConfigField))
+	case src.MeshConfigField != "":
 		sources = append(sources, in.Mesh.WithGeneration())
+	}
+	if src.Builtin != "" {
+		sources = append(sources, src.Builtin)
 	}
 	if src.Annotation != "" {
 		sources = append(sources, "pod annotation "+src.Annotation)

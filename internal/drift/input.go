@@ -16,6 +16,9 @@ import (
 // MeshRef names the MeshConfig a pod is judged against; messages quote it so a person can find
 // the value that changed.
 type MeshRef struct {
+	// Kind is the kind of the object holding the mesh-wide settings: MeshConfig (the default
+	// when empty) or, for Istio pods, the injector's ConfigMap.
+	Kind       string
 	Namespace  string
 	Name       string
 	Generation int64
@@ -26,7 +29,14 @@ type MeshRef struct {
 
 // String is how messages refer to the MeshConfig.
 func (m MeshRef) String() string {
-	return fmt.Sprintf("MeshConfig %s/%s", m.Namespace, m.Name)
+	return fmt.Sprintf("%s %s/%s", m.kind(), m.Namespace, m.Name)
+}
+
+func (m MeshRef) kind() string {
+	if m.Kind == "" {
+		return "MeshConfig"
+	}
+	return m.Kind
 }
 
 // WithGeneration is String plus the generation, for messages about a specific change. A
@@ -34,6 +44,8 @@ func (m MeshRef) String() string {
 // its name alone: "(generation 0)" would point at a version that never existed.
 func (m MeshRef) WithGeneration() string {
 	switch {
+	case m.kind() != "MeshConfig":
+		return m.String()
 	case m.Source != "" && m.Generation > 0:
 		return fmt.Sprintf("MeshConfig %s/%s (generation %d, from file %s)", m.Namespace, m.Name, m.Generation, m.Source)
 	case m.Source != "":
@@ -62,6 +74,9 @@ type Input struct {
 	// MeshMissing is true when the served MeshConfig does not exist (deleted, or never created):
 	// there is no desired state, so exclusions cannot be judged; Mesh still names the object.
 	MeshMissing bool
+	// Istio is set for pods Istio injected; Mesh then names the injector ConfigMap and
+	// ExpectedErrs holds Istio's errors.
+	Istio *IstioInput
 }
 
 // GatherWithoutMeshConfig is Gather for a MeshConfig that does not exist: the pod's injection

@@ -18,6 +18,9 @@ type readRules struct {
 }
 
 func parseRules(c *corev1.Container) readRules {
+	if r, ok := istioArgsOf(c); ok {
+		return r
+	}
 	parsed, err := podspec.ParseContainer(c)
 	if err != nil {
 		return readRules{err: err}

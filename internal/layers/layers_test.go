@@ -31,7 +31,7 @@ func deps(t *testing.T) map[string][]string {
 // pure decide from facts already gathered (each doc.go says so); they must be usable by the CLI,
 // the webhooks and the controllers alike, so none of them may hold an API client.
 var pure = []string{
-	"internal/analysis", "internal/diagnose", "internal/drift", "internal/injection",
+	"internal/analysis", "internal/diagnose", "internal/drift", "internal/injection", "internal/istio",
 	"internal/redirect", "internal/redirect/podspec", "internal/redirect/manifest", "internal/validation", "internal/sidecar",
 	"internal/text", "api/conditions",
 }

@@ -7,6 +7,7 @@ import (
 
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 	"github.com/meshkeeper/meshkeeper/internal/redirect/podspec"
 )
@@ -164,4 +165,47 @@ func OutPorts(ports ...int32) func(*configv1alpha2.MeshConfigSpec) {
 // InPorts sets traffic.inboundPortExclusionList.
 func InPorts(ports ...int32) func(*configv1alpha2.MeshConfigSpec) {
 	return func(s *configv1alpha2.MeshConfigSpec) { s.Traffic.InboundPortExclusionList = ports }
+}
+
+// IstioInit adds what Istio's injector adds in its default (init container) mode: istio-init
+// running `istio-iptables` with args, the istio-proxy container as UID 1337, and the
+// sidecar.istio.io/status and istio.io/rev annotations.
+func (b *PodBuilder) IstioInit(args ...string) *PodBuilder {
+	b.p.Spec.InitContainers = append(b.p.Spec.InitContainers, corev1.Container{
+		Name: istio.InitContainerName, Image: IstioProxyImage, Args: append([]string{"istio-iptables"}, args...)})
+	return b.istioProxy()
+}
+
+// IstioCNI adds what Istio's injector adds when istio-cni writes the rules: istio-validation
+// (istio-iptables --run-validation --skip-rule-apply), istio-proxy, and the traffic annotations
+// the injector writes from its values (ann).
+func (b *PodBuilder) IstioCNI(ann map[string]string) *PodBuilder {
+	b.p.Spec.InitContainers = append(b.p.Spec.InitContainers, corev1.Container{
+		Name: istio.ValidationContainerName, Image: IstioProxyImage,
+		Args: []string{"istio-iptables", "-p", "15001", "-z", "15006", "-u", "1337", "--run-validation", "--skip-rule-apply"}})
+	for k, v := range ann {
+		b.Annotate(k, v)
+	}
+	return b.istioProxy()
+}
+
+func (b *PodBuilder) istioProxy() *PodBuilder {
+	b.p.Spec.Containers = append(b.p.Spec.Containers, corev1.Container{Name: istio.ProxyContainerName, Image: IstioProxyImage,
+		Args:            []string{"proxy", "sidecar"},
+		SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To[int64](1337), RunAsGroup: ptr.To[int64](1337)}})
+	b.Annotate(istio.AnnotationStatus, `{"initContainers":["istio-init"],"containers":["istio-proxy"],"volumes":["istio-envoy"],"revision":"default"}`)
+	return b.Annotate(istio.LabelRevision, istio.DefaultRevision)
+}
+
+// IstioProxyImage is the image Istio's injector uses for istio-init and istio-proxy.
+const IstioProxyImage = "docker.io/istio/proxyv2:1.24.0"
+
+// IstioInjectorConfigMap is the istio-sidecar-injector ConfigMap of the default revision with
+// values (the JSON under the values key).
+func IstioInjectorConfigMap(values string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "istio-system", Name: istio.InjectorConfigMapName,
+			Labels: map[string]string{istio.LabelRevision: istio.DefaultRevision}},
+		Data: map[string]string{istio.InjectorValuesKey: values, "config": "policy: enabled\n"},
+	}
 }

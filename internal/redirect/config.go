@@ -105,21 +105,40 @@ const (
 	ListInboundPortExclusions     = "inboundPortExclusionList"
 )
 
+// Lists only Istio has; SourceOf of an OSM Config knows nothing of them.
+const (
+	ListOutboundPortInclusions = "outboundPortInclusions"
+	ListInboundPortInclusions  = "inboundPortInclusions"
+	ListInterfaceExclusions    = "interfaceExclusions"
+	ListRerouteInterfaces      = "rerouteInterfaces"
+)
+
+// Desired is what a pod's redirection should be, and who asked for each value. The OSM
+// configuration (Config) and Istio's (internal/istio) both provide it, so drift reports and
+// diagnose speak of either mesh's pods the same way.
+type Desired interface {
+	Exclusions() Exclusions
+	SourceOf(list, value string) Source
+}
+
 // Source says who asked for one value of the effective configuration. Keeping it with the value
 // lets a report send a person to the MeshConfig or to the workload without reading either again.
 type Source struct {
-	// MeshConfigField is the field path (spec.traffic.<list>) when the MeshConfig lists the
-	// value, empty otherwise.
+	// MeshConfigField is the path of the mesh-wide setting that lists the value (spec.traffic.<list>
+	// of the MeshConfig, or global.proxy.<value> of Istio's injector values), empty otherwise.
 	MeshConfigField string
 	// Annotation is the pod annotation listing the value, empty when the pod does not.
 	Annotation string
 	// Spelled is the value as written, the MeshConfig's spelling when both list it: a range
 	// written 10.0.0.10/24 is effective as 10.0.0.0/24 but only the first can be found with grep.
 	Spelled string
+	// Builtin says why the mesh adds the value by itself, for values nobody configured (Istio's
+	// injection template always excludes its own ports).
+	Builtin string
 }
 
 // Known reports whether anybody asked for the value.
-func (s Source) Known() bool { return s.MeshConfigField != "" || s.Annotation != "" }
+func (s Source) Known() bool { return s.MeshConfigField != "" || s.Annotation != "" || s.Builtin != "" }
 
 // SourceOf returns who asked for value (a canonical CIDR or a decimal port) in list (one of the
 // List constants); the zero Source when nobody did. It reads the inputs the way Effective does,

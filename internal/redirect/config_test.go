@@ -270,10 +270,10 @@ func TestEffectiveSources(t *testing.T) {
 		list, value string
 		want        Source
 	}{
-		{ListOutboundIPRangeExclusions, "10.0.0.0/24", Source{mesh(ListOutboundIPRangeExclusions), AnnotationOutboundIPRangeExclusionList, "10.0.0.10/24"}},
+		{ListOutboundIPRangeExclusions, "10.0.0.0/24", Source{MeshConfigField: mesh(ListOutboundIPRangeExclusions), Annotation: AnnotationOutboundIPRangeExclusionList, Spelled: "10.0.0.10/24"}},
 		{ListOutboundIPRangeExclusions, "192.168.0.0/16", Source{MeshConfigField: mesh(ListOutboundIPRangeExclusions), Spelled: "192.168.0.0/16"}},
 		{ListOutboundIPRangeExclusions, "172.16.0.0/16", Source{Annotation: AnnotationOutboundIPRangeExclusionList, Spelled: "172.16.1.1/16"}},
-		{ListInboundPortExclusions, "9090", Source{mesh(ListInboundPortExclusions), AnnotationInboundPortExclusionList, "9090"}},
+		{ListInboundPortExclusions, "9090", Source{MeshConfigField: mesh(ListInboundPortExclusions), Annotation: AnnotationInboundPortExclusionList, Spelled: "9090"}},
 		{ListInboundPortExclusions, "8080", Source{Annotation: AnnotationInboundPortExclusionList, Spelled: "8080"}},
 		{ListInboundPortExclusions, "70000", Source{}},
 		{ListOutboundPortExclusions, "443", Source{Annotation: AnnotationOutboundPortExclusionList, Spelled: "443"}},

@@ -18,35 +18,40 @@ type Delta[T any] struct {
 // Empty reports whether the category matches.
 func (d Delta[T]) Empty() bool { return len(d.Missing) == 0 && len(d.Unexpected) == 0 }
 
-// UIDDelta compares the proxy UID.
-type UIDDelta struct {
-	Expected int64 `json:"expected"`
-	Actual   int64 `json:"actual"`
+// Change compares a single value: the proxy UID, the local proxy mode, whether a direction is
+// captured at all.
+type Change[T comparable] struct {
+	Expected T `json:"expected"`
+	Actual   T `json:"actual"`
 }
 
-// Empty reports whether the UIDs agree.
-func (d UIDDelta) Empty() bool { return d.Expected == d.Actual }
+// Empty reports whether the values agree.
+func (d Change[T]) Empty() bool { return d.Expected == d.Actual }
+
+// IsZero lets JSON output omit the categories that agree (omitzero), so reports about OSM pods
+// do not list Istio-only settings.
+func (d Change[T]) IsZero() bool { return d.Empty() }
 
 // Difference is the semantic difference between the exclusions a pod should have and the ones
 // its rules implement.
 type Difference struct {
-	OutboundIPRanges          Delta[netip.Prefix] `json:"outboundIPRangeExclusions"`
-	OutboundIPRangeInclusions Delta[netip.Prefix] `json:"outboundIPRangeInclusions"`
-	OutboundPorts             Delta[uint16]       `json:"outboundPortExclusions"`
-	InboundPorts              Delta[uint16]       `json:"inboundPortExclusions"`
-	Interfaces                Delta[string]       `json:"networkInterfaceExclusions"`
-	ProxyUID                  UIDDelta            `json:"proxyUID"`
-	LocalProxyMode            ModeDelta           `json:"localProxyMode"`
-}
+	OutboundIPRanges          Delta[netip.Prefix]    `json:"outboundIPRangeExclusions"`
+	OutboundIPRangeInclusions Delta[netip.Prefix]    `json:"outboundIPRangeInclusions"`
+	OutboundPorts             Delta[uint16]          `json:"outboundPortExclusions"`
+	InboundPorts              Delta[uint16]          `json:"inboundPortExclusions"`
+	Interfaces                Delta[string]          `json:"networkInterfaceExclusions"`
+	ProxyUID                  Change[int64]          `json:"proxyUID"`
+	LocalProxyMode            Change[LocalProxyMode] `json:"localProxyMode"`
 
-// ModeDelta compares the local proxy mode the rules implement with the expected one.
-type ModeDelta struct {
-	Expected LocalProxyMode `json:"expected"`
-	Actual   LocalProxyMode `json:"actual"`
+	// The categories below are only ever non-empty for meshes that have them (Istio).
+	OutboundPortInclusions Delta[uint16]            `json:"outboundPortInclusions,omitzero"`
+	InboundPortInclusions  Delta[uint16]            `json:"inboundPortInclusions,omitzero"`
+	RerouteInterfaces      Delta[string]            `json:"rerouteInterfaces,omitzero"`
+	ProxyGID               Change[int64]            `json:"proxyGID,omitzero"`
+	OutboundCapture        Change[Capture]          `json:"outboundCapture,omitzero"`
+	InboundCapture         Change[Capture]          `json:"inboundCapture,omitzero"`
+	InboundInterception    Change[InterceptionMode] `json:"inboundInterception,omitzero"`
 }
-
-// Empty reports whether the rules implement the expected mode.
-func (d ModeDelta) Empty() bool { return d.Expected == d.Actual }
 
 // Diff compares two sets of exclusions by meaning: CIDRs are compared canonically and every
 // category as a set, so order, duplicates and spelling never show up as drift.
@@ -57,8 +62,15 @@ func Diff(expected, actual Exclusions) Difference {
 		OutboundPorts:             deltaOf(expected.OutboundPorts, actual.OutboundPorts, cmp.Compare[uint16], canonSorted[uint16]),
 		InboundPorts:              deltaOf(expected.InboundPorts, actual.InboundPorts, cmp.Compare[uint16], canonSorted[uint16]),
 		Interfaces:                deltaOf(expected.Interfaces, actual.Interfaces, strings.Compare, canonSorted[string]),
-		ProxyUID:                  UIDDelta{Expected: expected.ProxyUID, Actual: actual.ProxyUID},
-		LocalProxyMode:            ModeDelta{Expected: expected.LocalProxyMode, Actual: actual.LocalProxyMode},
+		ProxyUID:                  Change[int64]{Expected: expected.ProxyUID, Actual: actual.ProxyUID},
+		LocalProxyMode:            Change[LocalProxyMode]{Expected: expected.LocalProxyMode, Actual: actual.LocalProxyMode},
+		OutboundPortInclusions:    deltaOf(expected.OutboundPortInclusions, actual.OutboundPortInclusions, cmp.Compare[uint16], canonSorted[uint16]),
+		InboundPortInclusions:     deltaOf(expected.InboundPortInclusions, actual.InboundPortInclusions, cmp.Compare[uint16], canonSorted[uint16]),
+		RerouteInterfaces:         deltaOf(expected.RerouteInterfaces, actual.RerouteInterfaces, strings.Compare, canonSorted[string]),
+		ProxyGID:                  Change[int64]{Expected: expected.ProxyGID, Actual: actual.ProxyGID},
+		OutboundCapture:           Change[Capture]{Expected: expected.OutboundCapture, Actual: actual.OutboundCapture},
+		InboundCapture:            Change[Capture]{Expected: expected.InboundCapture, Actual: actual.InboundCapture},
+		InboundInterception:       Change[InterceptionMode]{Expected: expected.InboundInterception, Actual: actual.InboundInterception},
 	}
 }
 
@@ -124,7 +136,9 @@ func deltaOf[T any](exp, act []T, compare func(a, b T) int, canon func([]T) []T)
 // Empty reports whether the rules implement exactly the expected exclusions.
 func (d Difference) Empty() bool {
 	return d.OutboundIPRanges.Empty() && d.OutboundIPRangeInclusions.Empty() && d.OutboundPorts.Empty() &&
-		d.InboundPorts.Empty() && d.Interfaces.Empty() && d.ProxyUID.Empty() && d.LocalProxyMode.Empty()
+		d.InboundPorts.Empty() && d.Interfaces.Empty() && d.ProxyUID.Empty() && d.LocalProxyMode.Empty() &&
+		d.OutboundPortInclusions.Empty() && d.InboundPortInclusions.Empty() && d.RerouteInterfaces.Empty() &&
+		d.ProxyGID.Empty() && d.OutboundCapture.Empty() && d.InboundCapture.Empty() && d.InboundInterception.Empty()
 }
 
 // UIDText spells a proxy UID for people: the number, or "none" for NoProxyUID.
@@ -167,6 +181,21 @@ func (d Difference) String() string {
 	}
 	if !d.LocalProxyMode.Empty() {
 		b.WriteString("local proxy mode: expected " + string(d.LocalProxyMode.Expected) + ", found " + string(d.LocalProxyMode.Actual) + "\n")
+	}
+	line("outbound port inclusions", texts(d.OutboundPortInclusions.Missing, portText), texts(d.OutboundPortInclusions.Unexpected, portText))
+	line("inbound port inclusions", texts(d.InboundPortInclusions.Missing, portText), texts(d.InboundPortInclusions.Unexpected, portText))
+	line("rerouted interfaces", d.RerouteInterfaces.Missing, d.RerouteInterfaces.Unexpected)
+	if !d.ProxyGID.Empty() {
+		b.WriteString("proxy GID: expected " + UIDText(d.ProxyGID.Expected) + ", found " + UIDText(d.ProxyGID.Actual) + "\n")
+	}
+	if !d.OutboundCapture.Empty() {
+		b.WriteString("outbound capture: expected " + d.OutboundCapture.Expected.String() + ", found " + d.OutboundCapture.Actual.String() + "\n")
+	}
+	if !d.InboundCapture.Empty() {
+		b.WriteString("inbound capture: expected " + d.InboundCapture.Expected.String() + ", found " + d.InboundCapture.Actual.String() + "\n")
+	}
+	if !d.InboundInterception.Empty() {
+		b.WriteString("inbound interception: expected " + d.InboundInterception.Expected.String() + ", found " + d.InboundInterception.Actual.String() + "\n")
 	}
 	return b.String()
 }

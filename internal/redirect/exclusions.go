@@ -21,6 +21,58 @@ type Exclusions struct {
 	// LocalProxyMode is part of what a pod was rendered with: PodIP rules rewrite the proxy's
 	// traffic to the application with a DNAT, Localhost rules have none.
 	LocalProxyMode LocalProxyMode
+
+	// What only Istio expresses. OSM pods leave these at their zero values, so they never show
+	// up as drift there.
+
+	// OutboundPortInclusions, when non-empty, limit outbound capture to these ports (-q).
+	OutboundPortInclusions []uint16
+	// InboundPortInclusions, when non-empty, limit inbound capture to these ports (-b).
+	InboundPortInclusions []uint16
+	// RerouteInterfaces are virtual interfaces whose traffic is captured as outbound (-k).
+	RerouteInterfaces []string
+	// ProxyGID is the group whose traffic bypasses the proxy, NoProxyUID when none is named.
+	ProxyGID int64
+	// OutboundCapture and InboundCapture say whether a direction is captured at all: an empty
+	// include list (-i '' or -b '') turns it off.
+	OutboundCapture Capture
+	InboundCapture  Capture
+	// InboundInterception is how inbound connections reach the proxy.
+	InboundInterception InterceptionMode
+}
+
+// Capture says whether a direction of traffic is sent to the proxy at all.
+type Capture string
+
+const (
+	// CaptureOn is the zero value: the direction is captured (subject to the lists).
+	CaptureOn Capture = ""
+	// CaptureOff: nothing in that direction reaches the proxy.
+	CaptureOff Capture = "Off"
+)
+
+func (c Capture) String() string {
+	if c == CaptureOn {
+		return "on"
+	}
+	return "off"
+}
+
+// InterceptionMode is how inbound connections are handed to the proxy.
+type InterceptionMode string
+
+const (
+	// InterceptRedirect is the zero value: a nat REDIRECT, losing the original source address.
+	InterceptRedirect InterceptionMode = ""
+	// InterceptTProxy keeps source and destination with a mangle-table TPROXY.
+	InterceptTProxy InterceptionMode = "TPROXY"
+)
+
+func (m InterceptionMode) String() string {
+	if m == InterceptRedirect {
+		return "REDIRECT"
+	}
+	return string(m)
 }
 
 func comparePrefix(a, b netip.Prefix) int {
@@ -48,21 +100,37 @@ func sortStrings(s []string) []string {
 // Exclusions is what a pod rendered from this configuration should contain.
 func (c Config) Exclusions() Exclusions {
 	return Exclusions{
-		OutboundIPRanges:          sortPrefixes(slices.Clone(c.OutboundIPRangeExclusions)),
-		OutboundIPRangeInclusions: sortPrefixes(slices.Clone(c.OutboundIPRangeInclusions)),
-		OutboundPorts:             sortPorts(slices.Clone(c.OutboundPortExclusions)),
-		InboundPorts:              sortPorts(slices.Clone(c.InboundPortExclusions)),
-		Interfaces:                sortStrings(slices.Clone(c.NetworkInterfaceExclusions)),
+		OutboundIPRanges:          slices.Clone(c.OutboundIPRangeExclusions),
+		OutboundIPRangeInclusions: slices.Clone(c.OutboundIPRangeInclusions),
+		OutboundPorts:             slices.Clone(c.OutboundPortExclusions),
+		InboundPorts:              slices.Clone(c.InboundPortExclusions),
+		Interfaces:                slices.Clone(c.NetworkInterfaceExclusions),
 		ProxyUID:                  int64(c.ProxyUID),
 		LocalProxyMode:            c.LocalProxyMode,
-	}
+		ProxyGID:                  NoProxyUID,
+	}.Canonical()
+}
+
+// Canonical sorts every list, masks every range and drops duplicates, in place: each reader
+// of a pod's redirection (rules, arguments, annotations) ends with it, so two readers agree on
+// a value whatever its spelling or order.
+func (e Exclusions) Canonical() Exclusions {
+	e.OutboundIPRanges = canonPrefixes(e.OutboundIPRanges)
+	e.OutboundIPRangeInclusions = canonPrefixes(e.OutboundIPRangeInclusions)
+	e.OutboundPorts = sortPorts(e.OutboundPorts)
+	e.InboundPorts = sortPorts(e.InboundPorts)
+	e.Interfaces = sortStrings(e.Interfaces)
+	e.OutboundPortInclusions = sortPorts(e.OutboundPortInclusions)
+	e.InboundPortInclusions = sortPorts(e.InboundPortInclusions)
+	e.RerouteInterfaces = sortStrings(e.RerouteInterfaces)
+	return e
 }
 
 // Exclusions extracts the effective exclusion sets from parsed rules by what the rules do, not
 // by their text: a RETURN on a destination range in the outbound chain is an excluded range,
 // whatever the chain is called, the option order, or whether it was inserted or appended.
 func (p *Parsed) Exclusions() Exclusions {
-	ex := Exclusions{ProxyUID: NoProxyUID, LocalProxyMode: LocalProxyModeLocalhost}
+	ex := Exclusions{ProxyUID: NoProxyUID, ProxyGID: NoProxyUID, LocalProxyMode: LocalProxyModeLocalhost}
 	sets := [...]*Ruleset{p.IPv4, p.IPv6}
 	for _, rs := range sets {
 		if rs != nil {
@@ -72,12 +140,7 @@ func (p *Parsed) Exclusions() Exclusions {
 	if anyDNAT(sets[:], func(*Rule) bool { return true }) {
 		ex.LocalProxyMode = LocalProxyModePodIP
 	}
-	ex.OutboundIPRanges = sortPrefixes(ex.OutboundIPRanges)
-	ex.OutboundIPRangeInclusions = sortPrefixes(ex.OutboundIPRangeInclusions)
-	ex.OutboundPorts = sortPorts(ex.OutboundPorts)
-	ex.InboundPorts = sortPorts(ex.InboundPorts)
-	ex.Interfaces = sortStrings(ex.Interfaces)
-	return ex
+	return ex.Canonical()
 }
 
 // anyDNAT reports whether a rule of any chain of sets is a DNAT accepted by match. DNAT is only
