@@ -46,7 +46,7 @@ func TestIstioPods(t *testing.T) {
 		values   string
 		template map[string]string
 		want     map[corev1.PodConditionType]string // type -> status/reason
-		message  string                              // in ExclusionsInSync's message
+		message  string                             // in ExclusionsInSync's message
 	}{
 		{
 			name:   "freshly injected pod is in sync",

@@ -327,4 +327,3 @@ func errInterception(m string) error {
 	_, err := ParseInterceptionMode(m)
 	return err
 }
-

@@ -43,7 +43,7 @@ func TestParseValues(t *testing.T) {
 	for in, msg := range map[string]string{
 		`{"global":`: "key values is not valid JSON",
 		`{"global":{"proxy":{"excludeIPRanges":["10.0.0.0/8"]}}}`: "values.global.proxy.excludeIPRanges: want a string or a number",
-		`{"pilot":{"cni":{"enabled":"sometimes"}}}`:                 "values.pilot.cni.enabled",
+		`{"pilot":{"cni":{"enabled":"sometimes"}}}`:               "values.pilot.cni.enabled",
 	} {
 		if _, err := ParseValues(in); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("ParseValues(%s) = %v, want %q", in, err, msg)
