@@ -50,6 +50,7 @@ type PodReconciler struct {
 	restarts  *restartLimiter
 	rules     *drift.RuleCache
 	written   *writeMemo
+	templates templateCache
 }
 
 // Reconcile is gather, evaluate, remediate, then one status patch when something changed.
@@ -96,6 +97,17 @@ func (r *PodReconciler) gather(ctx context.Context, pod *corev1.Pod) (drift.Inpu
 	ns := &corev1.Namespace{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Name: pod.Namespace}, ns); err != nil {
 		return drift.Input{}, false, client.IgnoreNotFound(err)
+	}
+	if injection.NamespaceMembership(ns, r.Options.Selection.MeshName) != injection.Member {
+		switch {
+		case !istioPod(ns, pod):
+		case r.Options.IstioNamespace == "":
+			// Istio's pod, with Istio judging turned off: never judge it as an OSM pod.
+			return drift.Input{}, false, nil
+		default:
+			in, err := r.gatherIstio(ctx, ns, pod)
+			return in, err == nil, err
+		}
 	}
 	if !r.ours(ns, pod) {
 		return drift.Input{}, false, nil
@@ -158,6 +170,11 @@ func (r *PodReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) 
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexPodMeshed, indexPodMeshed); err != nil {
 		return fmt.Errorf("indexing pods: %w", err)
 	}
+	if r.Options.IstioNamespace != "" {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexPodIstioRevision, indexPodIstioRevision); err != nil {
+			return fmt.Errorf("indexing Istio pods: %w", err)
+		}
+	}
 	if r.restarts == nil {
 		r.restarts = newRestartLimiter()
 	}
@@ -165,14 +182,18 @@ func (r *PodReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) 
 		r.rules = drift.NewRuleCache(ruleCacheSize)
 	}
 	r.written = newWriteMemo()
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("drift-pod").
 		For(&corev1.Pod{}).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsOfNamespace),
 			builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.meshedPods),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.maxConcurrent()}).
+			builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	if r.Options.IstioNamespace != "" {
+		b = b.Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.istioPodsOfRevision),
+			builder.WithPredicates(injectorConfigChanged))
+	}
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.maxConcurrent()}).
 		Complete(r)
 }
 
@@ -245,6 +266,9 @@ type DriftOptions struct {
 	// AutoRestart allows restarting opted-in workloads whose pods drifted. Off in audit mode,
 	// which changes no workload.
 	AutoRestart bool
+	// IstioNamespace is the Istio control plane's namespace, where the injector ConfigMaps are;
+	// empty turns the judging of Istio pods off.
+	IstioNamespace string
 }
 
 func (o DriftOptions) now() time.Time {

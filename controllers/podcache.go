@@ -4,11 +4,14 @@ import (
 	"unique"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 )
 
 // IndexPodMeshed indexes pods that carry the sidecar or a redirection init container under the
@@ -27,20 +30,25 @@ func indexPodMeshed(o client.Object) []string {
 	return []string{"true"}
 }
 
-// CacheOptions trims what the manager keeps of every pod in the cluster. The pod informer is the
-// operator's only large cache and it cannot be narrowed with a label selector: pods that should
-// have been injected but were not carry no meshkeeper label, and those are exactly the ones to
-// report. So instead of caching fewer pods, each pod is cached with only the fields the drift
-// checks read (see TrimPod). Callers merge these options into their own manager options.
-func CacheOptions(opts cache.Options) cache.Options {
-	if opts.ByObject == nil {
-		opts.ByObject = map[client.Object]cache.ByObject{}
+// CacheOptions are the manager's cache settings for these controllers, the same in production
+// and in tests. The pod informer is the operator's only large cache and it cannot be narrowed
+// with a label selector: pods that should have been injected but were not carry no meshkeeper
+// label, and those are exactly the ones to report. So instead of caching fewer pods, each pod is
+// cached with only the fields the drift checks read (see TrimPod). MeshConfig is watched only for
+// the one object served, and ConfigMaps only in Istio's control-plane namespace (the injector's
+// values live there). Managed fields are dropped from every cached object.
+func CacheOptions(o DriftOptions) cache.Options {
+	byObject := map[client.Object]cache.ByObject{
+		&corev1.Pod{}: {Transform: TrimPod},
+		&configv1alpha2.MeshConfig{}: {
+			Namespaces: map[string]cache.Config{o.MeshConfig.Namespace: {}},
+			Field:      fields.OneTermEqualSelector("metadata.name", o.MeshConfig.Name),
+		},
 	}
-	opts.ByObject[&corev1.Pod{}] = cache.ByObject{Transform: TrimPod}
-	if opts.DefaultTransform == nil {
-		opts.DefaultTransform = cache.TransformStripManagedFields()
+	if o.IstioNamespace != "" {
+		byObject[&corev1.ConfigMap{}] = cache.ByObject{Namespaces: map[string]cache.Config{o.IstioNamespace: {}}}
 	}
-	return opts
+	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
 }
 
 var _ toolscache.TransformFunc = TrimPod
@@ -75,14 +83,14 @@ func TrimPod(obj any) (any, error) {
 		cs := make([]corev1.Container, n)
 		for i, c := range pod.Spec.InitContainers {
 			cs[i] = corev1.Container{Name: intern(c.Name), Image: intern(c.Image),
-				Command: internSlice(c.Command), Args: internSlice(c.Args)}
+				Command: internSlice(c.Command), Args: internSlice(c.Args), SecurityContext: proxyUser(&c)}
 		}
 		out.Spec.InitContainers = shareContainers(cs)
 	}
 	if n := len(pod.Spec.Containers); n > 0 {
 		cs := make([]corev1.Container, n)
 		for i, c := range pod.Spec.Containers {
-			cs[i] = corev1.Container{Name: intern(c.Name), Image: intern(c.Image)}
+			cs[i] = corev1.Container{Name: intern(c.Name), Image: intern(c.Image), SecurityContext: proxyUser(&c)}
 		}
 		out.Spec.Containers = shareContainers(cs)
 	}
@@ -104,6 +112,15 @@ func TrimPod(obj any) (any, error) {
 		}
 	}
 	return out, nil
+}
+
+// proxyUser keeps the UID of Istio's proxy container: Istio renders it into the rules as the
+// UID whose traffic bypasses capture, so the drift check compares the two.
+func proxyUser(c *corev1.Container) *corev1.SecurityContext {
+	if c.Name != istio.ProxyContainerName || c.SecurityContext == nil || c.SecurityContext.RunAsUser == nil {
+		return nil
+	}
+	return &corev1.SecurityContext{RunAsUser: c.SecurityContext.RunAsUser}
 }
 
 // intern returns a canonical copy of s: equal strings share one backing array for as long as any

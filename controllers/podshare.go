@@ -5,6 +5,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,7 +49,8 @@ var (
 	sharedMaps       = newSharedTable(maps.Equal[map[string]string])
 	sharedContainers = newSharedTable(func(a, b []corev1.Container) bool {
 		return slices.EqualFunc(a, b, func(x, y corev1.Container) bool {
-			return x.Name == y.Name && x.Image == y.Image && slices.Equal(x.Command, y.Command) && slices.Equal(x.Args, y.Args)
+			return x.Name == y.Name && x.Image == y.Image && slices.Equal(x.Command, y.Command) && slices.Equal(x.Args, y.Args) &&
+				runAsUser(x) == runAsUser(y)
 		})
 	})
 	sharedOwners   = newSharedTable(func(a, b []metav1.OwnerReference) bool { return reflect.DeepEqual(a, b) })
@@ -87,9 +89,19 @@ func shareContainers(cs []corev1.Container) []corev1.Container {
 			}
 			h.WriteByte(1)
 		}
+		h.WriteString(strconv.FormatInt(runAsUser(c), 10))
 		h.WriteByte(2)
 	}
 	return sharedContainers.share(h.Sum64(), cs)
+}
+
+// runAsUser is the UID TrimPod kept (-1 when none), so that sharing never merges two
+// containers whose proxies run as different users.
+func runAsUser(c corev1.Container) int64 {
+	if c.SecurityContext == nil || c.SecurityContext.RunAsUser == nil {
+		return -1
+	}
+	return *c.SecurityContext.RunAsUser
 }
 
 func shareOwners(refs []metav1.OwnerReference) []metav1.OwnerReference {

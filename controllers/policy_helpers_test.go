@@ -64,7 +64,7 @@ func startPolicyManager(t testing.TB, mesh string) *policyHarness {
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(cacheOptionsFor(DriftOptions{MeshConfig: opts.MeshConfig})),
+		Cache:                  CacheOptions(DriftOptions{MeshConfig: opts.MeshConfig}),
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	must(t, err)

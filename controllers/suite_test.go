@@ -13,20 +13,17 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
-	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/testenv"
 )
@@ -257,7 +254,7 @@ func startManager(t testing.TB, mesh string, tune ...func(*DriftOptions)) *harne
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(cacheOptionsFor(opts)),
+		Cache:                  CacheOptions(opts),
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	if err != nil {
@@ -288,16 +285,6 @@ func (h *harness) stop() {
 	if err := <-h.done; err != nil {
 		fmt.Fprintln(os.Stderr, "manager stopped with:", err)
 	}
-}
-
-// cacheOptionsFor mirrors the operator's own cache settings: only the served MeshConfig.
-func cacheOptionsFor(opts DriftOptions) cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&configv1alpha2.MeshConfig{}: {
-			Namespaces: map[string]cache.Config{opts.MeshConfig.Namespace: {}},
-			Field:      fields.OneTermEqualSelector("metadata.name", opts.MeshConfig.Name),
-		},
-	}}
 }
 
 // eventually polls cond until it returns nil or the deadline passes.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 	"github.com/meshkeeper/meshkeeper/internal/text"
 )
@@ -45,13 +46,18 @@ func HasSidecar(pod *corev1.Pod) bool {
 	return findContainer(pod.Spec.Containers, injection.SidecarName) != nil
 }
 
-// RedirectionInitContainer returns the init container that installs the rules: ours, or OSM's
-// for pods admitted before the migration.
+// RedirectionInitContainer returns the init container that installs the rules: ours, OSM's for
+// pods admitted before the migration, or Istio's (istio-init, or istio-validation where
+// istio-cni installs them).
 func RedirectionInitContainer(pod *corev1.Pod) *corev1.Container {
 	if c := findContainer(pod.Spec.InitContainers, redirect.InitContainerName); c != nil {
 		return c
 	}
-	return findContainer(pod.Spec.InitContainers, redirect.OSMInitContainerName)
+	if c := findContainer(pod.Spec.InitContainers, redirect.OSMInitContainerName); c != nil {
+		return c
+	}
+	c, _ := istio.RedirectionContainer(pod)
+	return c
 }
 
 func findContainer(cs []corev1.Container, name string) *corev1.Container {

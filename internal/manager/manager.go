@@ -10,13 +10,11 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -24,7 +22,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/api/scheme"
 	"github.com/meshkeeper/meshkeeper/controllers"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
@@ -154,27 +151,13 @@ func newManager(cfg *rest.Config, scheme *runtime.Scheme, o *Options, meshConfig
 			CertDir: o.WebhookCertDir,
 			TLSOpts: tlsOpts,
 		}),
-		Cache:      CacheOptions(meshConfig),
+		Cache:      controllers.CacheOptions(controllers.DriftOptions{MeshConfig: meshConfig, IstioNamespace: o.IstioNamespace}),
 		Controller: config.Controller{SkipNameValidation: ptr.To(o.skipNameValidation)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
 	return mgr, nil
-}
-
-// CacheOptions keep the informers small: managed fields are dropped from every cached object,
-// Pods (the largest population) keep only what the controllers read (controllers.TrimPod), and
-// MeshConfig is watched only for the one object the operator serves.
-func CacheOptions(meshConfig types.NamespacedName) cache.Options {
-	return controllers.CacheOptions(cache.Options{
-		ByObject: map[client.Object]cache.ByObject{
-			&configv1alpha2.MeshConfig{}: {
-				Namespaces: map[string]cache.Config{meshConfig.Namespace: {}},
-				Field:      fields.OneTermEqualSelector("metadata.name", meshConfig.Name),
-			},
-		},
-	})
 }
 
 // setupControllers registers the drift and policy controllers, the same in both modes apart from
@@ -192,6 +175,7 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, o *Options, meshCon
 		AutoRestartMinInterval:  o.AutoRestartMinInterval,
 		AutoRestart:             o.Mode == ModeInject,
 		APIs:                    apis,
+		IstioNamespace:          o.IstioNamespace,
 	}); err != nil {
 		return err
 	}

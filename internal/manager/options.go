@@ -38,15 +38,17 @@ type Options struct {
 	EnableHTTP2        bool
 	WebhookPort        int
 	// ShutdownDelay is how long a stopping manager that serves webhooks keeps answering them.
-	ShutdownDelay          time.Duration
-	WebhookCertDir         string
-	CertManager            bool
-	WebhookSecret          string
-	WebhookService         string
-	MutatingWebhookName    string
-	ValidatingWebhookName  string
-	OperatorNamespace      string
-	MeshName               string
+	ShutdownDelay         time.Duration
+	WebhookCertDir        string
+	CertManager           bool
+	WebhookSecret         string
+	WebhookService        string
+	MutatingWebhookName   string
+	ValidatingWebhookName string
+	OperatorNamespace     string
+	MeshName              string
+	// IstioNamespace is the Istio control plane's namespace (empty: Istio pods are not judged).
+	IstioNamespace         string
 	MeshConfigFlag         string
 	ServiceCIDRs           []string
 	PodCIDRs               []string
@@ -94,6 +96,7 @@ func (o *Options) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.MutatingWebhookName, "mutating-webhook-configuration", "meshkeeper-mutating-webhook-configuration", "MutatingWebhookConfiguration whose CA bundle is kept current (inject mode).")
 	fs.StringVar(&o.ValidatingWebhookName, "validating-webhook-configuration", "meshkeeper-validating-webhook-configuration", "ValidatingWebhookConfiguration whose CA bundle is kept current.")
 	fs.StringVar(&o.OperatorNamespace, "operator-namespace", envOr("POD_NAMESPACE", "meshkeeper-system"), "Namespace the operator runs in (never injected).")
+	fs.StringVar(&o.IstioNamespace, "istio-namespace", "istio-system", "Namespace of the Istio control plane whose istio-sidecar-injector ConfigMaps hold the injector's values; Istio-injected pods are judged against them (read only). Empty turns the judging of Istio pods off.")
 	fs.StringVar(&o.MeshName, "mesh-name", "osm", "Mesh name: namespaces labelled openservicemesh.io/monitored-by=<mesh-name> are meshed.")
 	fs.StringVar(&o.MeshConfigFlag, "meshconfig", "", "The MeshConfig to serve, as namespace/name. When empty, the one MeshConfig in the cluster (Helm installs of OSM: osm-system/osm-mesh-config; the AKS add-on: kube-system/osm-mesh-config).")
 	fs.StringVar(&o.legacyNamespace, "mesh-namespace", "", "Deprecated: use --meshconfig namespace/name.")

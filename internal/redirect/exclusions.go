@@ -130,6 +130,9 @@ func (e Exclusions) Canonical() Exclusions {
 // by their text: a RETURN on a destination range in the outbound chain is an excluded range,
 // whatever the chain is called, the option order, or whether it was inserted or appended.
 func (p *Parsed) Exclusions() Exclusions {
+	if p.Declared != nil {
+		return *p.Declared
+	}
 	ex := Exclusions{ProxyUID: NoProxyUID, ProxyGID: NoProxyUID, LocalProxyMode: LocalProxyModeLocalhost}
 	sets := [...]*Ruleset{p.IPv4, p.IPv6}
 	for _, rs := range sets {

@@ -52,6 +52,10 @@ type Parsed struct {
 	PodIPEnv string
 	// Container is the name of the container the rules were read from, if any.
 	Container string
+	// Declared, when set, are the exclusions the source states directly (Istio's arguments and
+	// annotations), which Exclusions returns instead of reading them back from the rules: the
+	// rules cannot say everything such a source does (port inclusions, GIDs, TPROXY).
+	Declared *Exclusions
 }
 
 // builder applies parsed commands the way the kernel would.
