@@ -211,7 +211,6 @@ func conditionOf(pod *corev1.Pod, t corev1.PodConditionType) string {
 	return ""
 }
 
-
 // TestTrimPodKeepsIstioVerdicts: the cached (trimmed) Istio pod reaches the verdicts of the full
 // one, including the proxy's UID, which only the istio-proxy security context says.
 func TestTrimPodKeepsIstioVerdicts(t *testing.T) {

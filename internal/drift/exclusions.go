@@ -137,7 +137,7 @@ func describeDiff(in Input, d redirect.Difference, container string) []string {
 	}
 	if !d.ProxyGID.Empty() {
 		out = append(out, fmt.Sprintf("%s let traffic of GID %s bypass the proxy, but the proxy runs as GID %s",
-			rules, redirect.UIDText(d.ProxyGID.Actual), redirect.UIDText(d.ProxyGID.Expected)))
+			rules, redirect.GIDText(d.ProxyGID.Actual), redirect.GIDText(d.ProxyGID.Expected)))
 	}
 	captures := func(direction string, c redirect.Change[redirect.Capture], list string) {
 		if c.Empty() {

@@ -82,7 +82,6 @@ func (s Settings) Exclusions() redirect.Exclusions {
 		OutboundPortInclusions: slices.Clone(s.OutboundPorts),
 		RerouteInterfaces:      slices.Clone(s.RerouteInterfaces),
 		ProxyUID:               redirect.NoProxyUID,
-		ProxyGID:               redirect.NoProxyUID,
 		InboundInterception:    s.Interception,
 	}
 	if len(s.ProxyUIDs) > 0 {

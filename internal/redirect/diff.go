@@ -149,6 +149,14 @@ func UIDText(u int64) string {
 	return strconv.FormatInt(u, 10)
 }
 
+// GIDText spells a proxy GID for people: the number, or "none" for 0.
+func GIDText(g int64) string {
+	if g == 0 {
+		return "none"
+	}
+	return strconv.FormatInt(g, 10)
+}
+
 // String lists every missing and unexpected value, one category per line, or "" when empty.
 func (d Difference) String() string {
 	var b strings.Builder
@@ -186,7 +194,7 @@ func (d Difference) String() string {
 	line("inbound port inclusions", texts(d.InboundPortInclusions.Missing, portText), texts(d.InboundPortInclusions.Unexpected, portText))
 	line("rerouted interfaces", d.RerouteInterfaces.Missing, d.RerouteInterfaces.Unexpected)
 	if !d.ProxyGID.Empty() {
-		b.WriteString("proxy GID: expected " + UIDText(d.ProxyGID.Expected) + ", found " + UIDText(d.ProxyGID.Actual) + "\n")
+		b.WriteString("proxy GID: expected " + GIDText(d.ProxyGID.Expected) + ", found " + GIDText(d.ProxyGID.Actual) + "\n")
 	}
 	if !d.OutboundCapture.Empty() {
 		b.WriteString("outbound capture: expected " + d.OutboundCapture.Expected.String() + ", found " + d.OutboundCapture.Actual.String() + "\n")

@@ -31,7 +31,8 @@ type Exclusions struct {
 	InboundPortInclusions []uint16
 	// RerouteInterfaces are virtual interfaces whose traffic is captured as outbound (-k).
 	RerouteInterfaces []string
-	// ProxyGID is the group whose traffic bypasses the proxy, NoProxyUID when none is named.
+	// ProxyGID is the group whose traffic bypasses the proxy, 0 when none is named (no mesh
+	// runs its proxy in the root group).
 	ProxyGID int64
 	// OutboundCapture and InboundCapture say whether a direction is captured at all: an empty
 	// include list (-i '' or -b '') turns it off.
@@ -107,7 +108,6 @@ func (c Config) Exclusions() Exclusions {
 		Interfaces:                slices.Clone(c.NetworkInterfaceExclusions),
 		ProxyUID:                  int64(c.ProxyUID),
 		LocalProxyMode:            c.LocalProxyMode,
-		ProxyGID:                  NoProxyUID,
 	}.Canonical()
 }
 
@@ -133,7 +133,7 @@ func (p *Parsed) Exclusions() Exclusions {
 	if p.Declared != nil {
 		return *p.Declared
 	}
-	ex := Exclusions{ProxyUID: NoProxyUID, ProxyGID: NoProxyUID, LocalProxyMode: LocalProxyModeLocalhost}
+	ex := Exclusions{ProxyUID: NoProxyUID, LocalProxyMode: LocalProxyModeLocalhost}
 	sets := [...]*Ruleset{p.IPv4, p.IPv6}
 	for _, rs := range sets {
 		if rs != nil {
