@@ -534,7 +534,7 @@ func (rp *ruleParser) portList(t tok) *posError {
 // matchValue reads the value of an option of match module m, which must have been loaded.
 func (rp *ruleParser) matchValue(t tok, m MatchSet) (tok, *posError) {
 	if !rp.rc.matches.Has(m) {
-		return tok{}, errAt(t.off, t.s+" needs -m "+MatchSet(m).Names()[0]+" before it")
+		return tok{}, errAt(t.off, t.s+" needs -m "+m.Names()[0]+" before it")
 	}
 	return rp.value(t.s)
 }

@@ -10,9 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 )
 
 // cluster is what every test shares: the API client, the repository root and the overlay the

@@ -10,12 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 )
 
 const (
