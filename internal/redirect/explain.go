@@ -162,9 +162,13 @@ func matches(r *Rule, p *Packet) bool {
 	if r.OutIface != "" && (p.OutInterface != "" && ifaceMatch(r.OutIface, p.OutInterface)) == r.NegOutIface {
 		return false
 	}
+	m := r.More
+	if m == nil {
+		m = &noMore
+	}
 	if r.HasUID {
 		// Only locally generated packets have an owning socket.
-		inRange := p.UID >= r.UID && p.UID <= max(r.UID, r.UIDMax)
+		inRange := p.UID >= r.UID && p.UID <= max(r.UID, m.UIDMax)
 		if p.Direction == DirectionInbound || inRange == r.NegUID {
 			return false
 		}
@@ -172,19 +176,19 @@ func matches(r *Rule, p *Packet) bool {
 	// What the packet does not carry never matches, as with an unset source: its group, its
 	// source port. The first packet of a connection has no mark, no established socket and the
 	// conntrack state NEW.
-	if r.HasGID && !r.NegGID || len(r.SPorts)+len(r.SPortRanges) > 0 && !r.NegSPorts {
+	if m.HasGID && !m.NegGID || len(m.SPorts)+len(m.SPortRanges) > 0 && !m.NegSPorts {
 		return false
 	}
-	if r.HasMark && (r.Mark == 0) == r.NegMark || r.Socket && !r.SocketTransparent {
+	if m.HasMark && (m.Mark == 0) == m.NegMark || m.Socket && !m.SocketTransparent {
 		return false
 	}
-	if r.CTState != "" && slices.Contains(strings.Split(r.CTState, ","), "NEW") == r.NegCTState {
+	if m.CTState != "" && slices.Contains(strings.Split(m.CTState, ","), "NEW") == m.NegCTState {
 		return false
 	}
-	if len(r.DPorts)+len(r.DPortRanges) > 0 {
+	if len(r.DPorts)+len(m.DPortRanges) > 0 {
 		port := p.Dst.Port()
 		found := slices.Contains(r.DPorts, port)
-		for _, pr := range r.DPortRanges {
+		for _, pr := range m.DPortRanges {
 			found = found || port >= pr.Lo && port <= pr.Hi
 		}
 		if found == r.NegDPorts {

@@ -65,12 +65,27 @@ const (
 	TargetConnmark                       // save, restore or set the connection mark, then continue
 )
 
-// Connmark operations (Target.Op for TargetConnmark).
+// ConnmarkOp is what a TargetConnmark rule does with the connection mark.
+type ConnmarkOp uint8
+
+// The CONNMARK operations.
 const (
-	ConnmarkSave    = "save-mark"
-	ConnmarkRestore = "restore-mark"
-	ConnmarkSet     = "set-xmark"
+	ConnmarkSave    ConnmarkOp = iota + 1 // --save-mark: packet mark to connection mark
+	ConnmarkRestore                       // --restore-mark: connection mark to packet mark
+	ConnmarkSet                           // --set-xmark value/mask
 )
+
+func (o ConnmarkOp) String() string {
+	switch o {
+	case ConnmarkSave:
+		return "save-mark"
+	case ConnmarkRestore:
+		return "restore-mark"
+	case ConnmarkSet:
+		return "set-xmark"
+	}
+	return "?"
+}
 
 // fullMask is the mark mask iptables assumes when none is given.
 const fullMask = 0xffffffff
@@ -78,23 +93,20 @@ const fullMask = 0xffffffff
 // Target is the -j part of a rule.
 type Target struct {
 	Kind TargetKind
+	// Op is the TargetConnmark operation.
+	Op ConnmarkOp
+	// Port is the --to-ports value for TargetRedirect and the --on-port of TargetTProxy.
+	Port uint16
+	// Mark and Mask are the --set-xmark value/mask of TargetMark and of TargetConnmark's
+	// ConnmarkSet (--set-mark v/m is stored as the equivalent v/(m|v)), and the --tproxy-mark of
+	// TargetTProxy (Mask 0: none given). With Kind, Op and Port they fill 16 bytes.
+	Mark, Mask uint32
 	// Chain is the jump destination for TargetJump.
 	Chain string
-	// Port is the --to-ports value for TargetRedirect.
-	Port uint16
 	// To is the --to-destination value for TargetDNAT: an address, address:port, or
 	// PodIPPlaceholder when the address is only known in the pod. For TargetTProxy it is the
 	// --on-ip address, "" for the default (any address).
 	To string
-	// Mark and Mask are the --set-xmark value/mask of TargetMark and TargetConnmark (--set-mark
-	// v/m is stored as the equivalent v/(m|v)), and the --tproxy-mark of TargetTProxy (Mask 0:
-	// none given).
-	Mark, Mask uint32
-	// Op is the TargetConnmark operation: ConnmarkSave, ConnmarkRestore or ConnmarkSet.
-	Op string
-	// NfMask and CtMask are the masks of ConnmarkSave and ConnmarkRestore (--mask sets both);
-	// 0 stands for the default, all bits.
-	NfMask, CtMask uint32
 }
 
 // Name is the target as written after -j: the chain of a jump, or the extension's name.
@@ -129,34 +141,47 @@ type PortRange struct{ Lo, Hi uint16 }
 type Rule struct {
 	Chain string
 
-	Protocol    string // "" (any) or "tcp"
-	NegProtocol bool
+	Protocol string // "" (any) or "tcp"
+	// NegProtocol, NegSrc and NegDst negate Protocol, Src and Dst (declared together, which
+	// keeps the rule small).
+	NegProtocol, NegSrc, NegDst bool
 
-	Src, Dst       netip.Prefix // zero value: any
-	NegSrc, NegDst bool
+	Src, Dst netip.Prefix // zero value: any
 
 	InIface, OutIface       string
 	NegInIface, NegOutIface bool
 
-	HasUID bool
-	UID    uint32
-	NegUID bool
-	// UIDMax is the end of a --uid-owner lo-hi range; 0 for a single UID.
+	HasUID, NegUID bool
+	UID            uint32
+
+	// DPorts are destination ports. Multiport says the rule uses the multiport match (needed
+	// for more than one port, and how exclusions are always written).
+	DPorts    []uint16
+	NegDPorts bool
+	Multiport bool
+
+	Comment string
+	Target  Target
+
+	// More holds the matches OSM's and meshkeeper's rules never use; nil when the rule has
+	// none, which keeps the common rule small.
+	More *MoreMatches
+}
+
+// MoreMatches are the less common matches of a rule (Istio's, and the init program's input).
+type MoreMatches struct {
+	// UIDMax is the end of a --uid-owner lo-hi range (Rule.UID is its start).
 	UIDMax uint32
 
-	// HasGID: an owner match on the socket's group, --gid-owner GID (GIDMax as for UIDMax).
+	// HasGID: an owner match on the socket's group, --gid-owner GID or GID-GIDMax.
 	HasGID bool
 	GID    uint32
 	GIDMax uint32
 	NegGID bool
 
-	// DPorts are destination ports. Multiport says the rule uses the multiport match (needed
-	// for more than one port, and how exclusions are always written). DPortRanges are the lo:hi
-	// ranges of the same list (DPorts holds its single ports); NegDPorts negates the whole list.
-	DPorts      []uint16
+	// DPortRanges are the lo:hi ranges of the destination port list (Rule.DPorts holds its
+	// single ports; Rule.NegDPorts negates the whole list).
 	DPortRanges []PortRange
-	NegDPorts   bool
-	Multiport   bool
 
 	// SPorts and SPortRanges are source ports (--sport, or --sports with SMultiport).
 	SPorts      []uint16
@@ -177,9 +202,6 @@ type Rule struct {
 	// CTState is the -m conntrack --ctstate list (upper case, as given), "" for none.
 	CTState    string
 	NegCTState bool
-
-	Comment string
-	Target  Target
 }
 
 // Ruleset is the nat table of one family: custom chains in declaration order, then rules grouped
@@ -285,30 +307,34 @@ func (r *Rule) appendTo(b *strings.Builder) {
 	if r.OutIface != "" {
 		option(b, r.NegOutIface, " -o ", r.OutIface)
 	}
-	if r.HasUID || r.HasGID {
+	m := r.More
+	if m == nil {
+		m = &noMore
+	}
+	if r.HasUID || m.HasGID {
 		b.WriteString(" -m owner")
 		if r.HasUID {
-			option(b, r.NegUID, " --uid-owner ", idText(r.UID, r.UIDMax))
+			option(b, r.NegUID, " --uid-owner ", idText(r.UID, m.UIDMax))
 		}
-		if r.HasGID {
-			option(b, r.NegGID, " --gid-owner ", idText(r.GID, r.GIDMax))
+		if m.HasGID {
+			option(b, m.NegGID, " --gid-owner ", idText(m.GID, m.GIDMax))
 		}
 	}
-	appendPorts(b, r.SPorts, r.SPortRanges, r.NegSPorts, r.SMultiport, " --sport ", " --sports ")
-	appendPorts(b, r.DPorts, r.DPortRanges, r.NegDPorts, r.Multiport, " --dport ", " --dports ")
-	if r.HasMark {
+	appendPorts(b, m.SPorts, m.SPortRanges, m.NegSPorts, m.SMultiport, " --sport ", " --sports ")
+	appendPorts(b, r.DPorts, m.DPortRanges, r.NegDPorts, r.Multiport, " --dport ", " --dports ")
+	if m.HasMark {
 		b.WriteString(" -m mark")
-		option(b, r.NegMark, " --mark ", markText(r.Mark, r.MarkMask, false))
+		option(b, m.NegMark, " --mark ", markText(m.Mark, m.MarkMask, false))
 	}
-	if r.Socket {
+	if m.Socket {
 		b.WriteString(" -m socket")
-		if r.SocketTransparent {
+		if m.SocketTransparent {
 			b.WriteString(" --transparent")
 		}
 	}
-	if r.CTState != "" {
+	if m.CTState != "" {
 		b.WriteString(" -m conntrack")
-		option(b, r.NegCTState, " --ctstate ", r.CTState)
+		option(b, m.NegCTState, " --ctstate ", m.CTState)
 	}
 	if r.Comment != "" {
 		b.WriteString(" -m comment --comment ")
@@ -339,21 +365,17 @@ func (r *Rule) appendTo(b *strings.Builder) {
 		b.WriteString(" --set-xmark ")
 		b.WriteString(markText(t.Mark, t.Mask, true))
 	case TargetConnmark:
-		if t.Op == ConnmarkSet {
-			b.WriteString(" --set-xmark ")
-			b.WriteString(markText(t.Mark, t.Mask, true))
-			break
-		}
 		b.WriteString(" --")
-		b.WriteString(t.Op)
-		if t.NfMask != 0 && t.NfMask != fullMask {
-			b.WriteString(" --nfmask " + hexText(t.NfMask))
-		}
-		if t.CtMask != 0 && t.CtMask != fullMask {
-			b.WriteString(" --ctmask " + hexText(t.CtMask))
+		b.WriteString(t.Op.String())
+		if t.Op == ConnmarkSet {
+			b.WriteString(" ")
+			b.WriteString(markText(t.Mark, t.Mask, true))
 		}
 	}
 }
+
+// noMore stands for a rule's absent MoreMatches.
+var noMore MoreMatches
 
 // appendPorts writes a port match: one port or range with single, otherwise (or when multi is
 // set) a multiport list, single ports first.

@@ -13,20 +13,22 @@ func TestParseRuleLineMatchesAndTargets(t *testing.T) {
 		check    func(RuleLine) bool
 	}{
 		{"-A OUTPUT -m owner --gid-owner 1337 -j RETURN", "-A OUTPUT -m owner --gid-owner 1337 -j RETURN",
-			func(l RuleLine) bool { return l.Rule.HasGID && l.Rule.GID == 1337 && l.Matches == MatchOwner }},
+			func(l RuleLine) bool { return l.Rule.More.HasGID && l.Rule.More.GID == 1337 && l.Matches == MatchOwner }},
 		{"-A OUTPUT -m owner ! --uid-owner 1000-2000 -j RETURN", "-A OUTPUT -m owner ! --uid-owner 1000-2000 -j RETURN",
-			func(l RuleLine) bool { return l.Rule.UID == 1000 && l.Rule.UIDMax == 2000 && l.Rule.NegUID }},
+			func(l RuleLine) bool { return l.Rule.UID == 1000 && l.Rule.More.UIDMax == 2000 && l.Rule.NegUID }},
 		{"-A OUTPUT -m owner --uid-owner 1337 --gid-owner 1337 -j RETURN", "-A OUTPUT -m owner --uid-owner 1337 --gid-owner 1337 -j RETURN", nil},
 		{"-A ISTIO_OUTPUT ! -o lo -j ISTIO_REDIRECT", "-A ISTIO_OUTPUT ! -o lo -j ISTIO_REDIRECT",
 			func(l RuleLine) bool { return l.Rule.NegOutIface && l.Rule.Target.Chain == "ISTIO_REDIRECT" }},
 		{"-A ISTIO_INBOUND -p tcp -m tcp --dport 15008 -j RETURN", "-A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN",
-			func(l RuleLine) bool { return l.Matches == MatchTCP }},
+			func(l RuleLine) bool { return l.Matches == MatchTCP && l.Rule.More == nil }},
+		{"-A OUTPUT -p tcp -m multiport --dports 80,443 -m owner ! --uid-owner 1500 -j RETURN", "-A OUTPUT -p tcp -m owner ! --uid-owner 1500 -m multiport --dports 80,443 -j RETURN",
+			func(l RuleLine) bool { return l.Rule.More == nil }},
 		{"-A OUTPUT -p udp -m udp --dport 53 -j RETURN", "-A OUTPUT -p udp --dport 53 -j RETURN", nil},
 		{"-A OUTPUT -p udp -m udp --sport 53 -j RETURN", "-A OUTPUT -p udp --sport 53 -j RETURN",
-			func(l RuleLine) bool { return len(l.Rule.SPorts) == 1 && l.Rule.SPorts[0] == 53 }},
+			func(l RuleLine) bool { return len(l.Rule.More.SPorts) == 1 && l.Rule.More.SPorts[0] == 53 }},
 		{"-A OUTPUT -p tcp --dport 9000:9010 -j RETURN", "-A OUTPUT -p tcp --dport 9000:9010 -j RETURN",
 			func(l RuleLine) bool {
-				return len(l.Rule.DPortRanges) == 1 && l.Rule.DPortRanges[0] == PortRange{9000, 9010}
+				return l.Rule.DPorts == nil && len(l.Rule.More.DPortRanges) == 1 && l.Rule.More.DPortRanges[0] == PortRange{9000, 9010}
 			}},
 		{"-A OUTPUT -p tcp -m multiport --dports 9000:9010,8443 -j RETURN", "-A OUTPUT -p tcp -m multiport --dports 8443,9000:9010 -j RETURN", nil},
 		{"-A OUTPUT -p tcp -m multiport ! --sports 1:2,5 -j RETURN", "-A OUTPUT -p tcp -m multiport ! --sports 5,1:2 -j RETURN", nil},
@@ -36,14 +38,14 @@ func TestParseRuleLineMatchesAndTargets(t *testing.T) {
 		{"-A ISTIO_DIVERT -j MARK --set-xmark 0x539/0xffffffff", "-A ISTIO_DIVERT -j MARK --set-xmark 0x539/0xffffffff", nil},
 		{"-A ISTIO_DIVERT -j MARK --set-mark 0x539", "-A ISTIO_DIVERT -j MARK --set-xmark 0x539/0xffffffff", nil},
 		{"-A PREROUTING -p tcp -m mark --mark 0x539/0xffffffff -j CONNMARK --save-mark", "-A PREROUTING -p tcp -m mark --mark 0x539 -j CONNMARK --save-mark",
-			func(l RuleLine) bool { return l.Rule.HasMark && l.Rule.Target.Op == ConnmarkSave }},
+			func(l RuleLine) bool { return l.Rule.More.HasMark && l.Rule.Target.Op == ConnmarkSave }},
 		{"-A OUTPUT -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff", "-A OUTPUT -j CONNMARK --restore-mark", nil},
 		{"-A OUTPUT -j CONNMARK --set-mark 0x1/0x2", "-A OUTPUT -j CONNMARK --set-xmark 0x1/0x3", nil},
 		{"-A PREROUTING -p tcp -m socket --transparent -j ISTIO_DIVERT", "-A PREROUTING -p tcp -m socket --transparent -j ISTIO_DIVERT",
-			func(l RuleLine) bool { return l.Rule.Socket && l.Rule.SocketTransparent }},
+			func(l RuleLine) bool { return l.Rule.More.Socket && l.Rule.More.SocketTransparent }},
 		{"-A PREROUTING -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", "-A PREROUTING -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", nil},
 		{"-I OUTPUT 2 -m conntrack ! --ctstate NEW -j RETURN", "-A OUTPUT -m conntrack ! --ctstate NEW -j RETURN",
-			func(l RuleLine) bool { return l.Insert && l.Pos == 2 && l.Rule.NegCTState }},
+			func(l RuleLine) bool { return l.Insert && l.Pos == 2 && l.Rule.More.NegCTState }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.in, func(t *testing.T) {
@@ -84,6 +86,7 @@ func TestParseRuleLineErrors(t *testing.T) {
 		{"-A OUTPUT -j MARK", "MARK without"},
 		{"-A OUTPUT -j CONNMARK", "CONNMARK without"},
 		{"-A OUTPUT -j CONNMARK --save-mark --restore-mark", "more than one CONNMARK operation"},
+		{"-A OUTPUT -j CONNMARK --save-mark --nfmask 0xff", "only the default mask"},
 		{"-A OUTPUT -j RETURN --set-xmark 1", "only valid after -j MARK or -j CONNMARK"},
 		{":OUTPUT ACCEPT [0:0]", "unexpected argument"},
 	}

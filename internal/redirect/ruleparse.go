@@ -439,7 +439,7 @@ func (rp *ruleParser) match(t tok) *posError {
 	}
 	rp.rc.matches |= m
 	if m == MatchSocket {
-		rp.rc.rule.Socket = true
+		rp.more().Socket = true
 	}
 	return nil
 }
@@ -452,16 +452,18 @@ func (rp *ruleParser) portsProtocol(t tok) *posError {
 	return nil
 }
 
-// portFields returns the source or destination port fields option name fills.
-func (r *Rule) portFields(name string) (ports *[]uint16, ranges *[]PortRange, neg, multi *bool) {
-	if strings.HasPrefix(name, "--s") {
-		return &r.SPorts, &r.SPortRanges, &r.NegSPorts, &r.SMultiport
+// more returns the rule's less common matches, creating them on first use.
+func (rp *ruleParser) more() *MoreMatches {
+	r := &rp.rc.rule
+	if r.More == nil {
+		r.More = &MoreMatches{}
 	}
-	return &r.DPorts, &r.DPortRanges, &r.NegDPorts, &r.Multiport
+	return r.More
 }
 
-// portMatch reads --dport/--sport, one port or lo:hi range, and with list (--dports/--sports, which
-// need -m multiport) a comma list of them; a range counts as two of the kernel's 15 entries.
+// portMatch reads --dport/--sport, one port or lo:hi range, and with list (--dports/--sports,
+// which need -m multiport) a comma list of them; a range counts as two of the kernel's 15
+// entries. Source ports and ranges live in the rule's MoreMatches, created only when needed.
 func (rp *ruleParser) portMatch(t tok, list bool) *posError {
 	if list && !rp.rc.matches.Has(MatchMultiport) {
 		return errAt(t.off, t.s+" needs -m multiport (or --match multiport) before it")
@@ -473,8 +475,16 @@ func (rp *ruleParser) portMatch(t tok, list bool) *posError {
 	if err != nil {
 		return err
 	}
-	ports, ranges, neg, multi := rp.rc.rule.portFields(t.s)
-	if len(*ports)+len(*ranges) > 0 {
+	r, source := &rp.rc.rule, strings.HasPrefix(t.s, "--s")
+	m := r.More
+	if m == nil {
+		m = &noMore
+	}
+	given := len(r.DPorts)+len(m.DPortRanges) > 0
+	if source {
+		given = len(m.SPorts)+len(m.SPortRanges) > 0
+	}
+	if given {
 		return errAt(t.off, t.s+": ports given twice")
 	}
 	n := 1
@@ -484,7 +494,8 @@ func (rp *ruleParser) portMatch(t tok, list bool) *posError {
 			return errAt(v.off, "multiport accepts at most 15 ports, got "+strconv.Itoa(n))
 		}
 	}
-	*ports = portSlice(&rp.ports, n)[:0]
+	ports := portSlice(&rp.ports, n)[:0]
+	var ranges []PortRange
 	rest, off := v.s, v.off
 	for more := true; more; {
 		elem := rest
@@ -498,16 +509,24 @@ func (rp *ruleParser) portMatch(t tok, list bool) *posError {
 			return err
 		}
 		if p != 0 {
-			*ports = append(*ports, p)
+			ports = append(ports, p)
 		} else {
-			*ranges = append(*ranges, pr)
+			ranges = append(ranges, pr)
 		}
 		off += len(elem) + 1
 	}
-	if len(*ports) == 0 {
-		*ports = nil
+	if len(ports) == 0 {
+		ports = nil
 	}
-	*multi, *neg = *multi || list, rp.neg
+	if source {
+		m := rp.more()
+		m.SPorts, m.SPortRanges, m.NegSPorts, m.SMultiport = ports, ranges, rp.neg, list
+		return nil
+	}
+	r.DPorts, r.NegDPorts, r.Multiport = ports, rp.neg, list
+	if ranges != nil {
+		rp.more().DPortRanges = ranges
+	}
 	return nil
 }
 
@@ -531,13 +550,17 @@ func (rp *ruleParser) owner(t tok) *posError {
 		if !ok {
 			return errAt(v.off, "--gid-owner must be a numeric GID or range, got "+strconv.Quote(v.s))
 		}
-		r.HasGID, r.GID, r.GIDMax, r.NegGID = true, lo, hi, rp.neg
+		m := rp.more()
+		m.HasGID, m.GID, m.GIDMax, m.NegGID = true, lo, hi, rp.neg
 		return nil
 	}
 	if !ok {
 		return errAt(v.off, "--uid-owner must be a numeric UID or range, got "+strconv.Quote(v.s))
 	}
-	r.HasUID, r.UID, r.UIDMax, r.NegUID = true, lo, hi, rp.neg
+	r.HasUID, r.UID, r.NegUID = true, lo, rp.neg
+	if hi != 0 {
+		rp.more().UIDMax = hi
+	}
 	return nil
 }
 
@@ -550,8 +573,8 @@ func (rp *ruleParser) mark(t tok) *posError {
 	if !ok {
 		return errAt(v.off, "invalid mark "+strconv.Quote(v.s)+": want value[/mask]")
 	}
-	r := &rp.rc.rule
-	r.HasMark, r.Mark, r.MarkMask, r.NegMark = true, m, mask, rp.neg
+	mm := rp.more()
+	mm.HasMark, mm.Mark, mm.MarkMask, mm.NegMark = true, m, mask, rp.neg
 	return nil
 }
 
@@ -559,7 +582,7 @@ func (rp *ruleParser) transparent(t tok) *posError {
 	if !rp.rc.matches.Has(MatchSocket) {
 		return errAt(t.off, t.s+" needs -m socket before it")
 	}
-	rp.rc.rule.SocketTransparent = true
+	rp.more().SocketTransparent = true
 	return nil
 }
 
@@ -573,8 +596,8 @@ func (rp *ruleParser) ctstate(t tok) *posError {
 			return errAt(v.off, "unknown conntrack state "+strconv.Quote(st))
 		}
 	}
-	r := &rp.rc.rule
-	r.CTState, r.NegCTState = v.s, rp.neg
+	m := rp.more()
+	m.CTState, m.NegCTState = v.s, rp.neg
 	return nil
 }
 
@@ -639,10 +662,13 @@ func (rp *ruleParser) targetOption(t tok) *posError {
 		return errAt(t.off, t.s+" is only valid after -j "+strings.Join(names, " or -j "))
 	}
 	if t.s == "--save-mark" || t.s == "--restore-mark" {
-		if tg.Op != "" {
+		if tg.Op != 0 {
 			return errAt(t.off, "more than one CONNMARK operation")
 		}
-		tg.Op = t.s[2:]
+		tg.Op = ConnmarkSave
+		if t.s == "--restore-mark" {
+			tg.Op = ConnmarkRestore
+		}
 		return nil
 	}
 	v, err := rp.value(t.s)
@@ -683,22 +709,15 @@ func (rp *ruleParser) targetOption(t tok) *posError {
 			mask |= m
 		}
 		if tg.Kind == TargetConnmark {
-			if tg.Op != "" {
+			if tg.Op != 0 {
 				return errAt(t.off, "more than one CONNMARK operation")
 			}
 			tg.Op = ConnmarkSet
 		}
 		tg.Mark, tg.Mask = m, mask
-	default: // --nfmask, --ctmask, --mask
-		m, err := strconv.ParseUint(v.s, 0, 32)
-		if err != nil {
-			return bad("want a mask")
-		}
-		if t.s != "--ctmask" {
-			tg.NfMask = uint32(m)
-		}
-		if t.s != "--nfmask" {
-			tg.CtMask = uint32(m)
+	default: // --nfmask, --ctmask, --mask: iptables-save prints the defaults, nothing uses others
+		if m, err := strconv.ParseUint(v.s, 0, 32); err != nil || m != fullMask {
+			return bad("only the default mask 0xffffffff is supported")
 		}
 	}
 	return nil
@@ -729,18 +748,15 @@ func (rp *ruleParser) finish(endOff int) *posError {
 		return errAt(endOff, "TPROXY without --on-port")
 	case t.Kind == TargetMark && t.Mask == 0 && t.Mark == 0:
 		return errAt(endOff, "MARK without --set-xmark or --set-mark")
-	case t.Kind == TargetConnmark && t.Op == "":
+	case t.Kind == TargetConnmark && t.Op == 0:
 		return errAt(endOff, "CONNMARK without --save-mark, --restore-mark or --set-xmark")
-	case t.Kind == TargetConnmark && t.Op == ConnmarkSet && (t.NfMask != 0 || t.CtMask != 0):
-		return errAt(endOff, "CONNMARK --set-xmark takes no --nfmask, --ctmask or --mask")
 	}
 	return nil
 }
 
 func ruleIsEmpty(r *Rule) bool {
 	return r.Protocol == "" && !r.Src.IsValid() && !r.Dst.IsValid() && r.InIface == "" && r.OutIface == "" &&
-		!r.HasUID && !r.HasGID && len(r.DPorts)+len(r.DPortRanges)+len(r.SPorts)+len(r.SPortRanges) == 0 &&
-		!r.HasMark && !r.Socket && r.CTState == "" && r.Comment == ""
+		!r.HasUID && len(r.DPorts) == 0 && r.More == nil && r.Comment == ""
 }
 
 func parseDNATDest(s string, podIPVar bool) (string, bool) {
