@@ -216,6 +216,9 @@ func shapeOf(r *Rule) shape {
 			s |= hasOther
 		}
 	}
+	if r.More != nil {
+		s |= hasOther
+	}
 	return s
 }
 

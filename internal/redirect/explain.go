@@ -2,6 +2,7 @@ package redirect
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -161,19 +162,34 @@ func matches(r *Rule, p *Packet) bool {
 	if r.OutIface != "" && (p.OutInterface != "" && ifaceMatch(r.OutIface, p.OutInterface)) == r.NegOutIface {
 		return false
 	}
+	m := r.More
+	if m == nil {
+		m = &noMore
+	}
 	if r.HasUID {
 		// Only locally generated packets have an owning socket.
-		if p.Direction == DirectionInbound || (p.UID == r.UID) == r.NegUID {
+		inRange := p.UID >= r.UID && p.UID <= max(r.UID, m.UIDMax)
+		if p.Direction == DirectionInbound || inRange == r.NegUID {
 			return false
 		}
 	}
-	if len(r.DPorts) > 0 {
-		found := false
-		for _, port := range r.DPorts {
-			if port == p.Dst.Port() {
-				found = true
-				break
-			}
+	// What the packet does not carry never matches, as with an unset source: its group, its
+	// source port. The first packet of a connection has no mark, no established socket and the
+	// conntrack state NEW.
+	if m.HasGID && !m.NegGID || len(m.SPorts)+len(m.SPortRanges) > 0 && !m.NegSPorts {
+		return false
+	}
+	if m.HasMark && (m.Mark == 0) == m.NegMark || m.Socket && !m.SocketTransparent {
+		return false
+	}
+	if m.CTState != "" && slices.Contains(strings.Split(m.CTState, ","), "NEW") == m.NegCTState {
+		return false
+	}
+	if len(r.DPorts)+len(m.DPortRanges) > 0 {
+		port := p.Dst.Port()
+		found := slices.Contains(r.DPorts, port)
+		for _, pr := range m.DPortRanges {
+			found = found || port >= pr.Lo && port <= pr.Hi
 		}
 		if found == r.NegDPorts {
 			return false
