@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
@@ -135,12 +134,12 @@ func RestoreInput(rs CheckedRestore, currentSave string) (string, RestoreStats) 
 	cur := parseSave(currentSave)
 	wanted := map[string]map[string]bool{} // built-in chain -> keys of new rules there
 	for _, r := range rs.Rules {
-		toks := strings.Fields(r)
-		if redirect.IsBuiltinChain(toks[1]) {
-			if wanted[toks[1]] == nil {
-				wanted[toks[1]] = map[string]bool{}
+		chain := strings.Fields(r)[1]
+		if key, ok := ruleKey(r); ok && redirect.IsBuiltinChain(chain) {
+			if wanted[chain] == nil {
+				wanted[chain] = map[string]bool{}
 			}
-			wanted[toks[1]][ruleKey(toks)] = true
+			wanted[chain][key] = true
 		}
 	}
 	var b strings.Builder
@@ -154,8 +153,8 @@ func RestoreInput(rs CheckedRestore, currentSave string) (string, RestoreStats) 
 		}
 		rules := cur.rules[chain]
 		for i := len(rules) - 1; i >= 0; i-- {
-			toks := strings.Fields(rules[i])
-			if strings.HasPrefix(jumpTarget(toks), ChainPrefix) || wanted[chain][ruleKey(toks)] {
+			key, ok := ruleKey(rules[i])
+			if strings.HasPrefix(jumpTarget(strings.Fields(rules[i])), ChainPrefix) || (ok && wanted[chain][key]) {
 				fmt.Fprintf(&b, "-D %s %d\n", chain, i+1)
 				st.DeletedHooks++
 			}
@@ -216,6 +215,8 @@ func parseSave(text string) saveTable {
 	return t
 }
 
+// jumpTarget finds the -j or -g target by scanning words: it must also see through rules the
+// grammar does not read (another program's), since a jump into our chains is removed regardless.
 func jumpTarget(toks []string) string {
 	for i := 0; i+1 < len(toks); i++ {
 		if toks[i] == "-j" || toks[i] == "--jump" || toks[i] == "-g" || toks[i] == "--goto" {
@@ -225,44 +226,15 @@ func jumpTarget(toks []string) string {
 	return ""
 }
 
-// ruleKey is an order-insensitive fingerprint of a rule, so that a rule as we wrote it and as
-// iptables-save prints it back (options reordered, "-m tcp" added, "/32" appended) compare equal.
-func ruleKey(toks []string) string {
-	var items []string
-	neg := ""
-	for i := 2; i < len(toks); i++ {
-		t := toks[i]
-		if t == "!" {
-			neg = "!"
-			continue
-		}
-		if !strings.HasPrefix(t, "-") || i+1 >= len(toks) {
-			items = append(items, neg+t)
-			neg = ""
-			continue
-		}
-		opt := t
-		if c, ok := canonicalOption[t]; ok {
-			opt = c
-		}
-		i++
-		v := toks[i]
-		if opt == "-m" {
-			neg = ""
-			continue // the module is implied by the options that follow it
-		}
-		if opt == "-d" || opt == "-s" {
-			if a, err := netip.ParseAddr(v); err == nil {
-				v = netip.PrefixFrom(a, a.BitLen()).String()
-			} else if p, err := netip.ParsePrefix(v); err == nil {
-				v = p.Masked().String()
-			}
-		}
-		items = append(items, neg+opt+"="+v)
-		neg = ""
+// ruleKey is a rule's meaning in redirect's canonical form, so that a rule as we wrote it and
+// as iptables-save prints it back (options reordered, "-m tcp" added, "/32" appended) compare
+// equal. ok is false for a rule the grammar does not read; it equals none of ours.
+func ruleKey(line string) (key string, ok bool) {
+	rl, err := redirect.ParseRuleLine(line)
+	if err != nil {
+		return "", false
 	}
-	sort.Strings(items)
-	return toks[1] + "|" + strings.Join(items, " ")
+	return rl.Rule.String(), true
 }
 
 // IPv6Enabled reports whether the network namespace has IPv6, and if not, why.

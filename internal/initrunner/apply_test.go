@@ -247,14 +247,29 @@ COMMIT
 }
 
 func TestRuleKeyIgnoresSaveNormalisation(t *testing.T) {
-	a := ruleKey(strings.Fields("-A OUTPUT -p tcp -d 127.0.0.1 -o lo -m owner --uid-owner 1500 -j DNAT --to-destination 192.0.2.7"))
-	b := ruleKey(strings.Fields("-A OUTPUT -d 127.0.0.1/32 -o lo -p tcp -m owner --uid-owner 1500 -j DNAT --to-destination 192.0.2.7"))
-	c := ruleKey(strings.Fields("-A OUTPUT -d 127.0.0.1/32 -o lo -p tcp -m owner ! --uid-owner 1500 -j DNAT --to-destination 192.0.2.7"))
+	key := func(line string) string {
+		k, ok := ruleKey(line)
+		if !ok {
+			t.Fatalf("ruleKey(%q) did not read the rule", line)
+		}
+		return k
+	}
+	a := key("-A OUTPUT -p tcp -d 127.0.0.1 -o lo -m owner --uid-owner 1500 -j DNAT --to-destination 192.0.2.7")
+	b := key("-A OUTPUT -d 127.0.0.1/32 -o lo -p tcp -m owner --uid-owner 1500 -j DNAT --to-destination 192.0.2.7")
+	c := key("-A OUTPUT -d 127.0.0.1/32 -o lo -p tcp -m owner ! --uid-owner 1500 -j DNAT --to-destination 192.0.2.7")
+	d := key("-I OUTPUT 1 -p tcp --dport 80 -j OSM_PROXY_OUTBOUND")
+	e := key("-A OUTPUT -p tcp -m tcp --dport 80 -j OSM_PROXY_OUTBOUND")
 	if a != b {
 		t.Errorf("keys differ:\n%s\n%s", a, b)
 	}
 	if a == c {
 		t.Errorf("negation ignored: %s", c)
+	}
+	if d != e {
+		t.Errorf("-m tcp or -I changes the key:\n%s\n%s", d, e)
+	}
+	if _, ok := ruleKey("-A OUTPUT -m u32 --u32 0x0=0x0 -j OSM_PROXY_OUTBOUND"); ok {
+		t.Errorf("a rule outside the grammar got a key")
 	}
 }
 

@@ -1,10 +1,10 @@
 package initrunner
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
@@ -27,14 +27,10 @@ const ChainPrefix = "OSM_PROXY_"
 const (
 	maxRulesBytes = 256 << 10
 	maxRuleLines  = 4096
-	// maxMultiportEntries is the kernel's limit for one multiport match (a range counts twice).
-	maxMultiportEntries = 15
 )
 
 var (
 	ourChainRE = regexp.MustCompile(`^OSM_PROXY_[A-Z0-9_]{1,18}$`)
-	countersRE = regexp.MustCompile(`^\[[0-9]+:[0-9]+\]$`)
-	ifaceRE    = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,14}\+?$`)
 	// tokenRE lists every character a valid token can need; quotes, '$', ';', '`', '\' and
 	// whitespace inside tokens never are.
 	tokenRE = regexp.MustCompile(`^[A-Za-z0-9_.:/,!+@\[\]-]+$`)
@@ -119,11 +115,10 @@ func ValidateRules(fam Family, text string) (CheckedRestore, error) {
 				rs.Chains = append(rs.Chains, chain)
 			}
 		default:
-			toks := strings.Fields(line)
-			if err := checkRule(fam, declared, toks); err != nil {
+			if err := checkRule(fam, declared, line); err != nil {
 				return fail(n, "%v", err)
 			}
-			rs.Rules = append(rs.Rules, strings.Join(toks, " "))
+			rs.Rules = append(rs.Rules, strings.Join(strings.Fields(line), " "))
 		}
 	}
 	switch state {
@@ -136,71 +131,41 @@ func ValidateRules(fam Family, text string) (CheckedRestore, error) {
 }
 
 // checkDeclaration returns our chain name for ":OSM_PROXY_X - [0:0]", "" for an accepted
-// built-in declaration, or an error.
+// built-in declaration, or an error. The syntax and the nat policies (ACCEPT for a built-in
+// chain, "-" for ours) are redirect's; which chains may be declared is decided here.
 func checkDeclaration(line string) (string, error) {
-	f := strings.Fields(line)
-	name := strings.TrimPrefix(f[0], ":")
-	if len(f) < 2 || len(f) > 3 {
-		return "", fmt.Errorf("chain declaration %q: want \":CHAIN POLICY [packets:bytes]\"", clip(line))
-	}
-	if len(f) == 3 && !countersRE.MatchString(f[2]) {
-		return "", fmt.Errorf("chain declaration %q: counters %q are malformed", clip(line), f[2])
+	name, err := redirect.ParseChainDeclaration(line)
+	if err != nil {
+		return "", fmt.Errorf("chain declaration %q: %s", clip(line), parseMsg(err))
 	}
 	switch {
 	case builtinJumpChains[name]:
-		if f[1] != "ACCEPT" {
-			return "", fmt.Errorf("built-in chain %s: policy %q is not allowed, only ACCEPT", name, f[1])
-		}
 		return "", nil
 	case ourChainRE.MatchString(name):
-		if f[1] != "-" {
-			return "", fmt.Errorf("chain %s: policy %q is not allowed for a user chain, use \"-\"", name, f[1])
-		}
 		return name, nil
 	default:
 		return "", fmt.Errorf("chain %q is not allowed: only %s* chains and the built-in PREROUTING and OUTPUT", clip(name), ChainPrefix)
 	}
 }
 
-// canonicalOption maps long option spellings to the short or canonical form used below.
-var canonicalOption = map[string]string{
-	"-A": "-A", "--append": "-A", "-I": "-I", "--insert": "-I",
-	"-p": "-p", "--protocol": "-p",
-	"-d": "-d", "--destination": "-d", "--dst": "-d",
-	"-s": "-s", "--source": "-s", "--src": "-s",
-	"-i": "-i", "--in-interface": "-i",
-	"-o": "-o", "--out-interface": "-o",
-	"-m": "-m", "--match": "-m",
-	"-j": "-j", "--jump": "-j",
-	"--dport": "--dport", "--destination-port": "--dport",
-	"--sport": "--sport", "--source-port": "--sport",
-	"--dports": "--dports", "--destination-ports": "--dports",
-	"--sports": "--sports", "--source-ports": "--sports",
-	"--uid-owner": "--uid-owner", "--gid-owner": "--gid-owner",
-	"--to-ports": "--to-ports", "--to-port": "--to-ports",
-	"--to-destination": "--to-destination",
-}
+// allowedMatches are the match modules a rule may load.
+const allowedMatches = redirect.MatchTCP | redirect.MatchUDP | redirect.MatchMultiport | redirect.MatchOwner
 
-var negatable = map[string]bool{
-	"-d": true, "-s": true, "-i": true, "-o": true, "--dport": true, "--sport": true,
-	"--dports": true, "--sports": true, "--uid-owner": true, "--gid-owner": true,
-}
-
-func checkRule(fam Family, declared map[string]bool, toks []string) error {
-	for _, t := range toks {
+// checkRule reads one -A/-I line with redirect's rule grammar, then decides whether it may be
+// applied: only our chains and the two hooks, TCP or UDP, addresses of the family, the matches
+// and targets OSM's and meshkeeper's rules use.
+func checkRule(fam Family, declared map[string]bool, line string) error {
+	for _, t := range strings.Fields(line) {
 		if !tokenRE.MatchString(t) {
 			return fmt.Errorf("token %q contains a character that is not allowed (quotes, '$', ';' and the like are never needed)", clip(t))
 		}
 	}
-	cmd := canonicalOption[toks[0]]
-	if cmd != "-A" && cmd != "-I" {
-		return fmt.Errorf("command %q is not allowed: only -A and -I rules", clip(toks[0]))
+	rl, err := redirect.ParseRuleLine(line)
+	if err != nil {
+		return errors.New(parseMsg(err))
 	}
-	if len(toks) < 2 {
-		return fmt.Errorf("%s without a chain", toks[0])
-	}
-	chain := toks[1]
-	switch {
+	r := &rl.Rule
+	switch chain := r.Chain; {
 	case builtinJumpChains[chain]:
 	case declared[chain]:
 	case ourChainRE.MatchString(chain):
@@ -208,156 +173,64 @@ func checkRule(fam Family, declared map[string]bool, toks []string) error {
 	default:
 		return fmt.Errorf("chain %q is not allowed: only %s* chains and the built-in PREROUTING and OUTPUT", clip(chain), ChainPrefix)
 	}
-	i := 2
-	if cmd == "-I" && i < len(toks) {
-		if pos, err := strconv.Atoi(toks[i]); err == nil {
-			if pos < 1 || pos > maxRuleLines {
-				return fmt.Errorf("insert position %d is out of range", pos)
+	if rl.Pos > maxRuleLines {
+		return fmt.Errorf("insert position %d is out of range", rl.Pos)
+	}
+	if r.NegProtocol {
+		return fmt.Errorf("option -p cannot be negated: give tcp or udp")
+	}
+	if r.Protocol != "" && r.Protocol != "tcp" && r.Protocol != "udp" {
+		return fmt.Errorf("protocol %q is not allowed: tcp or udp", r.Protocol)
+	}
+	if extra := rl.Matches &^ allowedMatches; extra != 0 {
+		return fmt.Errorf("match %q is not allowed: tcp, udp, multiport or owner", extra.Names()[0])
+	}
+	for _, p := range []netip.Prefix{r.Src, r.Dst} {
+		if p.IsValid() {
+			if err := checkFamily(fam, p.Addr(), p.String()); err != nil {
+				return err
 			}
-			i++
 		}
 	}
-	var proto, target string
-	matches := map[string]bool{}
-	negate := false
-	for ; i < len(toks); i++ {
-		t := toks[i]
-		if t == "!" {
-			if negate {
-				return fmt.Errorf("\"!\" twice in a row")
-			}
-			negate = true
-			continue
-		}
-		opt, ok := canonicalOption[t]
-		if !ok || opt == "-A" || opt == "-I" {
-			return fmt.Errorf("option %q is not allowed", clip(t))
-		}
-		if negate && !negatable[opt] {
-			return fmt.Errorf("option %s cannot be negated", t)
-		}
-		negate = false
-		if i+1 >= len(toks) {
-			return fmt.Errorf("option %s has no value", t)
-		}
-		i++
-		v := toks[i]
-		if target != "" && opt != "--to-ports" && opt != "--to-destination" {
-			return fmt.Errorf("option %s after the target: matches must come before -j", t)
-		}
-		var err error
-		switch opt {
-		case "-p":
-			if v != "tcp" && v != "udp" {
-				err = fmt.Errorf("protocol %q is not allowed: tcp or udp", v)
-			}
-			proto = v
-		case "-d", "-s":
-			err = checkAddrOrPrefix(fam, v)
-		case "-i", "-o":
-			if !ifaceRE.MatchString(v) {
-				err = fmt.Errorf("interface name %q is invalid", clip(v))
-			}
-		case "-m":
-			switch v {
-			case "tcp", "udp":
-				if proto != v {
-					err = fmt.Errorf("match %s needs -p %s before it", v, v)
-				}
-			case "multiport", "owner":
-			default:
-				err = fmt.Errorf("match %q is not allowed: tcp, udp, multiport or owner", clip(v))
-			}
-			matches[v] = true
-		case "--dport", "--sport":
-			if proto == "" {
-				err = fmt.Errorf("%s needs -p tcp or -p udp before it", t)
-			} else {
-				err = checkPortList(v, false)
-			}
-		case "--dports", "--sports":
-			if !matches["multiport"] || proto == "" {
-				err = fmt.Errorf("%s needs -p tcp/udp and -m multiport before it", t)
-			} else {
-				err = checkPortList(v, true)
-			}
-		case "--uid-owner", "--gid-owner":
-			if !matches["owner"] {
-				err = fmt.Errorf("%s needs -m owner before it", t)
-			} else {
-				err = checkIDRange(v)
-			}
-		case "-j":
-			target = v
-			err = checkTarget(chain, v, declared)
-		case "--to-ports":
-			if target != "REDIRECT" {
-				err = fmt.Errorf("%s is only valid after -j REDIRECT", t)
-			} else {
-				err = checkPortList(v, false)
-			}
-		case "--to-destination":
-			if target != "DNAT" {
-				err = fmt.Errorf("%s is only valid after -j DNAT", t)
-			} else {
-				err = checkDNATDestination(fam, v)
-			}
-		}
-		if err != nil {
-			return err
-		}
+	if err := checkTarget(r.Chain, r.Target, declared); err != nil {
+		return err
 	}
-	if negate {
-		return fmt.Errorf("trailing \"!\"")
-	}
-	if target == "" {
-		return fmt.Errorf("rule has no -j target")
-	}
-	need := map[string]string{"REDIRECT": "--to-ports", "DNAT": "--to-destination"}[target]
-	if need != "" && !hasAny(toks, need, "--to-port") {
-		return fmt.Errorf("target %s needs %s", target, need)
+	if r.Target.Kind == redirect.TargetDNAT {
+		return checkDNATDestination(fam, r.Target.To)
 	}
 	return nil
 }
 
-func checkTarget(chain, target string, declared map[string]bool) error {
+// parseMsg is the message of a rule grammar error without its position: the caller names the
+// line.
+func parseMsg(err error) string {
+	var pe *redirect.ParseError
+	if errors.As(err, &pe) {
+		return pe.Msg
+	}
+	return err.Error()
+}
+
+func checkTarget(chain string, t redirect.Target, declared map[string]bool) error {
 	if builtinJumpChains[chain] {
 		// DNAT in OUTPUT is how PodIP local proxy mode sends the proxy's localhost traffic to
 		// the pod address; everything else in a built-in chain must hand over to our chains.
-		if declared[target] || (chain == "OUTPUT" && target == "DNAT") {
+		if (t.Kind == redirect.TargetJump && declared[t.Chain]) || (chain == "OUTPUT" && t.Kind == redirect.TargetDNAT) {
 			return nil
 		}
-		return fmt.Errorf("rules in %s may only jump to a declared %s* chain, not %q", chain, ChainPrefix, clip(target))
+		return fmt.Errorf("rules in %s may only jump to a declared %s* chain, not %q", chain, ChainPrefix, clip(t.Name()))
 	}
 	switch {
-	case target == "RETURN" || target == "REDIRECT" || target == "DNAT":
+	case t.Kind == redirect.TargetReturn || t.Kind == redirect.TargetRedirect || t.Kind == redirect.TargetDNAT:
 		return nil
-	case declared[target]:
-		if target == chain {
+	case t.Kind == redirect.TargetJump && declared[t.Chain]:
+		if t.Chain == chain {
 			return fmt.Errorf("chain %s jumps to itself", chain)
 		}
 		return nil
 	default:
-		return fmt.Errorf("target %q is not allowed: RETURN, REDIRECT, DNAT or a declared %s* chain", clip(target), ChainPrefix)
+		return fmt.Errorf("target %q is not allowed: RETURN, REDIRECT, DNAT or a declared %s* chain", clip(t.Name()), ChainPrefix)
 	}
-}
-
-func checkAddrOrPrefix(fam Family, v string) error {
-	var addr netip.Addr
-	if strings.Contains(v, "/") {
-		p, err := netip.ParsePrefix(v)
-		if err != nil {
-			return fmt.Errorf("address range %q is invalid: %v", clip(v), err)
-		}
-		addr = p.Addr()
-	} else {
-		a, err := netip.ParseAddr(v)
-		if err != nil {
-			return fmt.Errorf("address %q is invalid: %v", clip(v), err)
-		}
-		addr = a
-	}
-	return checkFamily(fam, addr, v)
 }
 
 func checkFamily(fam Family, addr netip.Addr, v string) error {
@@ -373,102 +246,21 @@ func checkFamily(fam Family, addr netip.Addr, v string) error {
 	return nil
 }
 
-func checkDNATDestination(fam Family, v string) error {
-	host, port := v, ""
-	if fam == IPv6 {
-		if strings.HasPrefix(v, "[") {
-			end := strings.Index(v, "]")
-			if end < 0 {
-				return fmt.Errorf("DNAT destination %q: missing ']'", clip(v))
-			}
-			host, port = v[1:end], strings.TrimPrefix(v[end+1:], ":")
-			if v[end+1:] != "" && !strings.HasPrefix(v[end+1:], ":") {
-				return fmt.Errorf("DNAT destination %q is malformed", clip(v))
-			}
-		}
-	} else if h, p, ok := strings.Cut(v, ":"); ok {
-		host, port = h, p
-	}
-	a, err := netip.ParseAddr(host)
+// checkDNATDestination requires a literal address of the family (the grammar also reads the pod
+// IP placeholder, which must have been replaced by now).
+func checkDNATDestination(fam Family, to string) error {
+	a, err := netip.ParseAddr(to)
 	if err != nil {
-		return fmt.Errorf("DNAT destination %q: %v", clip(v), err)
-	}
-	if err := checkFamily(fam, a, v); err != nil {
-		return err
-	}
-	if port != "" || strings.HasSuffix(v, ":") {
-		if err := checkPortList(port, false); err != nil {
-			return fmt.Errorf("DNAT destination %q: %v", clip(v), err)
+		ap, err2 := netip.ParseAddrPort(to)
+		if err2 != nil {
+			return fmt.Errorf("DNAT destination %q is not an address", clip(to))
 		}
+		a = ap.Addr()
+	}
+	if err := checkFamily(fam, a, to); err != nil {
+		return fmt.Errorf("DNAT destination: %v", err)
 	}
 	return nil
-}
-
-// checkPortList accepts a port or lo:hi range, or with list=true a comma list of them within
-// the multiport limit.
-func checkPortList(v string, list bool) error {
-	parts := []string{v}
-	if list {
-		parts = strings.Split(v, ",")
-	}
-	entries := 0
-	for _, p := range parts {
-		lo, hi, isRange := strings.Cut(p, ":")
-		a, err := parsePort(lo)
-		if err != nil {
-			return fmt.Errorf("port %q: %v", clip(p), err)
-		}
-		entries++
-		if isRange {
-			b, err := parsePort(hi)
-			if err != nil {
-				return fmt.Errorf("port range %q: %v", clip(p), err)
-			}
-			if b < a {
-				return fmt.Errorf("port range %q is reversed", clip(p))
-			}
-			entries++
-		}
-	}
-	if list && entries > maxMultiportEntries {
-		return fmt.Errorf("port list %q has %d entries, more than the %d one multiport match can hold", clip(v), entries, maxMultiportEntries)
-	}
-	return nil
-}
-
-func parsePort(s string) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || s == "" || s[0] == '+' || s[0] == '-' {
-		return 0, fmt.Errorf("%q is not a port number", clip(s))
-	}
-	if n < 1 || n > 65535 {
-		return 0, fmt.Errorf("%d is outside 1-65535", n)
-	}
-	return n, nil
-}
-
-func checkIDRange(v string) error {
-	lo, hi, isRange := strings.Cut(v, "-")
-	a, err := strconv.ParseUint(lo, 10, 32)
-	if err != nil || a == 1<<32-1 {
-		return fmt.Errorf("owner id %q is not a numeric id", clip(v))
-	}
-	if isRange {
-		b, err := strconv.ParseUint(hi, 10, 32)
-		if err != nil || b < a || b == 1<<32-1 {
-			return fmt.Errorf("owner id range %q is invalid", clip(v))
-		}
-	}
-	return nil
-}
-
-func hasAny(toks []string, opts ...string) bool {
-	for _, t := range toks {
-		if contains(opts, t) {
-			return true
-		}
-	}
-	return false
 }
 
 func contains(list []string, s string) bool {

@@ -150,6 +150,10 @@ func shapeOf(r *Rule) shape {
 			s |= hasOther
 		}
 	}
+	if r.UIDMax != 0 || r.HasGID || len(r.DPortRanges)+len(r.SPorts)+len(r.SPortRanges) > 0 ||
+		r.HasMark || r.Socket || r.CTState != "" {
+		s |= hasOther
+	}
 	return s
 }
 

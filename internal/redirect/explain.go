@@ -2,6 +2,7 @@ package redirect
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -163,17 +164,28 @@ func matches(r *Rule, p *Packet) bool {
 	}
 	if r.HasUID {
 		// Only locally generated packets have an owning socket.
-		if p.Direction == DirectionInbound || (p.UID == r.UID) == r.NegUID {
+		inRange := p.UID >= r.UID && p.UID <= max(r.UID, r.UIDMax)
+		if p.Direction == DirectionInbound || inRange == r.NegUID {
 			return false
 		}
 	}
-	if len(r.DPorts) > 0 {
-		found := false
-		for _, port := range r.DPorts {
-			if port == p.Dst.Port() {
-				found = true
-				break
-			}
+	// What the packet does not carry never matches, as with an unset source: its group, its
+	// source port. The first packet of a connection has no mark, no established socket and the
+	// conntrack state NEW.
+	if r.HasGID && !r.NegGID || len(r.SPorts)+len(r.SPortRanges) > 0 && !r.NegSPorts {
+		return false
+	}
+	if r.HasMark && (r.Mark == 0) == r.NegMark || r.Socket && !r.SocketTransparent {
+		return false
+	}
+	if r.CTState != "" && slices.Contains(strings.Split(r.CTState, ","), "NEW") == r.NegCTState {
+		return false
+	}
+	if len(r.DPorts)+len(r.DPortRanges) > 0 {
+		port := p.Dst.Port()
+		found := slices.Contains(r.DPorts, port)
+		for _, pr := range r.DPortRanges {
+			found = found || port >= pr.Lo && port <= pr.Hi
 		}
 		if found == r.NegDPorts {
 			return false

@@ -18,6 +18,12 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Add([]byte(InitArgs(Render(baseConfig()))[2]))
+	f.Add([]byte("*nat\n:ISTIO_OUTPUT - [0:0]\n:ISTIO_REDIRECT - [0:0]\n" +
+		"-A OUTPUT -p tcp -j ISTIO_OUTPUT\n-A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN\n" +
+		"-A ISTIO_OUTPUT ! -o lo -p udp -m udp --sport 53 -j RETURN\n-A ISTIO_OUTPUT -m mark --mark 0x539/0xffffffff -m conntrack --ctstate NEW -j CONNMARK --save-mark\n" +
+		"-A ISTIO_OUTPUT -p tcp -m multiport --dports 80,9000:9010 -j MARK --set-xmark 0x1/0xff\n" +
+		"-A ISTIO_OUTPUT -p tcp -m socket --transparent -j TPROXY --on-port 15006 --tproxy-mark 0x539\n" +
+		"-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001\nCOMMIT\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := parseYAML(data)
 		if err != nil {

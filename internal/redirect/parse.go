@@ -207,26 +207,17 @@ func (b *builder) parseRestore(text string, base int, family Family, syn ruleSyn
 			if !open || syn.listStyle {
 				return errAt(off, "chain declaration outside a table")
 			}
-			b.toks, _ = splitFields(trim[1:], off+1, b.toks[:0])
-			if len(b.toks) != 3 {
-				return errAt(off, "chain declaration must be ':NAME POLICY [packets:bytes]'")
-			}
-			name, policy := b.toks[0], b.toks[1]
-			if !validChainName(name.s) {
-				return errAt(name.off, "invalid chain name "+strconv.Quote(name.s))
-			}
-			if !validCounters(b.toks[2].s) {
-				return errAt(b.toks[2].off, "invalid counters "+strconv.Quote(b.toks[2].s))
+			var name, policy tok
+			var perr *posError
+			b.toks, name, policy, perr = parseChainDecl(trim, off, b.toks[:0])
+			if perr != nil {
+				return perr
 			}
 			if !nat {
 				continue
 			}
-			if IsBuiltinChain(name.s) {
-				if policy.s != "ACCEPT" {
-					return errAt(policy.off, "only the ACCEPT policy is supported in the nat table, got "+strconv.Quote(policy.s))
-				}
-			} else if policy.s != "-" {
-				return errAt(policy.off, "a custom chain's policy must be '-', got "+strconv.Quote(policy.s))
+			if perr = checkNATPolicy(name, policy); perr != nil {
+				return perr
 			}
 			if cur.Chain(name.s) == nil && len(cur.Chains) >= maxChains {
 				return errAt(name.off, "too many chains (at most "+strconv.Itoa(maxChains)+")")
@@ -307,6 +298,39 @@ func (b *builder) finishTable(cur *Ruleset, family Family, tableOff int) *posErr
 		return errAt(tableOff, "a second nat table for "+f.String())
 	}
 	b.sets[famIndex(f)] = cur
+	return nil
+}
+
+// parseChainDecl reads a chain declaration ":NAME POLICY [packets:bytes]" at offset off (the
+// counters may be left out, as iptables-restore allows).
+func parseChainDecl(line string, off int, dst []tok) ([]tok, tok, tok, *posError) {
+	if line == "" || line[0] != ':' {
+		return dst, tok{}, tok{}, errAt(off, "a chain declaration starts with ':'")
+	}
+	toks, _ := splitFields(line[1:], off+1, dst)
+	if len(toks) != 2 && len(toks) != 3 {
+		return toks, tok{}, tok{}, errAt(off, "chain declaration must be ':NAME POLICY [packets:bytes]'")
+	}
+	name, policy := toks[0], toks[1]
+	if !validChainName(name.s) {
+		return toks, name, policy, errAt(name.off, "invalid chain name "+strconv.Quote(name.s))
+	}
+	if len(toks) == 3 && !validCounters(toks[2].s) {
+		return toks, name, policy, errAt(toks[2].off, "invalid counters "+strconv.Quote(toks[2].s))
+	}
+	return toks, name, policy, nil
+}
+
+// checkNATPolicy checks a nat chain's declared policy: ACCEPT for a built-in chain, '-' for
+// a custom one.
+func checkNATPolicy(name, policy tok) *posError {
+	if IsBuiltinChain(name.s) {
+		if policy.s != "ACCEPT" {
+			return errAt(policy.off, "only the ACCEPT policy is supported in the nat table, got "+strconv.Quote(policy.s))
+		}
+	} else if policy.s != "-" {
+		return errAt(policy.off, "a custom chain's policy must be '-', got "+strconv.Quote(policy.s))
+	}
 	return nil
 }
 

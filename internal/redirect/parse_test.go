@@ -128,7 +128,7 @@ func TestParseErrors(t *testing.T) {
 		{"drop target", "iptables -t nat -A OUTPUT -j DROP", `unknown chain or unsupported target "DROP"`, 1, 17},
 		{"dport without proto", "iptables -t nat -A OUTPUT --dport 80 -j RETURN", "--dport needs -p tcp", 1, 27},
 		{"dports without multiport", "iptables -t nat -A OUTPUT -p tcp --dports 80 -j RETURN", "needs -m multiport", 1, 34},
-		{"port range", "iptables -t nat -A OUTPUT -p tcp --dport 80:90 -j RETURN", "port ranges are not supported", 1, 42},
+		{"reversed port range", "iptables -t nat -A OUTPUT -p tcp --dport 90:80 -j RETURN", `port range "90:80" is reversed`, 1, 42},
 		{"port zero", "iptables -t nat -A OUTPUT -p tcp --dport 0 -j RETURN", "port must be between 1 and 65535", 1, 42},
 		{"uid name", "iptables -t nat -A OUTPUT -m owner --uid-owner envoy -j RETURN", "numeric UID", 1, 48},
 		{"no target", "iptables -t nat -A OUTPUT -p tcp", "rule has no -j target", 1, 33},

@@ -60,7 +60,20 @@ const (
 	TargetAccept                         // stop nat processing: no address rewrite
 	TargetRedirect                       // to a local port (the sidecar's listener)
 	TargetDNAT                           // rewrite the destination address
+	TargetTProxy                         // hand to a local socket unchanged (mangle table)
+	TargetMark                           // set the packet mark, then continue
+	TargetConnmark                       // save, restore or set the connection mark, then continue
 )
+
+// Connmark operations (Target.Op for TargetConnmark).
+const (
+	ConnmarkSave    = "save-mark"
+	ConnmarkRestore = "restore-mark"
+	ConnmarkSet     = "set-xmark"
+)
+
+// fullMask is the mark mask iptables assumes when none is given.
+const fullMask = 0xffffffff
 
 // Target is the -j part of a rule.
 type Target struct {
@@ -70,9 +83,45 @@ type Target struct {
 	// Port is the --to-ports value for TargetRedirect.
 	Port uint16
 	// To is the --to-destination value for TargetDNAT: an address, address:port, or
-	// PodIPPlaceholder when the address is only known in the pod.
+	// PodIPPlaceholder when the address is only known in the pod. For TargetTProxy it is the
+	// --on-ip address, "" for the default (any address).
 	To string
+	// Mark and Mask are the --set-xmark value/mask of TargetMark and TargetConnmark (--set-mark
+	// v/m is stored as the equivalent v/(m|v)), and the --tproxy-mark of TargetTProxy (Mask 0:
+	// none given).
+	Mark, Mask uint32
+	// Op is the TargetConnmark operation: ConnmarkSave, ConnmarkRestore or ConnmarkSet.
+	Op string
+	// NfMask and CtMask are the masks of ConnmarkSave and ConnmarkRestore (--mask sets both);
+	// 0 stands for the default, all bits.
+	NfMask, CtMask uint32
 }
+
+// Name is the target as written after -j: the chain of a jump, or the extension's name.
+func (t Target) Name() string {
+	switch t.Kind {
+	case TargetJump:
+		return t.Chain
+	case TargetReturn:
+		return "RETURN"
+	case TargetAccept:
+		return "ACCEPT"
+	case TargetRedirect:
+		return "REDIRECT"
+	case TargetDNAT:
+		return "DNAT"
+	case TargetTProxy:
+		return "TPROXY"
+	case TargetMark:
+		return "MARK"
+	case TargetConnmark:
+		return "CONNMARK"
+	}
+	return "?"
+}
+
+// PortRange is an inclusive lo:hi range of ports (Lo < Hi; a single port is a plain uint16).
+type PortRange struct{ Lo, Hi uint16 }
 
 // Rule is one nat-table rule. It is the single model shared by rendering, parsing, explaining
 // and diffing, so a rule read from OSM's shell and one read from iptables-save compare equal
@@ -92,12 +141,42 @@ type Rule struct {
 	HasUID bool
 	UID    uint32
 	NegUID bool
+	// UIDMax is the end of a --uid-owner lo-hi range; 0 for a single UID.
+	UIDMax uint32
+
+	// HasGID: an owner match on the socket's group, --gid-owner GID (GIDMax as for UIDMax).
+	HasGID bool
+	GID    uint32
+	GIDMax uint32
+	NegGID bool
 
 	// DPorts are destination ports. Multiport says the rule uses the multiport match (needed
-	// for more than one port, and how exclusions are always written).
-	DPorts    []uint16
-	NegDPorts bool
-	Multiport bool
+	// for more than one port, and how exclusions are always written). DPortRanges are the lo:hi
+	// ranges of the same list (DPorts holds its single ports); NegDPorts negates the whole list.
+	DPorts      []uint16
+	DPortRanges []PortRange
+	NegDPorts   bool
+	Multiport   bool
+
+	// SPorts and SPortRanges are source ports (--sport, or --sports with SMultiport).
+	SPorts      []uint16
+	SPortRanges []PortRange
+	NegSPorts   bool
+	SMultiport  bool
+
+	// HasMark: -m mark --mark Mark/MarkMask.
+	HasMark  bool
+	Mark     uint32
+	MarkMask uint32
+	NegMark  bool
+
+	// Socket: -m socket, with --transparent when SocketTransparent.
+	Socket            bool
+	SocketTransparent bool
+
+	// CTState is the -m conntrack --ctstate list (upper case, as given), "" for none.
+	CTState    string
+	NegCTState bool
 
 	Comment string
 	Target  Target
@@ -206,45 +285,132 @@ func (r *Rule) appendTo(b *strings.Builder) {
 	if r.OutIface != "" {
 		option(b, r.NegOutIface, " -o ", r.OutIface)
 	}
-	if r.HasUID {
+	if r.HasUID || r.HasGID {
 		b.WriteString(" -m owner")
-		option(b, r.NegUID, " --uid-owner ", strconv.FormatUint(uint64(r.UID), 10))
-	}
-	if len(r.DPorts) > 0 {
-		if r.Multiport || len(r.DPorts) > 1 {
-			b.WriteString(" -m multiport")
-			option(b, r.NegDPorts, " --dports ", "")
-			for i, p := range r.DPorts {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				b.WriteString(strconv.FormatUint(uint64(p), 10))
-			}
-		} else {
-			option(b, r.NegDPorts, " --dport ", strconv.FormatUint(uint64(r.DPorts[0]), 10))
+		if r.HasUID {
+			option(b, r.NegUID, " --uid-owner ", idText(r.UID, r.UIDMax))
 		}
+		if r.HasGID {
+			option(b, r.NegGID, " --gid-owner ", idText(r.GID, r.GIDMax))
+		}
+	}
+	appendPorts(b, r.SPorts, r.SPortRanges, r.NegSPorts, r.SMultiport, " --sport ", " --sports ")
+	appendPorts(b, r.DPorts, r.DPortRanges, r.NegDPorts, r.Multiport, " --dport ", " --dports ")
+	if r.HasMark {
+		b.WriteString(" -m mark")
+		option(b, r.NegMark, " --mark ", markText(r.Mark, r.MarkMask, false))
+	}
+	if r.Socket {
+		b.WriteString(" -m socket")
+		if r.SocketTransparent {
+			b.WriteString(" --transparent")
+		}
+	}
+	if r.CTState != "" {
+		b.WriteString(" -m conntrack")
+		option(b, r.NegCTState, " --ctstate ", r.CTState)
 	}
 	if r.Comment != "" {
 		b.WriteString(" -m comment --comment ")
 		b.WriteString(strconv.Quote(r.Comment))
 	}
 	b.WriteString(" -j ")
-	switch r.Target.Kind {
-	case TargetJump:
-		b.WriteString(r.Target.Chain)
-	case TargetReturn:
-		b.WriteString("RETURN")
-	case TargetAccept:
-		b.WriteString("ACCEPT")
+	b.WriteString(r.Target.Name())
+	t := &r.Target
+	switch t.Kind {
 	case TargetRedirect:
-		b.WriteString("REDIRECT --to-ports ")
-		b.WriteString(strconv.FormatUint(uint64(r.Target.Port), 10))
+		b.WriteString(" --to-ports ")
+		b.WriteString(strconv.FormatUint(uint64(t.Port), 10))
 	case TargetDNAT:
-		b.WriteString("DNAT --to-destination ")
-		b.WriteString(r.Target.To)
-	default:
-		b.WriteString("?")
+		b.WriteString(" --to-destination ")
+		b.WriteString(t.To)
+	case TargetTProxy:
+		b.WriteString(" --on-port ")
+		b.WriteString(strconv.FormatUint(uint64(t.Port), 10))
+		if t.To != "" {
+			b.WriteString(" --on-ip ")
+			b.WriteString(t.To)
+		}
+		if t.Mask != 0 {
+			b.WriteString(" --tproxy-mark ")
+			b.WriteString(markText(t.Mark, t.Mask, true))
+		}
+	case TargetMark:
+		b.WriteString(" --set-xmark ")
+		b.WriteString(markText(t.Mark, t.Mask, true))
+	case TargetConnmark:
+		if t.Op == ConnmarkSet {
+			b.WriteString(" --set-xmark ")
+			b.WriteString(markText(t.Mark, t.Mask, true))
+			break
+		}
+		b.WriteString(" --")
+		b.WriteString(t.Op)
+		if t.NfMask != 0 && t.NfMask != fullMask {
+			b.WriteString(" --nfmask " + hexText(t.NfMask))
+		}
+		if t.CtMask != 0 && t.CtMask != fullMask {
+			b.WriteString(" --ctmask " + hexText(t.CtMask))
+		}
 	}
+}
+
+// appendPorts writes a port match: one port or range with single, otherwise (or when multi is
+// set) a multiport list, single ports first.
+func appendPorts(b *strings.Builder, ports []uint16, ranges []PortRange, neg, multi bool, single, list string) {
+	n := len(ports) + len(ranges)
+	if n == 0 {
+		return
+	}
+	if !multi && n == 1 {
+		option(b, neg, single, "")
+		if len(ports) == 1 {
+			b.WriteString(strconv.FormatUint(uint64(ports[0]), 10))
+		} else {
+			appendRange(b, ranges[0])
+		}
+		return
+	}
+	b.WriteString(" -m multiport")
+	option(b, neg, list, "")
+	for i, p := range ports {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(uint64(p), 10))
+	}
+	for i, pr := range ranges {
+		if i > 0 || len(ports) > 0 {
+			b.WriteByte(',')
+		}
+		appendRange(b, pr)
+	}
+}
+
+func appendRange(b *strings.Builder, pr PortRange) {
+	b.WriteString(strconv.FormatUint(uint64(pr.Lo), 10))
+	b.WriteByte(':')
+	b.WriteString(strconv.FormatUint(uint64(pr.Hi), 10))
+}
+
+// idText is an owner id or lo-hi range.
+func idText(lo, hi uint32) string {
+	s := strconv.FormatUint(uint64(lo), 10)
+	if hi > lo {
+		s += "-" + strconv.FormatUint(uint64(hi), 10)
+	}
+	return s
+}
+
+func hexText(v uint32) string { return "0x" + strconv.FormatUint(uint64(v), 16) }
+
+// markText is a mark value and mask the way iptables-save prints them: a match's full mask is
+// left out, a target's always written.
+func markText(v, mask uint32, target bool) string {
+	if mask == fullMask && !target {
+		return hexText(v)
+	}
+	return hexText(v) + "/" + hexText(mask)
 }
 
 // RestoreInput is the ruleset as iptables-restore input meant for `--noflush`: only the custom

@@ -2,6 +2,7 @@ package redirect
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -15,6 +16,8 @@ type ruleCmd struct {
 	table  string
 	addrOf int // offset of the first address, for family errors
 	rule   Rule
+	// matches are the modules loaded with -m.
+	matches MatchSet
 }
 
 // ruleSyntax says where a rule line comes from, which changes what is allowed.
@@ -26,6 +29,47 @@ type ruleSyntax struct {
 
 var knownTargets = map[string]TargetKind{
 	"RETURN": TargetReturn, "ACCEPT": TargetAccept, "REDIRECT": TargetRedirect, "DNAT": TargetDNAT,
+	"TPROXY": TargetTProxy, "MARK": TargetMark, "CONNMARK": TargetConnmark,
+}
+
+// MatchSet is the set of match modules a rule line loads with -m.
+type MatchSet uint16
+
+// The match modules the grammar knows.
+const (
+	MatchTCP MatchSet = 1 << iota
+	MatchUDP
+	MatchMultiport
+	MatchOwner
+	MatchComment
+	MatchMark
+	MatchSocket
+	MatchConntrack
+)
+
+var matchNames = [...]string{"tcp", "udp", "multiport", "owner", "comment", "mark", "socket", "conntrack"}
+
+// Has reports whether every module of m was loaded.
+func (s MatchSet) Has(m MatchSet) bool { return s&m == m }
+
+// Names lists the loaded modules in a fixed order.
+func (s MatchSet) Names() []string {
+	var out []string
+	for i, n := range matchNames {
+		if s&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func matchByName(name string) MatchSet {
+	for i, n := range matchNames {
+		if n == name {
+			return 1 << i
+		}
+	}
+	return 0
 }
 
 func validChainName(s string) bool {
@@ -75,11 +119,73 @@ func parsePortArg(s string) (uint16, bool) {
 	return uint16(n), true
 }
 
-func portErr(t tok) *posError {
-	if strings.ContainsAny(t.s, ":-") {
-		return errAt(t.off, "port ranges are not supported: "+strconv.Quote(t.s))
+// parsePortSpec reads a port or a lo:hi range (a range of one port is that port).
+func parsePortSpec(t tok) (uint16, PortRange, *posError) {
+	lo, hi, isRange := strings.Cut(t.s, ":")
+	a, ok := parsePortArg(lo)
+	if !ok {
+		return 0, PortRange{}, portErr(tok{s: lo, off: t.off})
 	}
+	if !isRange {
+		return a, PortRange{}, nil
+	}
+	b, ok := parsePortArg(hi)
+	if !ok {
+		return 0, PortRange{}, portErr(tok{s: hi, off: t.off + len(lo) + 1})
+	}
+	switch {
+	case b < a:
+		return 0, PortRange{}, errAt(t.off, "port range "+strconv.Quote(t.s)+" is reversed")
+	case b == a:
+		return a, PortRange{}, nil
+	}
+	return 0, PortRange{Lo: a, Hi: b}, nil
+}
+
+func portErr(t tok) *posError {
 	return errAt(t.off, "invalid port "+strconv.Quote(t.s)+": port must be between 1 and 65535")
+}
+
+// parseIDArg reads an owner id or lo-hi range of ids.
+func parseIDArg(s string) (lo, hi uint32, ok bool) {
+	a, b, isRange := strings.Cut(s, "-")
+	x, e := strconv.ParseUint(a, 10, 32)
+	if e != nil || x == 1<<32-1 {
+		return 0, 0, false
+	}
+	if !isRange {
+		return uint32(x), 0, true
+	}
+	y, e := strconv.ParseUint(b, 10, 32)
+	if e != nil || y < x || y == 1<<32-1 {
+		return 0, 0, false
+	}
+	if y == x {
+		return uint32(x), 0, true
+	}
+	return uint32(x), uint32(y), true
+}
+
+// parseMarkArg reads value[/mask] in decimal or 0x hex; the mask defaults to all bits.
+func parseMarkArg(s string) (v, mask uint32, ok bool) {
+	a, m, hasMask := strings.Cut(s, "/")
+	x, e := strconv.ParseUint(a, 0, 32)
+	if e != nil || a == "" || a[0] == '+' || a[0] == '-' {
+		return 0, 0, false
+	}
+	mask = fullMask
+	if hasMask {
+		y, e := strconv.ParseUint(m, 0, 32)
+		if e != nil || m == "" || m[0] == '+' || m[0] == '-' {
+			return 0, 0, false
+		}
+		mask = uint32(y)
+	}
+	return uint32(x), mask, true
+}
+
+var ctStates = map[string]bool{
+	"INVALID": true, "NEW": true, "ESTABLISHED": true, "RELATED": true, "UNTRACKED": true, "SNAT": true, "DNAT": true,
 }
 
 func validIfaceArg(s string) bool {
@@ -127,10 +233,9 @@ type ruleParser struct {
 	ports []uint16 // arena for destination port lists, see portSlice
 	rc    ruleCmd
 
-	mTCP, mMulti, mOwner, mComment bool
-	targetName                     string
-	neg                            bool
-	negOff                         int
+	targetName string
+	neg        bool
+	negOff     int
 }
 
 // value consumes the argument of option name.
@@ -149,6 +254,16 @@ func (rp *ruleParser) option(t tok) (negatable bool, err *posError) {
 		return false, rp.table(t)
 	case "-A", "--append", "-I", "--insert", "-N", "--new-chain", "-P", "--policy":
 		return false, rp.command(t)
+	case "-j", "--jump":
+		return false, rp.jump(t)
+	case "--to-ports", "--to-port", "--to-destination", "--on-port", "--on-ip", "--tproxy-mark",
+		"--set-xmark", "--set-mark", "--save-mark", "--restore-mark", "--nfmask", "--ctmask", "--mask":
+		return false, rp.targetOption(t)
+	}
+	if rp.targetName != "" && matchOptions[t.s] {
+		return false, errAt(t.off, "option "+t.s+" after the target: matches must come before -j")
+	}
+	switch t.s {
 	case "-p", "--protocol":
 		return true, rp.protocol(t)
 	case "-s", "--source", "--src", "-d", "--destination", "--dst":
@@ -157,20 +272,20 @@ func (rp *ruleParser) option(t tok) (negatable bool, err *posError) {
 		return true, rp.iface(t)
 	case "-m", "--match":
 		return false, rp.match(t)
-	case "--dport", "--destination-port":
-		return true, rp.dport(t)
-	case "--dports", "--destination-ports":
-		return true, rp.dports(t)
-	case "--uid-owner":
-		return true, rp.uidOwner(t)
+	case "--dport", "--destination-port", "--sport", "--source-port":
+		return true, rp.port(t)
+	case "--dports", "--destination-ports", "--sports", "--source-ports":
+		return true, rp.portList(t)
+	case "--uid-owner", "--gid-owner":
+		return true, rp.owner(t)
+	case "--mark":
+		return true, rp.mark(t)
+	case "--transparent":
+		return false, rp.transparent(t)
+	case "--ctstate":
+		return true, rp.ctstate(t)
 	case "--comment":
 		return false, rp.comment(t)
-	case "-j", "--jump":
-		return false, rp.jump(t)
-	case "--to-ports", "--to-port":
-		return false, rp.toPorts(t)
-	case "--to-destination":
-		return false, rp.toDestination(t)
 	}
 	if strings.HasPrefix(t.s, "-") {
 		return false, errAt(t.off, "unknown option "+strconv.Quote(t.s))
@@ -315,110 +430,176 @@ func (rp *ruleParser) match(t tok) *posError {
 	if err != nil {
 		return err
 	}
-	switch v.s {
-	case "tcp":
-		if rp.rc.rule.Protocol != "tcp" {
-			return errAt(v.off, "-m tcp needs -p tcp first")
-		}
-		rp.mTCP = true
-	case "multiport":
-		rp.mMulti = true
-	case "owner":
-		rp.mOwner = true
-	case "comment":
-		rp.mComment = true
-	default:
+	m := matchByName(v.s)
+	switch {
+	case m == 0:
 		return errAt(v.off, "unsupported match "+strconv.Quote(v.s))
+	case (m == MatchTCP || m == MatchUDP) && rp.rc.rule.Protocol != v.s:
+		return errAt(v.off, "-m "+v.s+" needs -p "+v.s+" first")
+	}
+	rp.rc.matches |= m
+	if m == MatchSocket {
+		rp.rc.rule.Socket = true
 	}
 	return nil
 }
 
-func (rp *ruleParser) dport(t tok) *posError {
-	r := &rp.rc.rule
-	if !rp.mTCP && r.Protocol != "tcp" {
-		return errAt(t.off, t.s+" needs -p tcp before it")
+// portsProtocol checks that a port option follows -p tcp or -p udp.
+func (rp *ruleParser) portsProtocol(t tok) *posError {
+	if p := rp.rc.rule.Protocol; p != "tcp" && p != "udp" {
+		return errAt(t.off, t.s+" needs -p tcp or -p udp before it")
+	}
+	return nil
+}
+
+// portFields returns the source or destination port fields option name fills.
+func (r *Rule) portFields(name string) (ports *[]uint16, ranges *[]PortRange, neg, multi *bool) {
+	if strings.HasPrefix(name, "--s") {
+		return &r.SPorts, &r.SPortRanges, &r.NegSPorts, &r.SMultiport
+	}
+	return &r.DPorts, &r.DPortRanges, &r.NegDPorts, &r.Multiport
+}
+
+// port reads --dport/--sport: one port or lo:hi range.
+func (rp *ruleParser) port(t tok) *posError {
+	if err := rp.portsProtocol(t); err != nil {
+		return err
 	}
 	v, err := rp.value(t.s)
 	if err != nil {
 		return err
 	}
-	p, ok := parsePortArg(v.s)
-	if !ok {
-		return portErr(v)
+	ports, ranges, neg, _ := rp.rc.rule.portFields(t.s)
+	if len(*ports)+len(*ranges) > 0 {
+		return errAt(t.off, t.s+": ports given twice")
 	}
-	if len(r.DPorts) > 0 {
-		return errAt(t.off, "destination ports given twice")
+	p, pr, err := parsePortSpec(v)
+	if err != nil {
+		return err
 	}
-	r.DPorts = portSlice(&rp.ports, 1)
-	r.DPorts[0] = p
-	r.NegDPorts = rp.neg
+	if p != 0 {
+		*ports = portSlice(&rp.ports, 1)
+		(*ports)[0] = p
+	} else {
+		*ranges = []PortRange{pr}
+	}
+	*neg = rp.neg
 	return nil
 }
 
-func (rp *ruleParser) dports(t tok) *posError {
-	r := &rp.rc.rule
-	if !rp.mMulti {
+// portList reads --dports/--sports: a comma list of ports and lo:hi ranges (a range counts as
+// two of the kernel's 15 entries).
+func (rp *ruleParser) portList(t tok) *posError {
+	if !rp.rc.matches.Has(MatchMultiport) {
 		return errAt(t.off, t.s+" needs -m multiport (or --match multiport) before it")
 	}
-	if r.Protocol != "tcp" {
-		return errAt(t.off, t.s+" needs -p tcp before it")
+	if err := rp.portsProtocol(t); err != nil {
+		return err
 	}
 	v, err := rp.value(t.s)
 	if err != nil {
 		return err
 	}
-	if len(r.DPorts) > 0 {
-		return errAt(t.off, "destination ports given twice")
+	ports, ranges, neg, multi := rp.rc.rule.portFields(t.s)
+	if len(*ports)+len(*ranges) > 0 {
+		return errAt(t.off, t.s+": ports given twice")
 	}
-	n := strings.Count(v.s, ",") + 1
+	n := strings.Count(v.s, ",") + 1 + strings.Count(v.s, ":")
 	if n > maxMultiportEntries {
 		return errAt(v.off, "multiport accepts at most 15 ports, got "+strconv.Itoa(n))
 	}
-	r.DPorts = portSlice(&rp.ports, n)[:0]
+	*ports = portSlice(&rp.ports, n)[:0]
 	rest, off := v.s, v.off
 	for {
 		elem, tail, more := strings.Cut(rest, ",")
-		p, ok := parsePortArg(elem)
-		if !ok {
-			return portErr(tok{s: elem, off: off})
+		p, pr, err := parsePortSpec(tok{s: elem, off: off})
+		if err != nil {
+			return err
 		}
-		r.DPorts = append(r.DPorts, p)
+		if p != 0 {
+			*ports = append(*ports, p)
+		} else {
+			*ranges = append(*ranges, pr)
+		}
 		if !more {
 			break
 		}
 		off += len(elem) + 1
 		rest = tail
 	}
-	r.Multiport = true
-	r.NegDPorts = rp.neg
+	*multi, *neg = true, rp.neg
 	return nil
 }
 
-// matchValue reads the value of an option of match module name, loaded says whether -m name came
-// before it.
-func (rp *ruleParser) matchValue(t tok, loaded bool, name string) (tok, *posError) {
-	if !loaded {
-		return tok{}, errAt(t.off, t.s+" needs -m "+name+" before it")
+// matchValue reads the value of an option of match module m, which must have been loaded.
+func (rp *ruleParser) matchValue(t tok, m MatchSet) (tok, *posError) {
+	if !rp.rc.matches.Has(m) {
+		return tok{}, errAt(t.off, t.s+" needs -m "+MatchSet(m).Names()[0]+" before it")
 	}
 	return rp.value(t.s)
 }
 
-func (rp *ruleParser) uidOwner(t tok) *posError {
-	v, err := rp.matchValue(t, rp.mOwner, "owner")
+// owner reads --uid-owner and --gid-owner: a numeric id or lo-hi range.
+func (rp *ruleParser) owner(t tok) *posError {
+	v, err := rp.matchValue(t, MatchOwner)
 	if err != nil {
 		return err
 	}
-	n, e := strconv.ParseUint(v.s, 10, 32)
-	if e != nil {
-		return errAt(v.off, "--uid-owner must be a numeric UID, got "+strconv.Quote(v.s))
+	lo, hi, ok := parseIDArg(v.s)
+	r := &rp.rc.rule
+	if t.s == "--gid-owner" {
+		if !ok {
+			return errAt(v.off, "--gid-owner must be a numeric GID or range, got "+strconv.Quote(v.s))
+		}
+		r.HasGID, r.GID, r.GIDMax, r.NegGID = true, lo, hi, rp.neg
+		return nil
+	}
+	if !ok {
+		return errAt(v.off, "--uid-owner must be a numeric UID or range, got "+strconv.Quote(v.s))
+	}
+	r.HasUID, r.UID, r.UIDMax, r.NegUID = true, lo, hi, rp.neg
+	return nil
+}
+
+func (rp *ruleParser) mark(t tok) *posError {
+	v, err := rp.matchValue(t, MatchMark)
+	if err != nil {
+		return err
+	}
+	m, mask, ok := parseMarkArg(v.s)
+	if !ok {
+		return errAt(v.off, "invalid mark "+strconv.Quote(v.s)+": want value[/mask]")
 	}
 	r := &rp.rc.rule
-	r.HasUID, r.UID, r.NegUID = true, uint32(n), rp.neg
+	r.HasMark, r.Mark, r.MarkMask, r.NegMark = true, m, mask, rp.neg
+	return nil
+}
+
+func (rp *ruleParser) transparent(t tok) *posError {
+	if !rp.rc.matches.Has(MatchSocket) {
+		return errAt(t.off, t.s+" needs -m socket before it")
+	}
+	rp.rc.rule.SocketTransparent = true
+	return nil
+}
+
+func (rp *ruleParser) ctstate(t tok) *posError {
+	v, err := rp.matchValue(t, MatchConntrack)
+	if err != nil {
+		return err
+	}
+	for _, st := range strings.Split(v.s, ",") {
+		if !ctStates[st] {
+			return errAt(v.off, "unknown conntrack state "+strconv.Quote(st))
+		}
+	}
+	r := &rp.rc.rule
+	r.CTState, r.NegCTState = v.s, rp.neg
 	return nil
 }
 
 func (rp *ruleParser) comment(t tok) *posError {
-	v, err := rp.matchValue(t, rp.mComment, "comment")
+	v, err := rp.matchValue(t, MatchComment)
 	if err != nil {
 		return err
 	}
@@ -447,39 +628,99 @@ func (rp *ruleParser) jump(t tok) *posError {
 	return nil
 }
 
-// targetValue reads the value of an option of target kind (named for messages).
-func (rp *ruleParser) targetValue(t tok, kind TargetKind, name string) (tok, *posError) {
-	if rp.rc.rule.Target.Kind != kind {
-		return tok{}, errAt(t.off, t.s+" is only valid after -j "+name)
-	}
-	return rp.value(t.s)
+// matchOptions are the options that must come before -j.
+var matchOptions = map[string]bool{
+	"-p": true, "--protocol": true, "-s": true, "--source": true, "--src": true, "-d": true,
+	"--destination": true, "--dst": true, "-i": true, "--in-interface": true, "-o": true,
+	"--out-interface": true, "-m": true, "--match": true, "--dport": true, "--destination-port": true,
+	"--sport": true, "--source-port": true, "--dports": true, "--destination-ports": true,
+	"--sports": true, "--source-ports": true, "--uid-owner": true, "--gid-owner": true,
+	"--mark": true, "--transparent": true, "--ctstate": true, "--comment": true,
 }
 
-func (rp *ruleParser) toPorts(t tok) *posError {
-	r := &rp.rc.rule
-	v, err := rp.targetValue(t, TargetRedirect, "REDIRECT")
+// targetOptionKinds says which target each target option belongs to.
+var targetOptionKinds = map[string][]TargetKind{
+	"--to-ports": {TargetRedirect}, "--to-port": {TargetRedirect}, "--to-destination": {TargetDNAT},
+	"--on-port": {TargetTProxy}, "--on-ip": {TargetTProxy}, "--tproxy-mark": {TargetTProxy},
+	"--set-xmark": {TargetMark, TargetConnmark}, "--set-mark": {TargetMark, TargetConnmark},
+	"--save-mark": {TargetConnmark}, "--restore-mark": {TargetConnmark},
+	"--nfmask": {TargetConnmark}, "--ctmask": {TargetConnmark}, "--mask": {TargetConnmark},
+}
+
+// targetOption reads an option of the rule's target.
+func (rp *ruleParser) targetOption(t tok) *posError {
+	tg := &rp.rc.rule.Target
+	kinds := targetOptionKinds[t.s]
+	if !slices.Contains(kinds, tg.Kind) {
+		names := make([]string, len(kinds))
+		for i, k := range kinds {
+			names[i] = Target{Kind: k}.Name()
+		}
+		return errAt(t.off, t.s+" is only valid after -j "+strings.Join(names, " or -j "))
+	}
+	if t.s == "--save-mark" || t.s == "--restore-mark" {
+		if tg.Op != "" {
+			return errAt(t.off, "more than one CONNMARK operation")
+		}
+		tg.Op = t.s[2:]
+		return nil
+	}
+	v, err := rp.value(t.s)
 	if err != nil {
 		return err
 	}
-	p, ok := parsePortArg(v.s)
-	if !ok {
-		return portErr(v)
+	bad := func(what string) *posError {
+		return errAt(v.off, "invalid "+t.s+" "+strconv.Quote(v.s)+": "+what)
 	}
-	r.Target.Port = p
-	return nil
-}
-
-func (rp *ruleParser) toDestination(t tok) *posError {
-	r := &rp.rc.rule
-	v, err := rp.targetValue(t, TargetDNAT, "DNAT")
-	if err != nil {
-		return err
+	switch t.s {
+	case "--to-ports", "--to-port", "--on-port":
+		p, ok := parsePortArg(v.s)
+		if !ok {
+			return portErr(v)
+		}
+		tg.Port = p
+	case "--to-destination":
+		to, ok := parseDNATDest(v.s, rp.syn.podIPVar)
+		if !ok {
+			return errAt(v.off, "invalid --to-destination "+strconv.Quote(v.s))
+		}
+		tg.To = to
+	case "--on-ip":
+		a, err := netip.ParseAddr(v.s)
+		if err != nil || a.Zone() != "" {
+			return bad("want an address")
+		}
+		tg.To = ""
+		if !a.IsUnspecified() {
+			tg.To = a.String()
+		}
+	case "--tproxy-mark", "--set-xmark", "--set-mark":
+		m, mask, ok := parseMarkArg(v.s)
+		if !ok {
+			return bad("want value[/mask]")
+		}
+		if t.s == "--set-mark" {
+			mask |= m
+		}
+		if tg.Kind == TargetConnmark {
+			if tg.Op != "" {
+				return errAt(t.off, "more than one CONNMARK operation")
+			}
+			tg.Op = ConnmarkSet
+		}
+		tg.Mark, tg.Mask = m, mask
+	default: // --nfmask, --ctmask, --mask
+		m, err := strconv.ParseUint(v.s, 0, 32)
+		if err != nil {
+			return bad("want a mask")
+		}
+		if t.s != "--ctmask" {
+			tg.NfMask = uint32(m)
+		}
+		if t.s != "--nfmask" {
+			tg.CtMask = uint32(m)
+		}
 	}
-	to, ok := parseDNATDest(v.s, rp.syn.podIPVar)
-	if !ok {
-		return errAt(v.off, "invalid --to-destination "+strconv.Quote(v.s))
-	}
-	r.Target.To = to
 	return nil
 }
 
@@ -498,18 +739,28 @@ func (rp *ruleParser) finish(endOff int) *posError {
 	if rp.targetName == "" {
 		return errAt(endOff, "rule has no -j target")
 	}
-	if r.Target.Kind == TargetRedirect && r.Target.Port == 0 {
+	t := &r.Target
+	switch {
+	case t.Kind == TargetRedirect && t.Port == 0:
 		return errAt(endOff, "REDIRECT without --to-ports")
-	}
-	if r.Target.Kind == TargetDNAT && r.Target.To == "" {
+	case t.Kind == TargetDNAT && t.To == "":
 		return errAt(endOff, "DNAT without --to-destination")
+	case t.Kind == TargetTProxy && t.Port == 0:
+		return errAt(endOff, "TPROXY without --on-port")
+	case t.Kind == TargetMark && t.Mask == 0 && t.Mark == 0:
+		return errAt(endOff, "MARK without --set-xmark or --set-mark")
+	case t.Kind == TargetConnmark && t.Op == "":
+		return errAt(endOff, "CONNMARK without --save-mark, --restore-mark or --set-xmark")
+	case t.Kind == TargetConnmark && t.Op == ConnmarkSet && (t.NfMask != 0 || t.CtMask != 0):
+		return errAt(endOff, "CONNMARK --set-xmark takes no --nfmask, --ctmask or --mask")
 	}
 	return nil
 }
 
 func ruleIsEmpty(r *Rule) bool {
 	return r.Protocol == "" && !r.Src.IsValid() && !r.Dst.IsValid() && r.InIface == "" && r.OutIface == "" &&
-		!r.HasUID && len(r.DPorts) == 0 && r.Comment == ""
+		!r.HasUID && !r.HasGID && len(r.DPorts)+len(r.DPortRanges)+len(r.SPorts)+len(r.SPortRanges) == 0 &&
+		!r.HasMark && !r.Socket && r.CTState == "" && r.Comment == ""
 }
 
 func parseDNATDest(s string, podIPVar bool) (string, bool) {
