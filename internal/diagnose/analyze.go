@@ -70,6 +70,7 @@ var Codes = []struct {
 	{conditions.FindingPortOpenToAnyDestination, conditions.SeverityWarning},
 	{conditions.FindingSourceServiceAccountNotFound, conditions.SeverityWarning},
 	{conditions.FindingPortCollision, conditions.SeverityError},
+	{conditions.FindingWellKnownPortCollision, conditions.SeverityWarning},
 	{conditions.FindingIngressBackendPolicyDisabled, conditions.SeverityError},
 	{conditions.FindingBackendServiceNotFound, conditions.SeverityWarning},
 	{conditions.FindingBackendTargetPortMismatch, conditions.SeverityError},
