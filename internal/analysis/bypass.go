@@ -41,7 +41,7 @@ type Bypass struct {
 
 func (b Bypass) String() string {
 	if b.Rule != "" {
-		return b.withoutRule().String() + " (" + b.Rule + ")"
+		return b.withoutRule().String() + ", by rule " + b.Rule
 	}
 	part := ""
 	if b.Partial {

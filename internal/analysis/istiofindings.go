@@ -275,29 +275,25 @@ func istioFixes(in IstioAnalysisInput, l Listener, prefixes []netip.Prefix, serv
 	key, value := IstioAnnotationExcludeOutboundIPRanges, strings.Join(addrs, ",")
 	if !known {
 		key, value = IstioAnnotationExcludeOutboundPorts, strconv.Itoa(int(port))
-		fmt.Fprintf(&b, "# 2. Take port %d away from the sidecar in the workloads that call the external server (their calls to Service %s/%s on %d then bypass the sidecar too); mesh-wide: the injector value global.proxy.excludeOutboundPorts\n", port, l.Service.Namespace, l.Service.Name, port)
+		fmt.Fprintf(&b, "# 2. Take port %d away from the sidecar in the workloads that call the external server (their calls to Service %s/%s on %d then bypass the sidecar too); mesh-wide: the injector value global.proxy.excludeOutboundPorts", port, l.Service.Namespace, l.Service.Name, port)
 	} else {
-		fmt.Fprintf(&b, "# 2. Take the external addresses away from the sidecar (no mesh features for them); mesh-wide: the injector value global.proxy.excludeIPRanges\n")
+		b.WriteString("# 2. Take the external addresses away from the sidecar (no mesh features for them); mesh-wide: the injector value global.proxy.excludeIPRanges")
 	}
 	if len(order) == 0 {
-		fmt.Fprintf(&b, "kubectl patch deployment <name> -n <namespace> --type merge -p '{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{%q:%q}}}}}'", key, value)
+		fmt.Fprintf(&b, "\nkubectl patch deployment <name> -n <namespace> --type merge -p '{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{%q:%q}}}}}'", key, value)
 	}
-	for i, k := range order {
+	for _, k := range order {
 		p := workloads[k]
 		v := value
 		if old := strings.TrimSpace(p.Annotations[key]); old != "" {
 			v = old + "," + value
 		}
 		w := drift.WorkloadOf(p)
-		target := strings.ToLower(w.Kind) + "/" + w.Name
-		if w.Kind == "" || !w.Restartable() {
-			target = "pod/" + p.Name
-			fmt.Fprintf(&b, "# pod %s/%s has no Deployment, StatefulSet or DaemonSet: add the annotation to its manifest and recreate it\n", p.Namespace, p.Name)
+		if !w.Restartable() {
+			fmt.Fprintf(&b, "\n# pod %s/%s belongs to no Deployment, StatefulSet or DaemonSet: add %s: %q to its manifest's annotations and recreate it", p.Namespace, p.Name, key, v)
+			continue
 		}
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		fmt.Fprintf(&b, "kubectl patch %s -n %s --type merge -p '{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{%q:%q}}}}}'", target, p.Namespace, key, v)
+		fmt.Fprintf(&b, "\nkubectl patch %s/%s -n %s --type merge -p '{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{%q:%q}}}}}'", strings.ToLower(w.Kind), w.Name, p.Namespace, key, v)
 	}
 	fixes = append(fixes, b.String())
 

@@ -88,6 +88,9 @@ func ServiceEntryOf(u *unstructured.Unstructured) (ServiceEntry, error) {
 	e.Hosts = spec.Hosts
 	for i, a := range spec.Addresses {
 		p, err := redirect.ParsePrefix(strings.TrimSpace(a))
+		if ip, ipErr := netip.ParseAddr(strings.TrimSpace(a)); ipErr == nil {
+			p, err = netip.PrefixFrom(ip.Unmap(), ip.Unmap().BitLen()), nil
+		}
 		if err != nil {
 			return e, fmt.Errorf("%s: spec.addresses[%d] %q is not an IP address or CIDR", where, i, a)
 		}
