@@ -67,9 +67,9 @@ type IstioAnalysisInput struct {
 	Pods []corev1.Pod
 }
 
-// isIstioPod reports whether the pod runs Istio's sidecar (as a container, or as a native
+// IsIstioPod reports whether the pod runs Istio's sidecar (as a container, or as a native
 // sidecar init container).
-func isIstioPod(p *corev1.Pod) bool {
+func IsIstioPod(p *corev1.Pod) bool {
 	has := func(cs []corev1.Container) bool {
 		return slices.ContainsFunc(cs, func(c corev1.Container) bool { return c.Name == istioProxyContainer })
 	}
@@ -91,7 +91,7 @@ type swallowed struct {
 func AnalyzeIstio(in IstioAnalysisInput) []Finding {
 	var pods []*corev1.Pod
 	for i := range in.Pods {
-		if p := &in.Pods[i]; p.DeletionTimestamp == nil && isIstioPod(p) {
+		if p := &in.Pods[i]; p.DeletionTimestamp == nil && IsIstioPod(p) {
 			pods = append(pods, p)
 		}
 	}
