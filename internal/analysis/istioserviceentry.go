@@ -145,7 +145,3 @@ func ParseServiceEntry(data []byte) (ServiceEntry, error) {
 	}
 	return ServiceEntryOf(&unstructured.Unstructured{Object: obj})
 }
-
-// passthrough reports whether the entry sends connections on to their original destination
-// (resolution NONE: an ORIGINAL_DST cluster) rather than to its hosts or endpoints.
-func (e *ServiceEntry) passthrough() bool { return e.Resolution == "NONE" }
