@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,7 +22,6 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
-	"github.com/meshkeeper/meshkeeper/internal/status"
 	"github.com/meshkeeper/meshkeeper/internal/validation"
 )
 
@@ -36,11 +34,7 @@ import (
 // ServiceAccounts exist, and what silently defeats it: egress-open mode, exclusions that route
 // its destinations around the sidecar, and mesh Services whose ports swallow its destinations.
 type EgressReconciler struct {
-	Client client.Client
-	// Recorder receives the events of Ready and Stalled transitions; nil records none.
-	Recorder events.EventRecorder
-	Options  PolicyOptions
-	memo     *status.Memo
+	policyDeps
 }
 
 // egressKind: an Egress carries Accepted and ResolvedRefs besides Ready.
@@ -58,14 +52,7 @@ var egressKind = policyKind[*policyv1alpha1.Egress]{
 
 // Reconcile judges one Egress against what it depends on (see reconcilePolicy).
 func (r *EgressReconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
-	return reconcilePolicy(ctx, r.Client, r.Recorder, r.Options, r.memo, req, &policyv1alpha1.Egress{}, egressKind,
-		func(e *policyv1alpha1.Egress) ([]analysis.Finding, error) {
-			in, err := r.gather(ctx, e)
-			if err != nil {
-				return nil, err
-			}
-			return analysis.AnalyzeEgress(in), nil
-		})
+	return reconcilePolicy(ctx, r.policyDeps, req, &policyv1alpha1.Egress{}, egressKind, r.gather, analysis.AnalyzeEgress)
 }
 
 // gather reads, from the cache only, everything AnalyzeEgress needs: the MeshConfig, the mesh's
@@ -120,9 +107,9 @@ func (r *EgressReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("egress").
 		For(&policyv1alpha1.Egress{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.all),
+		Watches(&configv1alpha2.MeshConfig{}, enqueueAll(r.Client, func() client.ObjectList { return &policyv1alpha1.EgressList{} }),
 			builder.WithPredicates(servedMeshConfig(r.Options.MeshConfig), predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.all),
+		Watches(&corev1.Namespace{}, enqueueAll(r.Client, func() client.ObjectList { return &policyv1alpha1.EgressList{} }),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.byServicePorts)).
 		WatchesMetadata(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.byServiceAccount),
@@ -134,10 +121,6 @@ func (r *EgressReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 func (r *EgressReconciler) list(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
 	return listRequests(ctx, r.Client, &policyv1alpha1.EgressList{}, opts...)
-}
-
-func (r *EgressReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
-	return r.list(ctx)
 }
 
 // byServicePorts maps a Service to the Egresses on its listener ports. On update both the old

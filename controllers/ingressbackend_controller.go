@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,7 +26,6 @@ import (
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
-	"github.com/meshkeeper/meshkeeper/internal/status"
 	"github.com/meshkeeper/meshkeeper/internal/validation"
 )
 
@@ -41,11 +39,7 @@ import (
 // IngressBackend claims the same backend. It keeps OSM's status.currentStatus and status.reason
 // so that tooling written for OSM keeps working.
 type IngressBackendReconciler struct {
-	Client client.Client
-	// Recorder receives the events of Ready and Stalled transitions; nil records none.
-	Recorder events.EventRecorder
-	Options  PolicyOptions
-	memo     *status.Memo
+	policyDeps
 }
 
 // ingressBackendKind: an IngressBackend carries Accepted and ResolvedRefs besides Ready, and OSM's
@@ -69,14 +63,7 @@ var ingressBackendKind = policyKind[*policyv1alpha1.IngressBackend]{
 
 // Reconcile judges one IngressBackend against what it depends on (see reconcilePolicy).
 func (r *IngressBackendReconciler) Reconcile(ctx context.Context, req reconcile.Request) (ctrl.Result, error) {
-	return reconcilePolicy(ctx, r.Client, r.Recorder, r.Options, r.memo, req, &policyv1alpha1.IngressBackend{}, ingressBackendKind,
-		func(ib *policyv1alpha1.IngressBackend) ([]analysis.Finding, error) {
-			in, err := r.gather(ctx, ib)
-			if err != nil {
-				return nil, err
-			}
-			return analysis.AnalyzeIngressBackend(in), nil
-		})
+	return reconcilePolicy(ctx, r.policyDeps, req, &policyv1alpha1.IngressBackend{}, ingressBackendKind, r.gather, analysis.AnalyzeIngressBackend)
 }
 
 // setOSMStatus derives OSM's two fields from Ready: "committed" once the policy is in effect,
@@ -169,7 +156,7 @@ func (r *IngressBackendReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&policyv1alpha1.IngressBackend{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&policyv1alpha1.IngressBackend{}, handler.EnqueueRequestsFromMapFunc(r.sharingClaims),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.all),
+		Watches(&configv1alpha2.MeshConfig{}, enqueueAll(r.Client, func() client.ObjectList { return &policyv1alpha1.IngressBackendList{} }),
 			builder.WithPredicates(servedMeshConfig(r.Options.MeshConfig), predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.byService)).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.byBackendPod), builder.WithPredicates(backendPodChanged)).
@@ -178,10 +165,6 @@ func (r *IngressBackendReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 func (r *IngressBackendReconciler) list(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
 	return listRequests(ctx, r.Client, &policyv1alpha1.IngressBackendList{}, opts...)
-}
-
-func (r *IngressBackendReconciler) all(ctx context.Context, _ client.Object) []reconcile.Request {
-	return r.list(ctx)
 }
 
 func (r *IngressBackendReconciler) byService(ctx context.Context, o client.Object) []reconcile.Request {

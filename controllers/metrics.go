@@ -11,31 +11,21 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 )
 
+// gaugeVec is a gauge family with the given labels.
+func gaugeVec(opts prometheus.GaugeOpts, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(opts, labels)
+}
+
 // Verdict gauges. They are written on every reconcile whether or not the kind can store a status,
 // so a cluster whose CRDs have no status subresource (OSM's) still shows every verdict somewhere
 // an alert can read it.
 var (
-	objectReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "meshkeeper_object_ready",
-		Help: "1 when a MeshConfig, Egress or IngressBackend is Ready, 0 when it is not.",
-	}, []string{"kind", "namespace", "name"})
-	objectFindings = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "meshkeeper_object_findings",
-		Help: "Findings reported on a MeshConfig, Egress or IngressBackend, by severity.",
-	}, []string{"kind", "namespace", "name", "severity"})
-	meshPods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "meshkeeper_mesh_pods",
-		Help: "Meshed pods of the served MeshConfig by verdict: in_sync, drifted, failed (sidecar missing or init container failed), other (not yet judged).",
-	}, []string{"namespace", "name", "verdict"})
-	namespacePods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "meshkeeper_namespace_pods",
-		Help: "Meshed pods by the namespace they run in and verdict (in_sync, drifted, failed, other), for the mesh served.",
-	}, []string{"mesh", "namespace", "verdict"})
-	driftedPods = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "meshkeeper_drifted_pods",
-		Help: "Drifted pods per workload (kind and name; pods without a controller count under none/none), for the mesh served.",
-	}, []string{"mesh", "namespace", "kind", "workload"})
-	autoRestarts = prometheus.NewCounterVec(prometheus.CounterOpts{
+	objectReady    = gaugeVec(prometheus.GaugeOpts{Name: "meshkeeper_object_ready", Help: "1 when a MeshConfig, Egress or IngressBackend is Ready, 0 when it is not."}, "kind", "namespace", "name")
+	objectFindings = gaugeVec(prometheus.GaugeOpts{Name: "meshkeeper_object_findings", Help: "Findings reported on a MeshConfig, Egress or IngressBackend, by severity."}, "kind", "namespace", "name", "severity")
+	meshPods       = gaugeVec(prometheus.GaugeOpts{Name: "meshkeeper_mesh_pods", Help: "Meshed pods of the served MeshConfig by verdict: in_sync, drifted, failed (sidecar missing or init container failed), other (not yet judged)."}, "namespace", "name", "verdict")
+	namespacePods  = gaugeVec(prometheus.GaugeOpts{Name: "meshkeeper_namespace_pods", Help: "Meshed pods by the namespace they run in and verdict (in_sync, drifted, failed, other), for the mesh served."}, "mesh", "namespace", "verdict")
+	driftedPods    = gaugeVec(prometheus.GaugeOpts{Name: "meshkeeper_drifted_pods", Help: "Drifted pods per workload (kind and name; pods without a controller count under none/none), for the mesh served."}, "mesh", "namespace", "kind", "workload")
+	autoRestarts   = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "meshkeeper_auto_restarts_total",
 		Help: "Workloads restarted by the opt-in auto-restart (meshkeeper.io/auto-restart), by namespace and workload kind.",
 	}, []string{"namespace", "kind"})

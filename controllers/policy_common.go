@@ -18,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -90,13 +91,25 @@ type policyStatus struct {
 	observedGeneration *int64
 }
 
-// reconcilePolicy is the reconcile of every policy kind: read obj from the cache, judge it (judge
-// gathers from the cache and runs the pure analysis), and write status once, only on change.
+// policyDeps are what every policy reconciler holds.
+type policyDeps struct {
+	Client client.Client
+	// Recorder receives the events of Ready and Stalled transitions; nil records none.
+	Recorder events.EventRecorder
+	Options  PolicyOptions
+	// memo is non-nil when the kind's CRD cannot store a status (see
+	// status.Patcher.WithoutSubresource).
+	memo *status.Memo
+}
+
+// reconcilePolicy is the reconcile of every policy kind: read obj from the cache, judge it
+// (gather reads what it depends on from the cache, analyze is the pure analysis), and write
+// status once, only on change.
 // When judge fails, the findings stay as they were and observedGeneration does not move, so the
 // status never claims a verdict on a generation it did not reach; the error is retried.
-// memo is non-nil when the kind's CRD cannot store a status (see status.Patcher.WithoutSubresource).
-func reconcilePolicy[T client.Object](ctx context.Context, c client.Client, rec events.EventRecorder, opts PolicyOptions, memo *status.Memo,
-	req reconcile.Request, obj T, kind policyKind[T], judge func(T) ([]analysis.Finding, error)) (ctrl.Result, error) {
+func reconcilePolicy[T client.Object, In any](ctx context.Context, d policyDeps, req reconcile.Request, obj T, kind policyKind[T],
+	gather func(context.Context, T) (In, error), analyze func(In) []analysis.Finding) (ctrl.Result, error) {
+	c, opts, memo := d.Client, d.Options, d.memo
 	if err := c.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			forgetVerdict(kind.name, req.NamespacedName)
@@ -106,11 +119,15 @@ func reconcilePolicy[T client.Object](ctx context.Context, c client.Client, rec 
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	patcher := status.NewPatcher(obj).WithEvents(rec, func(o T) []metav1.Condition { return *kind.status(o).conditions }).
+	patcher := status.NewPatcher(obj).WithEvents(d.Recorder, func(o T) []metav1.Condition { return *kind.status(o).conditions }).
 		WithoutSubresource(memo)
 	st := kind.status(obj)
 	outcome := status.Outcome{Generation: obj.GetGeneration(), Types: kind.types, Summary: kind.summary(obj)}
-	findings, err := judge(obj)
+	var findings []analysis.Finding
+	in, err := gather(ctx, obj)
+	if err == nil {
+		findings = analyze(in)
+	}
 	if outcome.Err = err; err == nil {
 		*st.findings = analysis.ToAPI(findings)
 		outcome.Problems = problems(kind.validate(obj), findings)
@@ -131,18 +148,17 @@ func SetupPolicy(ctx context.Context, mgr ctrl.Manager, opts PolicyOptions) erro
 		return err
 	}
 	rec := mgr.GetEventRecorder(PolicyEventSource)
-	egress := &EgressReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}
-	if opts.APIs.NoEgressStatus {
-		egress.memo = status.NewMemo()
+	deps := func(noStatus bool) policyDeps {
+		d := policyDeps{Client: mgr.GetClient(), Recorder: rec, Options: opts}
+		if noStatus {
+			d.memo = status.NewMemo()
+		}
+		return d
 	}
-	if err := egress.SetupWithManager(mgr); err != nil {
+	if err := (&EgressReconciler{deps(opts.APIs.NoEgressStatus)}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("egress controller: %w", err)
 	}
-	backends := &IngressBackendReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}
-	if opts.APIs.NoIngressBackendStatus {
-		backends.memo = status.NewMemo()
-	}
-	if err := backends.SetupWithManager(mgr); err != nil {
+	if err := (&IngressBackendReconciler{deps(opts.APIs.NoIngressBackendStatus)}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("ingressbackend controller: %w", err)
 	}
 	return nil
@@ -259,6 +275,13 @@ var createOrDelete = predicate.Funcs{
 // servedMeshConfig passes only the MeshConfig the operator serves.
 func servedMeshConfig(key types.NamespacedName) predicate.Predicate {
 	return predicate.NewPredicateFuncs(func(o client.Object) bool { return client.ObjectKeyFromObject(o) == key })
+}
+
+// enqueueAll maps any event to every object of a policy kind (newList makes its list type).
+func enqueueAll(c client.Reader, newList func() client.ObjectList) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, _ client.Object) []reconcile.Request {
+		return listRequests(ctx, c, newList())
+	})
 }
 
 // listRequests lists objects from the cache (usually through a field index) and turns each into a

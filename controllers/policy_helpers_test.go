@@ -73,8 +73,8 @@ func startPolicyManager(t testing.TB, mesh string) *policyHarness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	must(t, IndexPolicyFields(ctx, mgr))
-	must(t, (&EgressReconciler{Client: h.client, Recorder: h.events, Options: opts}).SetupWithManager(mgr))
-	must(t, (&IngressBackendReconciler{Client: h.client, Recorder: h.events, Options: opts}).SetupWithManager(mgr))
+	must(t, (&EgressReconciler{policyDeps{Client: h.client, Recorder: h.events, Options: opts}}).SetupWithManager(mgr))
+	must(t, (&IngressBackendReconciler{policyDeps{Client: h.client, Recorder: h.events, Options: opts}}).SetupWithManager(mgr))
 	go func() { h.done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {
 		cancel()

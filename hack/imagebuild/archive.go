@@ -192,17 +192,9 @@ func writeArchive(w io.Writer, img Image, layer []byte, arch string) (string, er
 // buildImage assembles img's layer from the built binaries (binDir/<base name of Path>) and,
 // when asked, the Debian root filesystem tarball, and writes the archive to out.
 func buildImage(out string, img Image, binDir, rootfs, arch string) (string, error) {
-	var files []layerFile
-	for _, b := range img.Binaries {
-		file, err := binaryFile(b, binDir)
-		if err != nil {
-			return "", err
-		}
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return "", err
-		}
-		files = append(files, layerFile{path: b.Path, mode: 0o755, data: data})
+	files, err := binaryFiles(img, binDir)
+	if err != nil {
+		return "", err
 	}
 	trees, err := treeFiles(img)
 	if err != nil {
@@ -254,6 +246,23 @@ func binaryName(b Binary) string {
 
 // binaryFile is where a binary of an image is read from: binDir for those built here, the
 // expanded Prebuilt path for those built elsewhere.
+// binaryFiles reads img's binaries as the layer holds them.
+func binaryFiles(img Image, binDir string) ([]layerFile, error) {
+	var files []layerFile
+	for _, b := range img.Binaries {
+		file, err := binaryFile(b, binDir)
+		if err != nil {
+			return nil, err
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, layerFile{path: b.Path, mode: 0o755, data: data})
+	}
+	return files, nil
+}
+
 func binaryFile(b Binary, binDir string) (string, error) {
 	if b.Prebuilt == "" {
 		return path.Join(binDir, binaryName(b)), nil

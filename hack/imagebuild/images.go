@@ -47,23 +47,10 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 // Images are the images the real-node cluster and its tests run. The manager and init images
 // describe the same images as Dockerfile and Dockerfile.init (a test keeps them in step).
 var Images = []Image{
-	{
-		Name:         "manager",
-		Tags:         []string{"ghcr.io/meshkeeper/manager:" + Tag},
-		NonRootFiles: true,
-		Binaries:     []Binary{{Package: "./cmd/manager", Path: "/manager"}},
-		Entrypoint:   []string{"/manager"},
-		User:         "65532:65532",
-		Env:          []string{defaultPath},
-	},
-	{
-		Name:         "init",
-		Tags:         []string{"ghcr.io/meshkeeper/init:" + Tag},
-		DebianRootfs: true,
-		Binaries:     []Binary{{Package: "./cmd/meshkeeper-init", Path: "/meshkeeper-init"}},
-		Entrypoint:   []string{"/meshkeeper-init"},
-		Env:          []string{defaultPath},
-	},
+	runs(Binary{Package: "./cmd/manager", Path: "/manager"},
+		Image{Name: "manager", Tags: []string{"ghcr.io/meshkeeper/manager:" + Tag}, NonRootFiles: true, User: nonRoot}),
+	runs(Binary{Package: "./cmd/meshkeeper-init", Path: "/meshkeeper-init"},
+		Image{Name: "init", Tags: []string{"ghcr.io/meshkeeper/init:" + Tag}, DebianRootfs: true}),
 	{
 		// The sandbox ("pause") image containerd starts first in every pod.
 		Name:       "pause",
@@ -72,25 +59,23 @@ var Images = []Image{
 		Entrypoint: []string{"/pause"},
 		User:       "65535:65535",
 	},
-	{
-		// Stands in for Envoy under the names the injector uses (its default and the one in
-		// config/samples): no Envoy binary can be had on the machines this runs on.
-		Name: "standin",
-		Tags: []string{
-			"envoyproxy/envoy:v1.31.2",
-			"mcr.microsoft.com/oss/envoyproxy/envoy:v1.22.2",
-		},
-		Binaries:   []Binary{{Package: "./test/e2e/standin", Path: "/usr/local/bin/envoy"}},
-		Entrypoint: []string{"/usr/local/bin/envoy"},
-		Env:        []string{defaultPath},
-	},
-	{
-		Name:         "testapp",
-		Tags:         []string{"localhost/meshkeeper/testapp:" + Tag},
-		NonRootFiles: true,
-		Binaries:     []Binary{{Package: "./test/e2e/testapp", Path: "/testapp"}},
-		Entrypoint:   []string{"/testapp"},
-		User:         "65532:65532",
-		Env:          []string{defaultPath},
-	},
+	// Stands in for Envoy under the names the injector uses (its default and the one in
+	// config/samples): no Envoy binary can be had on the machines this runs on.
+	runs(envoyStandin, Image{Name: "standin", Tags: []string{"envoyproxy/envoy:v1.31.2", "mcr.microsoft.com/oss/envoyproxy/envoy:v1.22.2"}}),
+	runs(Binary{Package: "./test/e2e/testapp", Path: "/testapp"},
+		Image{Name: "testapp", Tags: []string{"localhost/meshkeeper/testapp:" + Tag}, NonRootFiles: true, User: nonRoot}),
+}
+
+// nonRoot is the user of a distroless static base image (see Image.NonRootFiles).
+const nonRoot = "65532:65532"
+
+// envoyStandin is the program that stands in for Envoy.
+var envoyStandin = Binary{Package: "./test/e2e/standin", Path: "/usr/local/bin/envoy"}
+
+// runs makes bin img's program: its binary, its entrypoint, with the default PATH.
+func runs(bin Binary, img Image) Image {
+	img.Binaries = append(img.Binaries, bin)
+	img.Entrypoint = []string{bin.Path}
+	img.Env = []string{defaultPath}
+	return img
 }

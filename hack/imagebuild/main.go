@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,20 +148,12 @@ func inputDigest(img Image, binDir, rootfs string) (string, error) {
 		return "", err
 	}
 	h.Write(desc)
-	for _, b := range img.Binaries {
-		file, err := binaryFile(b, binDir)
-		if err != nil {
-			return "", err
-		}
-		f, err := os.Open(file)
-		if err != nil {
-			return "", err
-		}
-		_, err = io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return "", err
-		}
+	bins, err := binaryFiles(img, binDir)
+	if err != nil {
+		return "", err
+	}
+	for _, b := range bins {
+		h.Write(b.data)
 	}
 	files, err := treeFiles(img)
 	if err != nil {

@@ -22,48 +22,24 @@ var OSMImages = []Image{
 		DebianRootfs: true,
 		Env:          []string{defaultPath},
 	},
-	withCRDs(Image{
-		// The chart's post-delete hook runs `sh -c "kubectl replace -f /osm-crds; kubectl delete ..."`
-		// in it; OSM's has busybox and kubectl, this one Debian and the cluster's own kubectl.
-		Name:         "osm-crds",
-		Tags:         []string{"openservicemesh/osm-crds:" + OSMVersion},
-		DebianRootfs: true,
-		Binaries:     []Binary{{Prebuilt: "${KUBE_BIN}/kubectl", Path: "/usr/local/bin/kubectl"}},
-		Entrypoint:   []string{"/usr/local/bin/kubectl"},
-		Env:          []string{defaultPath},
-	}),
-	{
-		// Envoy stand-in under the name the chart is given for Envoy (osm.sidecarImage, set by
-		// osm.sh without the chart's digest): the same program as the "standin" image.
-		Name:       "osm-envoy-standin",
-		Tags:       []string{"envoyproxy/envoy-distroless:v1.22.2"},
-		Binaries:   []Binary{{Package: "./test/e2e/standin", Path: "/usr/local/bin/envoy"}},
-		Entrypoint: []string{"/usr/local/bin/envoy"},
-		Env:        []string{defaultPath},
-	},
-	{
-		// curl stand-in for the init containers of osm-controller and osm-injector, which wait
-		// for osm-bootstrap with curl (osm.curlImage, set by osm.sh to this name).
-		Name:         "curl-standin",
-		Tags:         []string{"localhost/meshkeeper/curl-standin:" + Tag},
-		NonRootFiles: true,
-		Binaries:     []Binary{{Package: "./test/e2e/curlstandin", Path: "/usr/bin/curl"}},
-		Entrypoint:   []string{"/usr/bin/curl"},
-		Env:          []string{defaultPath},
-	},
+	// The chart's post-delete hook runs `sh -c "kubectl replace -f /osm-crds; kubectl delete ..."`
+	// in it; OSM's has busybox and kubectl, this one Debian and the cluster's own kubectl.
+	withCRDs(runs(Binary{Prebuilt: "${KUBE_BIN}/kubectl", Path: "/usr/local/bin/kubectl"},
+		Image{Name: "osm-crds", Tags: []string{"openservicemesh/osm-crds:" + OSMVersion}, DebianRootfs: true})),
+	// Envoy stand-in under the name the chart is given for Envoy (osm.sidecarImage, set by
+	// osm.sh without the chart's digest): the same program as the "standin" image.
+	runs(envoyStandin, Image{Name: "osm-envoy-standin", Tags: []string{"envoyproxy/envoy-distroless:v1.22.2"}}),
+	// curl stand-in for the init containers of osm-controller and osm-injector, which wait
+	// for osm-bootstrap with curl (osm.curlImage, set by osm.sh to this name).
+	runs(Binary{Package: "./test/e2e/curlstandin", Path: "/usr/bin/curl"},
+		Image{Name: "curl-standin", Tags: []string{"localhost/meshkeeper/curl-standin:" + Tag}, NonRootFiles: true}),
 }
 
 // osmProgram is one of OSM's control-plane programs alone at the root of a distroless-like
 // image, as OSM's Dockerfiles build them; the chart gives the command (/<name>) and the user.
 func osmProgram(name string) Image {
-	return Image{
-		Name:         name,
-		Tags:         []string{"openservicemesh/" + name + ":" + OSMVersion},
-		NonRootFiles: true,
-		Binaries:     []Binary{{Prebuilt: "${OSM_BIN}/" + name, Path: "/" + name}},
-		Entrypoint:   []string{"/" + name},
-		Env:          []string{defaultPath},
-	}
+	return runs(Binary{Prebuilt: "${OSM_BIN}/" + name, Path: "/" + name},
+		Image{Name: name, Tags: []string{"openservicemesh/" + name + ":" + OSMVersion}, NonRootFiles: true})
 }
 
 // withCRDs adds OSM's CRDs at /osm-crds, where osm-bootstrap and the cleanup hook read them.

@@ -73,34 +73,34 @@ func MergeRules(global InitRules, podAnnotations map[string]string) (InitRules, 
 }
 
 func annotationPorts(ann map[string]string, name string) ([]int, error) {
-	v, ok := ann[name]
-	if !ok {
-		return nil, nil
-	}
-	var out []int
-	for _, s := range strings.Split(v, ",") {
-		s = strings.TrimSpace(s)
+	return annotationList(ann, name, "port value", func(s string) (int, bool) {
 		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("Invalid port value '%s' specified for annotation '%s'", s, name) //nolint:staticcheck // OSM's message, capitalised as OSM wrote it
-		}
-		out = append(out, n)
-	}
-	return out, nil
+		return n, err == nil && n > 0
+	})
 }
 
 func annotationRanges(ann map[string]string, name string) ([]string, error) {
+	return annotationList(ann, name, "IP range", func(s string) (string, bool) {
+		_, _, err := net.ParseCIDR(s)
+		return s, err == nil
+	})
+}
+
+// annotationList reads a comma-separated annotation entry by entry, failing with OSM's message
+// (what names the kind of value) on the first entry parse refuses.
+func annotationList[T any](ann map[string]string, name, what string, parse func(string) (T, bool)) ([]T, error) {
 	v, ok := ann[name]
 	if !ok {
 		return nil, nil
 	}
-	var out []string
+	var out []T
 	for _, s := range strings.Split(v, ",") {
 		s = strings.TrimSpace(s)
-		if _, _, err := net.ParseCIDR(s); err != nil {
-			return nil, fmt.Errorf("Invalid IP range '%s' specified for annotation '%s'", s, name) //nolint:staticcheck // OSM's message, capitalised as OSM wrote it
+		x, ok := parse(s)
+		if !ok {
+			return nil, fmt.Errorf("Invalid %s '%s' specified for annotation '%s'", what, s, name) //nolint:staticcheck // OSM's message, capitalised as OSM wrote it
 		}
-		out = append(out, s)
+		out = append(out, x)
 	}
 	return out, nil
 }

@@ -366,17 +366,30 @@ func checkPort(n int) error {
 }
 
 func parseIntPorts(list []int, path *field.Path) ([]uint16, field.ErrorList) {
-	if len(list) > MaxPorts {
-		return nil, field.ErrorList{field.TooMany(path, len(list), MaxPorts)}
+	return parseList(list, MaxPorts, path, false, func(n int) (uint16, string) {
+		if err := checkPort(n); err != nil {
+			return 0, err.Error()
+		}
+		return uint16(n), ""
+	})
+}
+
+// parseList checks a settings list: at most limit entries, each one accepted by parse, which
+// returns its value or why it is invalid; with dedup a repeated value is kept once.
+func parseList[T any, U comparable](list []T, limit int, path *field.Path, dedup bool, parse func(T) (U, string)) ([]U, field.ErrorList) {
+	if len(list) > limit {
+		return nil, field.ErrorList{field.TooMany(path, len(list), limit)}
 	}
 	var errs field.ErrorList
-	out := make([]uint16, 0, len(list))
-	for i, n := range list {
-		if err := checkPort(n); err != nil {
-			errs = append(errs, field.Invalid(path.Index(i), n, err.Error()))
-			continue
+	out := make([]U, 0, len(list))
+	for i, x := range list {
+		v, why := parse(x)
+		switch {
+		case why != "":
+			errs = append(errs, field.Invalid(path.Index(i), x, why))
+		case !dedup || !slices.Contains(out, v):
+			out = append(out, v)
 		}
-		out = append(out, uint16(n))
 	}
 	return out, errs
 }
@@ -400,21 +413,12 @@ func ValidInterfaceName(s string) bool {
 }
 
 func parseInterfaces(list []string, path *field.Path) ([]string, field.ErrorList) {
-	if len(list) > MaxInterfaces {
-		return nil, field.ErrorList{field.TooMany(path, len(list), MaxInterfaces)}
-	}
-	var errs field.ErrorList
-	out := make([]string, 0, len(list))
-	for i, s := range list {
+	return parseList(list, MaxInterfaces, path, true, func(s string) (string, string) {
 		if !ValidInterfaceName(s) {
-			errs = append(errs, field.Invalid(path.Index(i), s, "interface name must be 1-15 characters of letters, digits, '_', '.' or '-' (and not '.' or '..')"))
-			continue
+			return "", "interface name must be 1-15 characters of letters, digits, '_', '.' or '-' (and not '.' or '..')"
 		}
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out, errs
+		return s, ""
+	})
 }
 
 func parseMode(s string, path *field.Path) (LocalProxyMode, field.ErrorList) {

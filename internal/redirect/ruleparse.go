@@ -273,9 +273,9 @@ func (rp *ruleParser) option(t tok) (negatable bool, err *posError) {
 	case "-m", "--match":
 		return false, rp.match(t)
 	case "--dport", "--destination-port", "--sport", "--source-port":
-		return true, rp.port(t)
+		return true, rp.portMatch(t, false)
 	case "--dports", "--destination-ports", "--sports", "--source-ports":
-		return true, rp.portList(t)
+		return true, rp.portMatch(t, true)
 	case "--uid-owner", "--gid-owner":
 		return true, rp.owner(t)
 	case "--mark":
@@ -460,37 +460,10 @@ func (r *Rule) portFields(name string) (ports *[]uint16, ranges *[]PortRange, ne
 	return &r.DPorts, &r.DPortRanges, &r.NegDPorts, &r.Multiport
 }
 
-// port reads --dport/--sport: one port or lo:hi range.
-func (rp *ruleParser) port(t tok) *posError {
-	if err := rp.portsProtocol(t); err != nil {
-		return err
-	}
-	v, err := rp.value(t.s)
-	if err != nil {
-		return err
-	}
-	ports, ranges, neg, _ := rp.rc.rule.portFields(t.s)
-	if len(*ports)+len(*ranges) > 0 {
-		return errAt(t.off, t.s+": ports given twice")
-	}
-	p, pr, err := parsePortSpec(v)
-	if err != nil {
-		return err
-	}
-	if p != 0 {
-		*ports = portSlice(&rp.ports, 1)
-		(*ports)[0] = p
-	} else {
-		*ranges = []PortRange{pr}
-	}
-	*neg = rp.neg
-	return nil
-}
-
-// portList reads --dports/--sports: a comma list of ports and lo:hi ranges (a range counts as
-// two of the kernel's 15 entries).
-func (rp *ruleParser) portList(t tok) *posError {
-	if !rp.rc.matches.Has(MatchMultiport) {
+// portMatch reads --dport/--sport, one port or lo:hi range, and with list (--dports/--sports, which
+// need -m multiport) a comma list of them; a range counts as two of the kernel's 15 entries.
+func (rp *ruleParser) portMatch(t tok, list bool) *posError {
+	if list && !rp.rc.matches.Has(MatchMultiport) {
 		return errAt(t.off, t.s+" needs -m multiport (or --match multiport) before it")
 	}
 	if err := rp.portsProtocol(t); err != nil {
@@ -504,14 +477,22 @@ func (rp *ruleParser) portList(t tok) *posError {
 	if len(*ports)+len(*ranges) > 0 {
 		return errAt(t.off, t.s+": ports given twice")
 	}
-	n := strings.Count(v.s, ",") + 1 + strings.Count(v.s, ":")
-	if n > maxMultiportEntries {
-		return errAt(v.off, "multiport accepts at most 15 ports, got "+strconv.Itoa(n))
+	n := 1
+	if list {
+		n = strings.Count(v.s, ",") + 1 + strings.Count(v.s, ":")
+		if n > maxMultiportEntries {
+			return errAt(v.off, "multiport accepts at most 15 ports, got "+strconv.Itoa(n))
+		}
 	}
 	*ports = portSlice(&rp.ports, n)[:0]
 	rest, off := v.s, v.off
-	for {
-		elem, tail, more := strings.Cut(rest, ",")
+	for more := true; more; {
+		elem := rest
+		if list {
+			elem, rest, more = strings.Cut(rest, ",")
+		} else {
+			more = false
+		}
 		p, pr, err := parsePortSpec(tok{s: elem, off: off})
 		if err != nil {
 			return err
@@ -521,20 +502,19 @@ func (rp *ruleParser) portList(t tok) *posError {
 		} else {
 			*ranges = append(*ranges, pr)
 		}
-		if !more {
-			break
-		}
 		off += len(elem) + 1
-		rest = tail
 	}
-	*multi, *neg = true, rp.neg
+	if len(*ports) == 0 {
+		*ports = nil
+	}
+	*multi, *neg = *multi || list, rp.neg
 	return nil
 }
 
 // matchValue reads the value of an option of match module m, which must have been loaded.
 func (rp *ruleParser) matchValue(t tok, m MatchSet) (tok, *posError) {
 	if !rp.rc.matches.Has(m) {
-		return tok{}, errAt(t.off, t.s+" needs -m "+MatchSet(m).Names()[0]+" before it")
+		return tok{}, errAt(t.off, t.s+" needs -m "+m.Names()[0]+" before it")
 	}
 	return rp.value(t.s)
 }

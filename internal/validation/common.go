@@ -22,6 +22,13 @@ func (r *Result) warnf(path *field.Path, format string, args ...any) {
 	r.Warnings = append(r.Warnings, path.String()+": "+fmt.Sprintf(format, args...))
 }
 
+// require reports path as required when the list there has n == 0 entries.
+func (r *Result) require(n int, path *field.Path, what string) {
+	if n == 0 {
+		r.Errors = append(r.Errors, field.Required(path, what))
+	}
+}
+
 // validHost accepts a DNS name with an optional leading "*." wildcard label, as OSM's Egress and
 // SNI host lists did.
 func validHost(h string) []string {

@@ -22,9 +22,7 @@ func Egress(e *policyv1alpha1.Egress) Result {
 	spec := field.NewPath("spec")
 	s := &e.Spec
 
-	if len(s.Sources) == 0 {
-		r.Errors = append(r.Errors, field.Required(spec.Child("sources"), "at least one service account the policy applies to"))
-	}
+	r.require(len(s.Sources), spec.Child("sources"), "at least one service account the policy applies to")
 	type srcKey struct{ kind, name, ns string }
 	seenSrc := map[srcKey]int{}
 	for i, src := range s.Sources {
@@ -54,9 +52,7 @@ func Egress(e *policyv1alpha1.Egress) Result {
 		}
 	}
 
-	if len(s.Ports) == 0 {
-		r.Errors = append(r.Errors, field.Required(spec.Child("ports"), "at least one port"))
-	}
+	r.require(len(s.Ports), spec.Child("ports"), "at least one port")
 	var hasHTTP, hasNonHTTP, hasTCP bool
 	seenPort := map[int32]int{}
 	for i, port := range s.Ports {

@@ -30,12 +30,8 @@ func IngressBackend(ib *policyv1alpha1.IngressBackend) Result {
 	spec := field.NewPath("spec")
 	s := &ib.Spec
 
-	if len(s.Backends) == 0 {
-		r.Errors = append(r.Errors, field.Required(spec.Child("backends"), "at least one backend"))
-	}
-	if len(s.Sources) == 0 {
-		r.Errors = append(r.Errors, field.Required(spec.Child("sources"), "at least one source"))
-	}
+	r.require(len(s.Backends), spec.Child("backends"), "at least one backend")
+	r.require(len(s.Sources), spec.Child("sources"), "at least one source")
 
 	var principals []int
 	type srcKey struct{ kind, name, ns string }

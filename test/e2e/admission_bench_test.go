@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 )
 
 // BenchmarkPodAdmission measures, on the real node and in one run, what meshkeeper's webhook
@@ -74,7 +75,7 @@ func benchNamespace(b *testing.B, prefix string, meshed bool) string {
 	if err := k.c.Create(context.Background(), ns); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _, _ = tryRun("kubectl", "delete", "namespace", name, "--wait=false") })
+	b.Cleanup(func() { _, _ = k.TryRun("kubectl", "delete", "namespace", name, "--wait=false") })
 	return name
 }
 
@@ -98,7 +99,7 @@ func createToReady(b *testing.B, p *corev1.Pod, wantInjected bool) (create, read
 		if err != nil && !apierrors.IsNotFound(err) {
 			b.Fatal(err)
 		}
-		if podRunningReady(&got) {
+		if e2eutil.PodRunningReady(&got) {
 			ready = time.Since(t0)
 			break
 		}

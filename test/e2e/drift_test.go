@@ -21,6 +21,7 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/controllers"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 )
 
 const (
@@ -40,19 +41,19 @@ func describePod(p *corev1.Pod) string {
 	}
 	for i := range p.Status.Conditions {
 		if c := &p.Status.Conditions[i]; strings.HasPrefix(string(c.Type), "meshkeeper.io/") {
-			conds = append(conds, string(c.Type)+"="+describeCondition(c))
+			conds = append(conds, string(c.Type)+"="+e2eutil.DescribeCondition(c))
 		}
 	}
 	return fmt.Sprintf("init containers %v, conditions %v", inits, conds)
 }
 
 func inSync(p *corev1.Pod) (bool, string) {
-	c := podCondition(p, conditions.PodExclusionsInSync)
-	if !podRunningReady(p) {
+	c := e2eutil.PodCondition(p, conditions.PodExclusionsInSync)
+	if !e2eutil.PodRunningReady(p) {
 		return false, "not Ready (" + string(p.Status.Phase) + ")"
 	}
 	if c == nil || c.Status != corev1.ConditionTrue || c.Reason != conditions.InSync {
-		return false, conditions.PodExclusionsInSync + " " + describeCondition(c) + "; " + describePod(p)
+		return false, conditions.PodExclusionsInSync + " " + e2eutil.DescribeCondition(c) + "; " + describePod(p)
 	}
 	return true, ""
 }
@@ -73,14 +74,14 @@ func inSyncDeployment(t *testing.T, ns, app string, annotations map[string]strin
 	}
 	d.Spec.Template.Namespace, d.Spec.Template.Name = "", ""
 	t0 := time.Now()
-	if err := k.c.Create(ctx(t), d); err != nil {
+	if err := k.c.Create(e2eutil.Ctx(t), d); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "2 pods Ready and "+conditions.PodExclusionsInSync+"=True", 180*time.Second, func() (bool, string) {
-		return podsAll(t, ns, app, 2, "", inSync)
+	e2eutil.Eventually(t, "2 pods Ready and "+conditions.PodExclusionsInSync+"=True", 180*time.Second, func() (bool, string) {
+		return k.PodsAll(t, ns, app, 2, "", inSync)
 	})
 	t.Logf("Deployment created to 2 pods Ready and in sync in %s", time.Since(t0).Round(10*time.Millisecond))
-	pods := deploymentPods(t, ns, app)
+	pods := k.DeploymentPods(t, ns, app)
 	return pods, pods[0].Labels[appsv1.DefaultDeploymentUniqueLabelKey]
 }
 
@@ -89,26 +90,26 @@ func inSyncDeployment(t *testing.T, ns, app string, annotations map[string]strin
 func excludeRange(t *testing.T, cidr string) {
 	t.Helper()
 	var mc configv1alpha2.MeshConfig
-	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: meshConfigNamespace, Name: meshConfigName}, &mc); err != nil {
+	if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: meshConfigNamespace, Name: meshConfigName}, &mc); err != nil {
 		t.Fatal(err)
 	}
 	original := mc.Spec.Traffic.OutboundIPRangeExclusionList
 	t.Cleanup(func() {
 		b, _ := json.Marshal(map[string]any{"spec": map[string]any{"traffic": map[string]any{"outboundIPRangeExclusionList": original}}})
-		if _, err := tryRun("kubectl", "patch", "meshconfig", meshConfigName, "-n", meshConfigNamespace, "--type=merge", "-p", string(b)); err != nil {
+		if _, err := k.TryRun("kubectl", "patch", "meshconfig", meshConfigName, "-n", meshConfigNamespace, "--type=merge", "-p", string(b)); err != nil {
 			t.Errorf("restoring the MeshConfig: %v", err)
 		}
 	})
-	kubectl(t, "patch", "meshconfig", meshConfigName, "-n", meshConfigNamespace, "--type=json",
+	k.Kubectl(t, "patch", "meshconfig", meshConfigName, "-n", meshConfigNamespace, "--type=json",
 		"-p", `[{"op":"add","path":"/spec/traffic/outboundIPRangeExclusionList/-","value":"`+cidr+`"}]`)
 }
 
 // drifted accepts a running pod whose exclusions are out of sync and whose message names cidr.
 func drifted(cidr string) func(p *corev1.Pod) (bool, string) {
 	return func(p *corev1.Pod) (bool, string) {
-		c := podCondition(p, conditions.PodExclusionsInSync)
+		c := e2eutil.PodCondition(p, conditions.PodExclusionsInSync)
 		if c == nil || c.Status != corev1.ConditionFalse || c.Reason != conditions.Drifted {
-			return false, describeCondition(c)
+			return false, e2eutil.DescribeCondition(c)
 		}
 		if !strings.Contains(c.Message, cidr) {
 			return false, "the message does not name " + cidr + ": " + c.Message
@@ -129,28 +130,28 @@ func TestDriftAfterMeshConfigChange(t *testing.T) {
 	before, oldHash := inSyncDeployment(t, ns, app, nil)
 	excludeRange(t, driftRange)
 	t1 := time.Now()
-	eventually(t, "both running pods "+conditions.PodExclusionsInSync+"=False/"+conditions.Drifted, 60*time.Second, func() (bool, string) {
-		return podsAll(t, ns, app, 2, "", drifted(driftRange))
+	e2eutil.Eventually(t, "both running pods "+conditions.PodExclusionsInSync+"=False/"+conditions.Drifted, 60*time.Second, func() (bool, string) {
+		return k.PodsAll(t, ns, app, 2, "", drifted(driftRange))
 	})
 	t.Logf("MeshConfig patched to both pods Drifted in %s", time.Since(t1).Round(10*time.Millisecond))
-	for _, p := range deploymentPods(t, ns, app) {
-		if !podRunningReady(&p) {
+	for _, p := range k.DeploymentPods(t, ns, app) {
+		if !e2eutil.PodRunningReady(&p) {
 			t.Errorf("pod %s: drifted but it should still run: %s", p.Name, p.Status.Phase)
 		}
-		t.Logf("pod %s: %s", p.Name, describeCondition(podCondition(&p, conditions.PodExclusionsInSync)))
+		t.Logf("pod %s: %s", p.Name, e2eutil.DescribeCondition(e2eutil.PodCondition(&p, conditions.PodExclusionsInSync)))
 	}
 
 	t2 := time.Now()
-	kubectl(t, "rollout", "restart", "deployment/"+app, "-n", ns)
-	kubectl(t, "rollout", "status", "deployment/"+app, "-n", ns, "--timeout=170s")
+	k.Kubectl(t, "rollout", "restart", "deployment/"+app, "-n", ns)
+	k.Kubectl(t, "rollout", "status", "deployment/"+app, "-n", ns, "--timeout=170s")
 	t.Logf("rollout restart to rollout complete in %s", time.Since(t2).Round(10*time.Millisecond))
-	eventually(t, "the replaced pods "+conditions.PodExclusionsInSync+"=True/"+conditions.InSync, 60*time.Second, func() (bool, string) {
-		return podsAll(t, ns, app, 2, oldHash, inSync)
+	e2eutil.Eventually(t, "the replaced pods "+conditions.PodExclusionsInSync+"=True/"+conditions.InSync, 60*time.Second, func() (bool, string) {
+		return k.PodsAll(t, ns, app, 2, oldHash, inSync)
 	})
 	t.Logf("rollout restart to 2 new pods in sync in %s", time.Since(t2).Round(10*time.Millisecond))
 	for _, p := range before {
 		var gone corev1.Pod
-		if err := k.c.Get(ctx(t), client.ObjectKeyFromObject(&p), &gone); err == nil && gone.DeletionTimestamp == nil {
+		if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKeyFromObject(&p), &gone); err == nil && gone.DeletionTimestamp == nil {
 			t.Errorf("pod %s from before the restart is still there", p.Name)
 		}
 	}
@@ -173,18 +174,18 @@ func TestAutoRestartAfterMeshConfigChange(t *testing.T) {
 	before, oldHash := inSyncDeployment(t, ns, app, map[string]string{controllers.AnnotationAutoRestart: "true"})
 	t0 := time.Now()
 	excludeRange(t, driftRange)
-	eventually(t, "2 replaced pods "+conditions.PodExclusionsInSync+"=True/"+conditions.InSync+" without a manual restart", 180*time.Second, func() (bool, string) {
-		return podsAll(t, ns, app, 2, oldHash, inSync)
+	e2eutil.Eventually(t, "2 replaced pods "+conditions.PodExclusionsInSync+"=True/"+conditions.InSync+" without a manual restart", 180*time.Second, func() (bool, string) {
+		return k.PodsAll(t, ns, app, 2, oldHash, inSync)
 	})
 	t.Logf("MeshConfig patched to 2 restarted pods in sync in %s", time.Since(t0).Round(10*time.Millisecond))
 	for _, p := range before {
 		var gone corev1.Pod
-		if err := k.c.Get(ctx(t), client.ObjectKeyFromObject(&p), &gone); err == nil && gone.DeletionTimestamp == nil {
+		if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKeyFromObject(&p), &gone); err == nil && gone.DeletionTimestamp == nil {
 			t.Errorf("pod %s from before the change is still there", p.Name)
 		}
 	}
 	var d appsv1.Deployment
-	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: app}, &d); err != nil {
+	if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: ns, Name: app}, &d); err != nil {
 		t.Fatal(err)
 	}
 	stamp := d.Spec.Template.Annotations[controllers.AnnotationRestartedAt]
@@ -193,11 +194,11 @@ func TestAutoRestartAfterMeshConfigChange(t *testing.T) {
 	}
 	restarts := func() (replicaSets, events int) {
 		var rs appsv1.ReplicaSetList
-		if err := k.c.List(ctx(t), &rs, client.InNamespace(ns), client.MatchingLabels{"app": app}); err != nil {
+		if err := k.c.List(e2eutil.Ctx(t), &rs, client.InNamespace(ns), client.MatchingLabels{"app": app}); err != nil {
 			t.Fatal(err)
 		}
 		var evs corev1.EventList
-		if err := k.c.List(ctx(t), &evs, client.InNamespace(ns)); err != nil {
+		if err := k.c.List(e2eutil.Ctx(t), &evs, client.InNamespace(ns)); err != nil {
 			t.Fatal(err)
 		}
 		for _, e := range evs.Items {
@@ -216,11 +217,11 @@ func TestAutoRestartAfterMeshConfigChange(t *testing.T) {
 	// is taken in the same reconcile that writes the Drifted condition, so once the pods show it
 	// a restart would already have been requested.
 	excludeRange(t, autoRestartRange)
-	eventually(t, "the restarted pods "+conditions.PodExclusionsInSync+"=False/"+conditions.Drifted, 60*time.Second, func() (bool, string) {
-		return podsAll(t, ns, app, 2, oldHash, drifted(autoRestartRange))
+	e2eutil.Eventually(t, "the restarted pods "+conditions.PodExclusionsInSync+"=False/"+conditions.Drifted, 60*time.Second, func() (bool, string) {
+		return k.PodsAll(t, ns, app, 2, oldHash, drifted(autoRestartRange))
 	})
 	time.Sleep(3 * time.Second)
-	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: app}, &d); err != nil {
+	if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: ns, Name: app}, &d); err != nil {
 		t.Fatal(err)
 	}
 	if got := d.Spec.Template.Annotations[controllers.AnnotationRestartedAt]; got != stamp {
@@ -259,13 +260,13 @@ func TestInitContainerFailureIsReported(t *testing.T) {
 		LocalhostProfile: &profile,
 	}}
 	t0 := time.Now()
-	if err := k.c.Create(ctx(t), p); err != nil {
+	if err := k.c.Create(e2eutil.Ctx(t), p); err != nil {
 		t.Fatal(err)
 	}
 	var term *corev1.ContainerStateTerminated
-	eventually(t, redirect.InitContainerName+" terminated by the kubelet", 120*time.Second, func() (bool, string) {
+	e2eutil.Eventually(t, redirect.InitContainerName+" terminated by the kubelet", 120*time.Second, func() (bool, string) {
 		var got corev1.Pod
-		if err := k.c.Get(ctx(t), client.ObjectKeyFromObject(p), &got); err != nil {
+		if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKeyFromObject(p), &got); err != nil {
 			return false, err.Error()
 		}
 		for _, s := range got.Status.InitContainerStatuses {
@@ -288,18 +289,18 @@ func TestInitContainerFailureIsReported(t *testing.T) {
 
 	code := fmt.Sprintf("exited with code %d", term.ExitCode)
 	var cond *corev1.PodCondition
-	eventually(t, conditions.PodRedirectionApplied+"=False/"+conditions.InitContainerFailed, 60*time.Second, func() (bool, string) {
+	e2eutil.Eventually(t, conditions.PodRedirectionApplied+"=False/"+conditions.InitContainerFailed, 60*time.Second, func() (bool, string) {
 		var got corev1.Pod
-		if err := k.c.Get(ctx(t), client.ObjectKeyFromObject(p), &got); err != nil {
+		if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKeyFromObject(p), &got); err != nil {
 			return false, err.Error()
 		}
-		cond = podCondition(&got, conditions.PodRedirectionApplied)
+		cond = e2eutil.PodCondition(&got, conditions.PodRedirectionApplied)
 		if cond == nil || cond.Status != corev1.ConditionFalse || cond.Reason != conditions.InitContainerFailed {
-			return false, describeCondition(cond)
+			return false, e2eutil.DescribeCondition(cond)
 		}
 		return strings.Contains(cond.Message, code), "the message does not say " + code + ": " + cond.Message
 	})
-	t.Logf("%s: %s", conditions.PodRedirectionApplied, describeCondition(cond))
+	t.Logf("%s: %s", conditions.PodRedirectionApplied, e2eutil.DescribeCondition(cond))
 	// The condition quotes the termination message up to 200 characters.
 	if last := lastLine(term.Message); len(strings.TrimSpace(term.Message)) <= 200 && last != "" && !strings.Contains(cond.Message, last) {
 		t.Errorf("the condition does not carry the init container's last log line %q: %s", last, cond.Message)
@@ -307,13 +308,13 @@ func TestInitContainerFailureIsReported(t *testing.T) {
 
 	// The CLI, built from the tree, run against the cluster as a user would.
 	cli := filepath.Join(t.TempDir(), "meshkeeper")
-	run(t, "go", "build", "-o", cli, "./cmd/meshkeeper")
+	k.Run(t, "go", "build", "-o", cli, "./cmd/meshkeeper")
 	// The kubelet restarts the init container with back-off; while an attempt runs, diagnose
 	// rightly says it is running. Ask until it reports a finished attempt.
 	var out, line string
-	eventually(t, "meshkeeper diagnose pod reports the failure", 60*time.Second, func() (bool, string) {
+	e2eutil.Eventually(t, "meshkeeper diagnose pod reports the failure", 60*time.Second, func() (bool, string) {
 		var err error
-		out, err = tryRun(cli, "diagnose", "pod", p.Name, "-n", ns)
+		out, err = k.TryRun(cli, "diagnose", "pod", p.Name, "-n", ns)
 		line = ""
 		for _, l := range strings.Split(out, "\n") {
 			if f := strings.Fields(l); len(f) >= 2 && f[0] == "init-container" {
@@ -338,8 +339,8 @@ func TestInitContainerFailureIsReported(t *testing.T) {
 	// The line the init container last logged, as the kubelet kept it, is the one diagnose quotes.
 	// The init container restarts with back-off; read the log of an attempt the kubelet still has.
 	var last string
-	eventually(t, "the log of "+redirect.InitContainerName, 30*time.Second, func() (bool, string) {
-		logs, err := tryRun("kubectl", "logs", "-n", ns, p.Name, "-c", redirect.InitContainerName)
+	e2eutil.Eventually(t, "the log of "+redirect.InitContainerName, 30*time.Second, func() (bool, string) {
+		logs, err := k.TryRun("kubectl", "logs", "-n", ns, p.Name, "-c", redirect.InitContainerName)
 		if err != nil {
 			return false, err.Error()
 		}

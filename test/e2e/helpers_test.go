@@ -54,52 +54,17 @@ func newCluster() (*cluster, error) {
 	return &cluster{Cluster: base, c: base.C, root: base.Root, overlay: overlay}, nil
 }
 
-// The suite's shorthands for the shared helpers (test/e2e/e2eutil).
-var (
-	eventually        = e2eutil.Eventually
-	ctx               = e2eutil.Ctx
-	podCondition      = e2eutil.PodCondition
-	describeCondition = e2eutil.DescribeCondition
-	podRunningReady   = e2eutil.PodRunningReady
-)
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	return k.Run(t, name, args...)
-}
-
-func tryRun(name string, args ...string) (string, error) { return k.TryRun(name, args...) }
-
-func deploymentPods(t *testing.T, ns, app string) []corev1.Pod {
-	t.Helper()
-	return k.DeploymentPods(t, ns, app)
-}
-
-func podsAll(t *testing.T, ns, app string, want int, notHash string, ok func(p *corev1.Pod) (bool, string)) (bool, string) {
-	return k.PodsAll(t, ns, app, want, notHash, ok)
-}
-
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	return k.Run(t, "kubectl", args...)
-}
-
 // podReady reports whether the pod runs with every container ready, describing it otherwise.
 func podReady(t *testing.T, ns, name string) (bool, string) {
 	var p corev1.Pod
-	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
+	if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
 		return false, err.Error()
 	}
-	if podRunningReady(&p) {
+	if e2eutil.PodRunningReady(&p) {
 		return true, ""
 	}
 	b, _ := json.Marshal(p.Status)
 	return false, string(b)
-}
-
-func hostPID(t *testing.T, p *corev1.Pod, container string) string {
-	t.Helper()
-	return k.HostPID(t, p, container)
 }
 
 // dumpState writes what a failed test needs to be understood into the cluster's log directory:
@@ -120,7 +85,7 @@ func dumpState(t *testing.T, ns string) {
 		"leases.yaml":         {"get", "leases", "-n", operatorNamespace, "-o", "yaml"},
 	}
 	for file, args := range dumps {
-		out, err := tryRun("kubectl", args...)
+		out, err := k.TryRun("kubectl", args...)
 		if err != nil {
 			out += "\n" + err.Error()
 		}

@@ -22,6 +22,7 @@ import (
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 )
 
 const (
@@ -58,7 +59,7 @@ func testNamespace(t *testing.T, prefix string, meshed bool) string {
 		ns.Labels = map[string]string{"openservicemesh.io/monitored-by": "osm"}
 		ns.Annotations = map[string]string{"openservicemesh.io/sidecar-injection": "enabled"}
 	}
-	if err := k.c.Create(ctx(t), ns); err != nil {
+	if err := k.c.Create(e2eutil.Ctx(t), ns); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -66,7 +67,7 @@ func testNamespace(t *testing.T, prefix string, meshed bool) string {
 			dumpState(t, ns.Name)
 		}
 		if !t.Failed() || os.Getenv("E2E_KEEP") == "" {
-			_, _ = tryRun("kubectl", "delete", "namespace", ns.Name, "--wait=false")
+			_, _ = k.TryRun("kubectl", "delete", "namespace", ns.Name, "--wait=false")
 		}
 	})
 	return ns.Name
@@ -94,13 +95,13 @@ func testappPod(ns, name string, ports ...int) *corev1.Pod {
 func startPod(t *testing.T, p *corev1.Pod) *corev1.Pod {
 	t.Helper()
 	t0 := time.Now()
-	if err := k.c.Create(ctx(t), p); err != nil {
+	if err := k.c.Create(e2eutil.Ctx(t), p); err != nil {
 		t.Fatalf("create pod %s/%s: %v", p.Namespace, p.Name, err)
 	}
-	eventually(t, "pod "+p.Name+" Ready", 120*time.Second, func() (bool, string) { return podReady(t, p.Namespace, p.Name) })
+	e2eutil.Eventually(t, "pod "+p.Name+" Ready", 120*time.Second, func() (bool, string) { return podReady(t, p.Namespace, p.Name) })
 	t.Logf("pod %s: created to Ready in %s", p.Name, time.Since(t0).Round(10*time.Millisecond))
 	var got corev1.Pod
-	if err := k.c.Get(ctx(t), client.ObjectKeyFromObject(p), &got); err != nil {
+	if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKeyFromObject(p), &got); err != nil {
 		t.Fatal(err)
 	}
 	return &got
@@ -113,7 +114,7 @@ func TestInjectedPodRedirectsAsPlanned(t *testing.T) {
 	// The MeshConfig the operator reads, as OSM writes it (config/samples, applied before the
 	// operator was deployed).
 	var mc configv1alpha2.MeshConfig
-	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: "osm-system", Name: "osm-mesh-config"}, &mc); err != nil {
+	if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: "osm-system", Name: "osm-mesh-config"}, &mc); err != nil {
 		t.Fatal(err)
 	}
 
@@ -173,7 +174,7 @@ func TestInjectedPodRedirectsAsPlanned(t *testing.T) {
 			t.Errorf("init container args differ from the plan:\n got %q\nwant %q", initC.Args, redirect.InitArgs(plan))
 		}
 
-		pid := hostPID(t, meshed, "app")
+		pid := k.HostPID(t, meshed, "app")
 		for _, fam := range []struct {
 			family redirect.Family
 			saves  []string
@@ -309,7 +310,7 @@ func familyExclusions(ex redirect.Exclusions, f redirect.Family) redirect.Exclus
 func natTable(t *testing.T, pid string, tools []string) (string, string) {
 	t.Helper()
 	for _, tool := range tools {
-		out, err := tryRun("nsenter", "-t", pid, "-n", tool, "-t", "nat")
+		out, err := k.TryRun("nsenter", "-t", pid, "-n", tool, "-t", "nat")
 		if err == nil && strings.Contains(out, redirect.ChainInbound) {
 			return out, tool
 		}
@@ -319,7 +320,7 @@ func natTable(t *testing.T, pid string, tools []string) (string, string) {
 
 func podHasIPv6(t *testing.T, pid string) bool {
 	t.Helper()
-	out, err := tryRun("nsenter", "-t", pid, "-n", "cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6")
+	out, err := k.TryRun("nsenter", "-t", pid, "-n", "cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6")
 	return err == nil && strings.TrimSpace(out) == "0"
 }
 
@@ -327,8 +328,8 @@ func podHasIPv6(t *testing.T, pid string) bool {
 // the server's answer. The sidecar may still be starting: retry for a while.
 func dialFromPod(t *testing.T, p *corev1.Pod, dst string) {
 	t.Helper()
-	eventually(t, "connection from "+p.Name+" to "+dst, 30*time.Second, func() (bool, string) {
-		out, err := tryRun("kubectl", "exec", "-n", p.Namespace, p.Name, "-c", "app", "--", "/testapp", "dial", dst)
+	e2eutil.Eventually(t, "connection from "+p.Name+" to "+dst, 30*time.Second, func() (bool, string) {
+		out, err := k.TryRun("kubectl", "exec", "-n", p.Namespace, p.Name, "-c", "app", "--", "/testapp", "dial", dst)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -344,7 +345,7 @@ func dialFromPod(t *testing.T, p *corev1.Pod, dst string) {
 func dialFromHost(t *testing.T, dst string) answer {
 	t.Helper()
 	var a answer
-	eventually(t, "connection from the node to "+dst, 30*time.Second, func() (bool, string) {
+	e2eutil.Eventually(t, "connection from the node to "+dst, 30*time.Second, func() (bool, string) {
 		c, err := net.DialTimeout("tcp", dst, 5*time.Second)
 		if err != nil {
 			return false, err.Error()
@@ -365,7 +366,7 @@ func dialFromHost(t *testing.T, dst string) answer {
 
 func standinRecords(t *testing.T, p *corev1.Pod) []record {
 	t.Helper()
-	out := kubectl(t, "exec", "-n", p.Namespace, p.Name, "-c", "app", "--", "/testapp", "get", standinAdmin)
+	out := k.Kubectl(t, "exec", "-n", p.Namespace, p.Name, "-c", "app", "--", "/testapp", "get", standinAdmin)
 	var rs []record
 	if err := json.Unmarshal([]byte(out), &rs); err != nil {
 		t.Fatalf("stand-in records: %v\n%s", err, out)

@@ -40,13 +40,13 @@ func deployOperator() error {
 	// The manager serves one mesh and will not start without its MeshConfig: like OSM's
 	// installation, the sample creates osm-system/osm-mesh-config. Forced, so that a change
 	// left by someone else (the real-node demo leaves its change for users to look at) is undone.
-	if _, err := tryRun("kubectl", "create", "namespace", "osm-system"); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
+	if _, err := k.TryRun("kubectl", "create", "namespace", "osm-system"); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
 		return err
 	}
-	if _, err := tryRun("kubectl", "apply", "--server-side", "--force-conflicts", "-f", filepath.Join("config", "samples", "config_v1alpha2_meshconfig.yaml")); err != nil {
+	if _, err := k.TryRun("kubectl", "apply", "--server-side", "--force-conflicts", "-f", filepath.Join("config", "samples", "config_v1alpha2_meshconfig.yaml")); err != nil {
 		return err
 	}
-	if _, err := tryRun("kubectl", "apply", "--server-side", "--force-conflicts", "-k", k.overlay); err != nil {
+	if _, err := k.TryRun("kubectl", "apply", "--server-side", "--force-conflicts", "-k", k.overlay); err != nil {
 		return err
 	}
 	var d appsv1.Deployment
@@ -62,7 +62,7 @@ func deployOperator() error {
 	if k.mode == "audit" {
 		// Switching from inject mode the way a user would: the webhooks of config/injector go.
 		for _, kind := range []string{"mutatingwebhookconfiguration", "validatingwebhookconfiguration"} {
-			if _, err := tryRun("kubectl", "delete", "--ignore-not-found", kind, "meshkeeper-"+strings.TrimSuffix(kind, "webhookconfiguration")+"-webhook-configuration"); err != nil {
+			if _, err := k.TryRun("kubectl", "delete", "--ignore-not-found", kind, "meshkeeper-"+strings.TrimSuffix(kind, "webhookconfiguration")+"-webhook-configuration"); err != nil {
 				return err
 			}
 		}
@@ -79,14 +79,14 @@ func deployOperator() error {
 // RBAC, its own webhook certificate, and /readyz gating its readiness.
 func TestManagerRunsInCluster(t *testing.T) {
 	var d appsv1.Deployment
-	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: managerDeployment}, &d); err != nil {
+	if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: managerDeployment}, &d); err != nil {
 		t.Fatal(err)
 	}
 	if d.Status.ReadyReplicas != *d.Spec.Replicas {
 		t.Fatalf("%d of %d replicas ready", d.Status.ReadyReplicas, *d.Spec.Replicas)
 	}
 	var pods corev1.PodList
-	if err := k.c.List(ctx(t), &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
+	if err := k.c.List(e2eutil.Ctx(t), &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
 		t.Fatal(err)
 	}
 	ready := 0
@@ -107,7 +107,7 @@ func TestManagerRunsInCluster(t *testing.T) {
 		// <the ServiceAccount>" (other "forbidden" answers, such as an event into a namespace
 		// being deleted, are not about RBAC).
 		denied := `forbidden: User \"system:serviceaccount:` + operatorNamespace + ":" + managerSA + `\"`
-		logs := kubectl(t, "logs", "-n", p.Namespace, p.Name, "-c", "manager")
+		logs := k.Kubectl(t, "logs", "-n", p.Namespace, p.Name, "-c", "manager")
 		for _, line := range strings.Split(logs, "\n") {
 			if strings.Contains(line, denied) || strings.Contains(line, strings.ReplaceAll(denied, `\"`, `"`)) {
 				t.Errorf("pod %s: the generated RBAC refused a call: %s", p.Name, line)
@@ -125,11 +125,11 @@ func TestManagerRunsInCluster(t *testing.T) {
 	// The webhook certificate is the operator's own: a CA it made, patched into the webhook
 	// configuration, signing the serving certificate for the Service's DNS name.
 	var s corev1.Secret
-	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: webhookSecret}, &s); err != nil {
+	if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: webhookSecret}, &s); err != nil {
 		t.Fatal(err)
 	}
 	var mwc admissionregistrationv1.MutatingWebhookConfiguration
-	if err := k.c.Get(ctx(t), client.ObjectKey{Name: mutatingWebhook}, &mwc); err != nil {
+	if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKey{Name: mutatingWebhook}, &mwc); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range mwc.Webhooks {
@@ -177,7 +177,7 @@ func TestAdmissionDuringOperatorRollout(t *testing.T) {
 		t.Fatalf("before the rollout: injected=%t err=%v", ok, err)
 	}
 	t0 := time.Now()
-	kubectl(t, "rollout", "restart", "deployment/"+managerDeployment, "-n", operatorNamespace)
+	k.Kubectl(t, "rollout", "restart", "deployment/"+managerDeployment, "-n", operatorNamespace)
 	stop := make(chan struct{})
 	var mu sync.Mutex
 	var total, missed int
@@ -206,7 +206,7 @@ func TestAdmissionDuringOperatorRollout(t *testing.T) {
 			}
 		}()
 	}
-	_, err := tryRun("kubectl", "rollout", "status", "deployment/"+managerDeployment, "-n", operatorNamespace, "--timeout=170s")
+	_, err := k.TryRun("kubectl", "rollout", "status", "deployment/"+managerDeployment, "-n", operatorNamespace, "--timeout=170s")
 	rolled := time.Since(t0)
 	time.Sleep(10 * time.Second)
 	close(stop)
@@ -233,7 +233,7 @@ func TestNothingBlockedWhileTheManagerIsDown(t *testing.T) {
 		t.Skipf("%s mode has no webhook on pods", k.mode)
 	}
 	var d appsv1.Deployment
-	if err := k.c.Get(ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: managerDeployment}, &d); err != nil {
+	if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: managerDeployment}, &d); err != nil {
 		t.Fatal(err)
 	}
 	replicas := fmt.Sprint(*d.Spec.Replicas)
@@ -241,21 +241,21 @@ func TestNothingBlockedWhileTheManagerIsDown(t *testing.T) {
 	scaleBack := func() {
 		if !scaledBack {
 			scaledBack = true
-			kubectl(t, "scale", "deployment/"+managerDeployment, "-n", operatorNamespace, "--replicas="+replicas)
+			k.Kubectl(t, "scale", "deployment/"+managerDeployment, "-n", operatorNamespace, "--replicas="+replicas)
 		}
 	}
 	t.Cleanup(func() {
 		if !scaledBack {
-			_, _ = tryRun("kubectl", "scale", "deployment/"+managerDeployment, "-n", operatorNamespace, "--replicas="+replicas)
+			_, _ = k.TryRun("kubectl", "scale", "deployment/"+managerDeployment, "-n", operatorNamespace, "--replicas="+replicas)
 		}
 		if _, err := k.RollOut(); err != nil {
 			t.Errorf("the manager did not come back: %v", err)
 		}
 	})
-	kubectl(t, "scale", "deployment/"+managerDeployment, "-n", operatorNamespace, "--replicas=0")
-	eventually(t, "no manager pod left", 120*time.Second, func() (bool, string) {
+	k.Kubectl(t, "scale", "deployment/"+managerDeployment, "-n", operatorNamespace, "--replicas=0")
+	e2eutil.Eventually(t, "no manager pod left", 120*time.Second, func() (bool, string) {
 		var pods corev1.PodList
-		if err := k.c.List(ctx(t), &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
+		if err := k.c.List(e2eutil.Ctx(t), &pods, client.InNamespace(operatorNamespace), client.MatchingLabels{"control-plane": "controller-manager"}); err != nil {
 			return false, err.Error()
 		}
 		return len(pods.Items) == 0, fmt.Sprintf("%d pods", len(pods.Items))
@@ -275,7 +275,7 @@ func TestNothingBlockedWhileTheManagerIsDown(t *testing.T) {
 	own.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
 		Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
 	startPod(t, own)
-	t.Cleanup(func() { _, _ = tryRun("kubectl", "delete", "pod", own.Name, "-n", operatorNamespace, "--wait=false") })
+	t.Cleanup(func() { _, _ = k.TryRun("kubectl", "delete", "pod", own.Name, "-n", operatorNamespace, "--wait=false") })
 
 	// The operator's own pods start while its webhook cannot answer for them.
 	scaleBack()
@@ -284,14 +284,14 @@ func TestNothingBlockedWhileTheManagerIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("manager back, leader %s", leader)
-	eventually(t, "the uninjected pod "+conditions.PodSidecarInjected+"=False/"+conditions.SidecarMissing, 90*time.Second, func() (bool, string) {
+	e2eutil.Eventually(t, "the uninjected pod "+conditions.PodSidecarInjected+"=False/"+conditions.SidecarMissing, 90*time.Second, func() (bool, string) {
 		var p corev1.Pod
-		if err := k.c.Get(ctx(t), client.ObjectKeyFromObject(meshed), &p); err != nil {
+		if err := k.c.Get(e2eutil.Ctx(t), client.ObjectKeyFromObject(meshed), &p); err != nil {
 			return false, err.Error()
 		}
-		c := podCondition(&p, conditions.PodSidecarInjected)
+		c := e2eutil.PodCondition(&p, conditions.PodSidecarInjected)
 		if c == nil || c.Status != corev1.ConditionFalse || c.Reason != conditions.SidecarMissing {
-			return false, describeCondition(c)
+			return false, e2eutil.DescribeCondition(c)
 		}
 		return strings.Contains(c.Message, "restart"), c.Message
 	})

@@ -2,7 +2,6 @@ package egress
 
 import (
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/validation"
@@ -17,14 +16,9 @@ const Path = "/validate-policy-openservicemesh-io-v1alpha1-egress"
 // Validator admits Egress policies; each is judged on its own content by validation.Egress.
 type Validator struct{}
 
-var validator = admit.Standalone[*policyv1alpha1.Egress]{
-	Kind:     policyv1alpha1.GroupVersion.WithKind("Egress").GroupKind(),
-	Validate: validation.Egress,
-}
-
-var _ admission.Validator[*policyv1alpha1.Egress] = validator
+var validator = admit.Standalone[*policyv1alpha1.Egress]{Kind: policyv1alpha1.GroupVersion.WithKind("Egress").GroupKind(), Validate: validation.Egress}
 
 // SetupWithManager registers the webhook on the manager's webhook server.
 func (Validator) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewWebhookManagedBy(mgr, &policyv1alpha1.Egress{}).WithValidator(validator).Complete()
+	return validator.Register(mgr, &policyv1alpha1.Egress{})
 }

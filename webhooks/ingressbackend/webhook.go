@@ -2,7 +2,6 @@ package ingressbackend
 
 import (
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/validation"
@@ -18,14 +17,9 @@ const Path = "/validate-policy-openservicemesh-io-v1alpha1-ingressbackend"
 // validation.IngressBackend.
 type Validator struct{}
 
-var validator = admit.Standalone[*policyv1alpha1.IngressBackend]{
-	Kind:     policyv1alpha1.GroupVersion.WithKind("IngressBackend").GroupKind(),
-	Validate: validation.IngressBackend,
-}
-
-var _ admission.Validator[*policyv1alpha1.IngressBackend] = validator
+var validator = admit.Standalone[*policyv1alpha1.IngressBackend]{Kind: policyv1alpha1.GroupVersion.WithKind("IngressBackend").GroupKind(), Validate: validation.IngressBackend}
 
 // SetupWithManager registers the webhook on the manager's webhook server.
 func (Validator) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewWebhookManagedBy(mgr, &policyv1alpha1.IngressBackend{}).WithValidator(validator).Complete()
+	return validator.Register(mgr, &policyv1alpha1.IngressBackend{})
 }

@@ -90,6 +90,12 @@ func (k *Cluster) Run(t *testing.T, name string, args ...string) string {
 	return out
 }
 
+// Kubectl runs kubectl with args and fails the test on an error.
+func (k *Cluster) Kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	return k.Run(t, "kubectl", args...)
+}
+
 // Eventually polls cond every half second until it returns true or timeout passes; the last
 // message cond gave is reported on failure. The time it took is logged, never asserted.
 func Eventually(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {

@@ -109,7 +109,7 @@ func requireOSM(t *testing.T) {
 // its leader.
 func deployAudit() error {
 	t0 := time.Now()
-	if _, err := tryRun("kubectl", "apply", "--server-side", "--force-conflicts", "-k", auditOverlay); err != nil {
+	if _, err := k.TryRun("kubectl", "apply", "--server-side", "--force-conflicts", "-k", auditOverlay); err != nil {
 		return err
 	}
 	leader, err := k.RollOut()
@@ -126,34 +126,4 @@ func containerNames(cs []corev1.Container) []string {
 		out = append(out, x.Name)
 	}
 	return out
-}
-
-// The suite's shorthands for the shared helpers (test/e2e/e2eutil).
-var (
-	eventually        = e2eutil.Eventually
-	ctx               = e2eutil.Ctx
-	podCondition      = e2eutil.PodCondition
-	describeCondition = e2eutil.DescribeCondition
-	podRunningReady   = e2eutil.PodRunningReady
-)
-
-func tryRun(name string, args ...string) (string, error) { return k.TryRun(name, args...) }
-
-func deploymentPods(t *testing.T, ns, app string) []corev1.Pod {
-	t.Helper()
-	return k.DeploymentPods(t, ns, app)
-}
-
-func podsAll(t *testing.T, ns, app string, want int, notHash string, ok func(p *corev1.Pod) (bool, string)) (bool, string) {
-	return k.PodsAll(t, ns, app, want, notHash, ok)
-}
-
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	return k.Run(t, "kubectl", args...)
-}
-
-func hostPID(t *testing.T, p *corev1.Pod, container string) string {
-	t.Helper()
-	return k.HostPID(t, p, container)
 }

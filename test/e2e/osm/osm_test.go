@@ -23,6 +23,7 @@ import (
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 )
 
 const (
@@ -46,7 +47,7 @@ func TestOSMControlPlaneIsReady(t *testing.T) {
 	requireOSM(t)
 	for _, name := range []string{"osm-bootstrap", "osm-controller", "osm-injector"} {
 		var d appsv1.Deployment
-		if err := c.Get(ctx(t), client.ObjectKey{Namespace: osmNamespace, Name: name}, &d); err != nil {
+		if err := c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: osmNamespace, Name: name}, &d); err != nil {
 			t.Fatal(err)
 		}
 		if d.Status.ReadyReplicas < 1 || d.Status.ReadyReplicas != d.Status.Replicas {
@@ -58,7 +59,7 @@ func TestOSMControlPlaneIsReady(t *testing.T) {
 		}
 	}
 	var inj appsv1.Deployment
-	if err := c.Get(ctx(t), client.ObjectKey{Namespace: osmNamespace, Name: "osm-injector"}, &inj); err != nil {
+	if err := c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: osmNamespace, Name: "osm-injector"}, &inj); err != nil {
 		t.Fatal(err)
 	}
 	envoy := ""
@@ -71,7 +72,7 @@ func TestOSMControlPlaneIsReady(t *testing.T) {
 		t.Errorf("osm-injector's Envoy image is %q, want %q (the stand-in's name)", envoy, envoyStandin)
 	}
 	mc := meshConfig(t)
-	kubectl(t, "get", "mutatingwebhookconfiguration", "osm-webhook-"+meshName)
+	k.Kubectl(t, "get", "mutatingwebhookconfiguration", "osm-webhook-"+meshName)
 	t.Logf("OSM's MeshConfig %s/%s was created by %s", osmNamespace, meshConfigName, managers(mc.GetManagedFields()))
 }
 
@@ -80,7 +81,7 @@ func TestOSMControlPlaneIsReady(t *testing.T) {
 func TestMeshkeeperAuditsOnOSMsCRDs(t *testing.T) {
 	requireOSM(t)
 	var d appsv1.Deployment
-	if err := c.Get(ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: managerDeployment}, &d); err != nil {
+	if err := c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: operatorNamespace, Name: managerDeployment}, &d); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--mode=audit") {
@@ -90,7 +91,7 @@ func TestMeshkeeperAuditsOnOSMsCRDs(t *testing.T) {
 		t.Errorf("the manager has no ready replica")
 	}
 	for _, kind := range []string{"mutatingwebhookconfigurations", "validatingwebhookconfigurations"} {
-		out := kubectl(t, "get", kind, "-o", "name")
+		out := k.Kubectl(t, "get", kind, "-o", "name")
 		for _, name := range strings.Fields(out) {
 			if strings.Contains(name, "meshkeeper") {
 				t.Errorf("audit mode beside OSM registered %s", name)
@@ -98,15 +99,15 @@ func TestMeshkeeperAuditsOnOSMsCRDs(t *testing.T) {
 		}
 	}
 	for _, crd := range []string{"meshconfigs.config.openservicemesh.io", "egresses.policy.openservicemesh.io", "ingressbackends.policy.openservicemesh.io"} {
-		out := kubectl(t, "get", "crd", crd, "-o", "jsonpath={.metadata.labels}")
+		out := k.Kubectl(t, "get", "crd", crd, "-o", "jsonpath={.metadata.labels}")
 		if !strings.Contains(out, `"`+osmCRDLabel+`":"`+osmCRDValue+`"`) || strings.Contains(out, "meshkeeper") {
 			t.Errorf("CRD %s is not OSM's as OSM installed it: labels %s", crd, out)
 		}
 	}
 	// meshkeeper's start-up note on the CRD that cannot hold its status, naming it OSM's.
-	eventually(t, "meshkeeper's StatusSubresourceMissing event on OSM's MeshConfig CRD", 60*time.Second, func() (bool, string) {
+	e2eutil.Eventually(t, "meshkeeper's StatusSubresourceMissing event on OSM's MeshConfig CRD", 60*time.Second, func() (bool, string) {
 		var evs eventsv1.EventList
-		if err := c.List(ctx(t), &evs); err != nil {
+		if err := c.List(e2eutil.Ctx(t), &evs); err != nil {
 			return false, err.Error()
 		}
 		for _, e := range evs.Items {
@@ -151,14 +152,14 @@ func TestOSMInjectedPodsInSyncDriftedAndBack(t *testing.T) {
 		},
 	}
 	t0 := time.Now()
-	if err := c.Create(ctx(t), d); err != nil {
+	if err := c.Create(e2eutil.Ctx(t), d); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "2 pods Ready and "+conditions.PodExclusionsInSync+"=True", 180*time.Second, func() (bool, string) {
-		return podsAll(t, ns, app, 2, "", inSync)
+	e2eutil.Eventually(t, "2 pods Ready and "+conditions.PodExclusionsInSync+"=True", 180*time.Second, func() (bool, string) {
+		return k.PodsAll(t, ns, app, 2, "", inSync)
 	})
 	t.Logf("Deployment created to 2 OSM-injected pods Ready and in sync in %s", time.Since(t0).Round(10*time.Millisecond))
-	before := deploymentPods(t, ns, app)
+	before := k.DeploymentPods(t, ns, app)
 	oldHash := before[0].Labels[appsv1.DefaultDeploymentUniqueLabelKey]
 	for i := range before {
 		assertInjectedByOSM(t, &before[i], "")
@@ -177,11 +178,11 @@ func TestOSMInjectedPodsInSyncDriftedAndBack(t *testing.T) {
 	t.Cleanup(func() { patchExclusions(t, original) })
 	patchExclusions(t, append(slices.Clone(original), driftRange))
 	t1 := time.Now()
-	eventually(t, "both running pods "+conditions.PodExclusionsInSync+"=False/"+conditions.Drifted, 60*time.Second, func() (bool, string) {
-		return podsAll(t, ns, app, 2, "", func(p *corev1.Pod) (bool, string) {
-			cond := podCondition(p, conditions.PodExclusionsInSync)
+	e2eutil.Eventually(t, "both running pods "+conditions.PodExclusionsInSync+"=False/"+conditions.Drifted, 60*time.Second, func() (bool, string) {
+		return k.PodsAll(t, ns, app, 2, "", func(p *corev1.Pod) (bool, string) {
+			cond := e2eutil.PodCondition(p, conditions.PodExclusionsInSync)
 			if cond == nil || cond.Status != corev1.ConditionFalse || cond.Reason != conditions.Drifted {
-				return false, describeCondition(cond)
+				return false, e2eutil.DescribeCondition(cond)
 			}
 			if !strings.Contains(cond.Message, driftRange) {
 				return false, "the message does not name " + driftRange + ": " + cond.Message
@@ -190,11 +191,11 @@ func TestOSMInjectedPodsInSyncDriftedAndBack(t *testing.T) {
 		})
 	})
 	t.Logf("MeshConfig patched to both pods Drifted in %s", time.Since(t1).Round(10*time.Millisecond))
-	drifted := deploymentPods(t, ns, app)
+	drifted := k.DeploymentPods(t, ns, app)
 	for i := range drifted {
 		p := &drifted[i]
-		t.Logf("pod %s: %s", p.Name, describeCondition(podCondition(p, conditions.PodExclusionsInSync)))
-		if !podRunningReady(p) {
+		t.Logf("pod %s: %s", p.Name, e2eutil.DescribeCondition(e2eutil.PodCondition(p, conditions.PodExclusionsInSync)))
+		if !e2eutil.PodRunningReady(p) {
 			t.Errorf("pod %s: drifted, but audit mode must leave it running: %s", p.Name, p.Status.Phase)
 		}
 		if p.UID != uidOf(before, p.Name) {
@@ -204,13 +205,13 @@ func TestOSMInjectedPodsInSyncDriftedAndBack(t *testing.T) {
 	}
 
 	t2 := time.Now()
-	kubectl(t, "rollout", "restart", "deployment/"+app, "-n", ns)
-	kubectl(t, "rollout", "status", "deployment/"+app, "-n", ns, "--timeout=170s")
-	eventually(t, "the replaced pods "+conditions.PodExclusionsInSync+"=True/"+conditions.InSync, 90*time.Second, func() (bool, string) {
-		return podsAll(t, ns, app, 2, oldHash, inSync)
+	k.Kubectl(t, "rollout", "restart", "deployment/"+app, "-n", ns)
+	k.Kubectl(t, "rollout", "status", "deployment/"+app, "-n", ns, "--timeout=170s")
+	e2eutil.Eventually(t, "the replaced pods "+conditions.PodExclusionsInSync+"=True/"+conditions.InSync, 90*time.Second, func() (bool, string) {
+		return k.PodsAll(t, ns, app, 2, oldHash, inSync)
 	})
 	t.Logf("rollout restart to 2 new pods in sync in %s", time.Since(t2).Round(10*time.Millisecond))
-	after := deploymentPods(t, ns, app)
+	after := k.DeploymentPods(t, ns, app)
 	for i := range after {
 		if after[i].Labels[appsv1.DefaultDeploymentUniqueLabelKey] == oldHash {
 			continue
@@ -229,7 +230,7 @@ func TestOSMPodsUntouched(t *testing.T) {
 	}
 	for _, was := range osmPodsBefore {
 		var now corev1.Pod
-		if err := c.Get(ctx(t), client.ObjectKeyFromObject(&was), &now); err != nil {
+		if err := c.Get(e2eutil.Ctx(t), client.ObjectKeyFromObject(&was), &now); err != nil {
 			t.Errorf("OSM's pod %s: %v", was.Name, err)
 			continue
 		}
@@ -260,12 +261,12 @@ func meshedNamespace(t *testing.T) string {
 		Labels:      map[string]string{"openservicemesh.io/monitored-by": meshName},
 		Annotations: map[string]string{"openservicemesh.io/sidecar-injection": "enabled"},
 	}}
-	if err := c.Create(ctx(t), ns); err != nil {
+	if err := c.Create(e2eutil.Ctx(t), ns); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if !t.Failed() || !keep() {
-			_, _ = tryRun("kubectl", "delete", "namespace", ns.Name, "--wait=false")
+			_, _ = k.TryRun("kubectl", "delete", "namespace", ns.Name, "--wait=false")
 		}
 	})
 	return ns.Name
@@ -277,7 +278,7 @@ func meshConfig(t *testing.T) *unstructured.Unstructured {
 	t.Helper()
 	mc := &unstructured.Unstructured{}
 	mc.SetGroupVersionKind(meshConfigGVK)
-	if err := c.Get(ctx(t), client.ObjectKey{Namespace: osmNamespace, Name: meshConfigName}, mc); err != nil {
+	if err := c.Get(e2eutil.Ctx(t), client.ObjectKey{Namespace: osmNamespace, Name: meshConfigName}, mc); err != nil {
 		t.Fatalf("OSM's MeshConfig: %v", err)
 	}
 	return mc
@@ -292,7 +293,7 @@ func patchExclusions(t *testing.T, ranges []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tryRun("kubectl", "patch", "meshconfig", meshConfigName, "-n", osmNamespace, "--type=merge", "-p", string(b)); err != nil {
+	if _, err := k.TryRun("kubectl", "patch", "meshconfig", meshConfigName, "-n", osmNamespace, "--type=merge", "-p", string(b)); err != nil {
 		t.Errorf("patching the MeshConfig: %v", err)
 	}
 }
@@ -348,10 +349,10 @@ func assertInjectedByOSM(t *testing.T, p *corev1.Pod, wantRange string) {
 // there, and the drift range is excluded exactly when OSM injected the pod after the change.
 func checkRules(t *testing.T, p *corev1.Pod, wantRange bool) {
 	t.Helper()
-	pid := hostPID(t, p, "app")
+	pid := k.HostPID(t, p, "app")
 	var table string
 	for _, tool := range []string{"iptables-save", "iptables-nft-save", "iptables-legacy-save"} {
-		out, err := tryRun("nsenter", "-t", pid, "-n", tool, "-t", "nat")
+		out, err := k.TryRun("nsenter", "-t", pid, "-n", tool, "-t", "nat")
 		if err == nil && strings.Contains(out, "OSM_PROXY_OUTBOUND") {
 			table = out
 			break
@@ -467,12 +468,12 @@ func managers(mfs []metav1.ManagedFieldsEntry) string {
 }
 
 func inSync(p *corev1.Pod) (bool, string) {
-	if !podRunningReady(p) {
+	if !e2eutil.PodRunningReady(p) {
 		return false, "not Ready (" + string(p.Status.Phase) + ")"
 	}
-	cond := podCondition(p, conditions.PodExclusionsInSync)
+	cond := e2eutil.PodCondition(p, conditions.PodExclusionsInSync)
 	if cond == nil || cond.Status != corev1.ConditionTrue || cond.Reason != conditions.InSync {
-		return false, conditions.PodExclusionsInSync + " " + describeCondition(cond)
+		return false, conditions.PodExclusionsInSync + " " + e2eutil.DescribeCondition(cond)
 	}
 	return true, ""
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -17,6 +18,11 @@ import (
 type Standalone[T client.Object] struct {
 	Kind     schema.GroupKind
 	Validate func(T) validation.Result
+}
+
+// Register makes s the validating webhook of obj's kind on the manager's webhook server.
+func (s Standalone[T]) Register(mgr ctrl.Manager, obj T) error {
+	return ctrl.NewWebhookManagedBy(mgr, obj).WithValidator(s).Complete()
 }
 
 // ValidateCreate checks a new object.
