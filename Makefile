@@ -42,7 +42,7 @@ vet: ## go vet (the e2e-tagged tests too).
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## golangci-lint with .golangci.yml.
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
 .PHONY: verify
 verify: manifests generate ## Regenerate everything, then fail on any diff, untracked generated file, gofmt, vet or lint finding.

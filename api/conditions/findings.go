@@ -22,10 +22,15 @@ const (
 	FindingPortOpenToAnyDestination = "PortOpenToAnyDestination"
 	// FindingSourceServiceAccountNotFound (Egress): a source ServiceAccount does not exist.
 	FindingSourceServiceAccountNotFound = "SourceServiceAccountNotFound"
-	// FindingPortCollision (Egress): a mesh Service exposes a port the policy allows to an
-	// external destination; the sidecar's listener for that Service takes the connection and the
-	// external destination is never reached.
+	// FindingPortCollision (Egress; Service under Istio): a mesh Service exposes a port the
+	// policy allows to an external destination (under Istio: an HTTP or auto-detected port on
+	// which a ServiceEntry or Egress declares an external destination); the sidecar's listener
+	// for that Service takes the connection and the external destination is never reached.
 	FindingPortCollision = "PortCollision"
+	// FindingWellKnownPortCollision (Service, Istio): an HTTP or auto-detected Service port is
+	// the default port of a common non-HTTP server (Redis, MySQL, Kafka...), so every Istio
+	// sidecar serves connections to such a server outside the mesh on that port as HTTP.
+	FindingWellKnownPortCollision = "WellKnownPortCollision"
 
 	// FindingIngressBackendPolicyDisabled (IngressBackend): featureFlags.enableIngressBackendPolicy
 	// is false, so the policy is not programmed.

@@ -34,9 +34,15 @@ type Bypass struct {
 	Port uint16
 	// Partial is true when only part of the destination range is affected.
 	Partial bool
+	// Rule is the rule that decided the bypass ("CHAIN #N: rule"), when the bypass was read
+	// from the rules rather than from a configuration (BypassOfRules).
+	Rule string
 }
 
 func (b Bypass) String() string {
+	if b.Rule != "" {
+		return b.withoutRule().String() + ", by rule " + b.Rule
+	}
 	part := ""
 	if b.Partial {
 		part = "partly "
@@ -137,4 +143,39 @@ func prefixBypass(cfg redirect.Config, dst netip.Prefix, port uint16) (full *Byp
 // covers reports whether outer contains every address of inner.
 func covers(outer, inner netip.Prefix) bool {
 	return outer.Addr().Is4() == inner.Addr().Is4() && outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr())
+}
+
+func (b Bypass) withoutRule() Bypass { b.Rule = ""; return b }
+
+// BypassOfRules names why rules that did not redirect a connection let it go, from the rule
+// that decided it (the last rule the walk matched): a RETURN or ACCEPT on a destination range
+// is an IP range exclusion (or the loopback rule), one on a destination port a port exclusion.
+// Anything else is BypassRules with the rule named. It is what TraceWith reports when no
+// configuration is known, so that a pod of any mesh is explained from its own rules.
+func BypassOfRules(rs *redirect.Ruleset, v redirect.Verdict) Bypass {
+	for i := len(v.Trace) - 1; i >= 0; i-- {
+		s := v.Trace[i]
+		if !s.Matched || s.Index == 0 {
+			continue
+		}
+		b := Bypass{Kind: BypassRules, Rule: fmt.Sprintf("%s #%d: %s", s.Chain, s.Index, s.Rule)}
+		c := rs.Chain(s.Chain)
+		if c == nil || s.Index > len(c.Rules) {
+			return b
+		}
+		r := &c.Rules[s.Index-1]
+		if r.Target.Kind != redirect.TargetReturn && r.Target.Kind != redirect.TargetAccept {
+			return b
+		}
+		switch {
+		case r.Dst.IsValid() && !r.NegDst && (r.Dst == loopback4 || r.Dst == loopback6):
+			b.Kind, b.Prefix = BypassLoopback, r.Dst
+		case r.Dst.IsValid() && !r.NegDst && !r.HasUID && len(r.DPorts) == 0:
+			b.Kind, b.Prefix = BypassIPRangeExclusion, r.Dst
+		case len(r.DPorts) == 1 && !r.NegDPorts && !r.Dst.IsValid() && !r.HasUID:
+			b.Kind, b.Port = BypassPortExclusion, r.DPorts[0]
+		}
+		return b
+	}
+	return Bypass{Kind: BypassRules, Rule: "no rule matched; chain policy ACCEPT"}
 }

@@ -32,6 +32,9 @@ type Finding struct {
 	// Benign findings set Condition False without making the object unhealthy: an Egress that
 	// egress-open mode makes moot is not acted on, yet nothing is broken.
 	Benign bool
+	// Fixes are ready-to-run remedies (commands, manifests), each one whole alternative, for
+	// the reports that can show them (meshkeeper analyze); status keeps only Message.
+	Fixes []string
 }
 
 // API converts the finding to the form stored in status.findings.

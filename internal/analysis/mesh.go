@@ -73,8 +73,17 @@ type Listener struct {
 	// Port is the destination port the listener matches; PortName is the Service port's name.
 	Port     int32
 	PortName string
-	// Addrs are the Service's ClusterIPs; empty for headless and ExternalName Services.
+	// Addrs are the Service's ClusterIPs; empty for headless and ExternalName Services. In
+	// Istio's model a headless Service's TCP listeners carry its endpoints' addresses instead.
 	Addrs []netip.Addr
+	// Protocol is the protocol the mesh assumes for the port and ProtocolFrom what decided it
+	// (Istio only: see IstioProtocolOf).
+	Protocol     IstioProtocol
+	ProtocolFrom string
+	// Wildcard says the sidecar listens on 0.0.0.0:Port for this port, so the listener takes a
+	// connection to any address on Port, not only to Addrs (Istio's HTTP and auto-detected
+	// ports). OSM's model treats every listener that way and does not set it.
+	Wildcard bool
 }
 
 func (l Listener) String() string {
@@ -99,18 +108,7 @@ func KindOf(svc *corev1.Service) ServiceKind {
 // numeric targetPort that differs from the port is a listener too.
 func Listeners(svc *corev1.Service) []Listener {
 	kind := KindOf(svc)
-	var addrs []netip.Addr
-	if kind == ServiceClusterIP {
-		ips := svc.Spec.ClusterIPs
-		if len(ips) == 0 && svc.Spec.ClusterIP != "" {
-			ips = []string{svc.Spec.ClusterIP}
-		}
-		for _, s := range ips {
-			if a, err := netip.ParseAddr(s); err == nil {
-				addrs = append(addrs, a)
-			}
-		}
-	}
+	addrs := clusterIPs(svc)
 	key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
 	var out []Listener
 	add := func(port int32, name string) {
@@ -129,6 +127,24 @@ func Listeners(svc *corev1.Service) []Listener {
 		}
 	}
 	return out
+}
+
+// clusterIPs are the virtual addresses of a ClusterIP Service; none for other kinds.
+func clusterIPs(svc *corev1.Service) []netip.Addr {
+	if KindOf(svc) != ServiceClusterIP {
+		return nil
+	}
+	ips := svc.Spec.ClusterIPs
+	if len(ips) == 0 && svc.Spec.ClusterIP != "" {
+		ips = []string{svc.Spec.ClusterIP}
+	}
+	var addrs []netip.Addr
+	for _, s := range ips {
+		if a, err := netip.ParseAddr(s); err == nil {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
 }
 
 // meshListeners returns the listeners of the Services in monitored namespaces, sorted by

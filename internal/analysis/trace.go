@@ -47,10 +47,24 @@ const (
 	OutcomeServiceListener Outcome = "ServiceListener"
 	// OutcomeEgressPolicy: an Egress policy allows the destination.
 	OutcomeEgressPolicy Outcome = "EgressPolicy"
-	// OutcomeEgressOpen: traffic.enableEgress lets every external destination through.
+	// OutcomeEgressOpen: nothing in the sidecar matches and the mesh lets every external
+	// destination through (OSM's traffic.enableEgress, Istio's outboundTrafficPolicy ALLOW_ANY).
 	OutcomeEgressOpen Outcome = "EgressOpen"
-	// OutcomeDenied: the sidecar has nothing that matches; the connection is refused.
+	// OutcomeDenied: nothing in the sidecar matches and the mesh refuses the rest (OSM without
+	// enableEgress, Istio's REGISTRY_ONLY: BlackHoleCluster).
 	OutcomeDenied Outcome = "Denied"
+	// OutcomeServiceEntry: an Istio ServiceEntry takes the connection.
+	OutcomeServiceEntry Outcome = "ServiceEntry"
+)
+
+// MeshKind names the mesh whose sidecar model produced a Route.
+type MeshKind string
+
+const (
+	// MeshOSM is the zero value: Open Service Mesh.
+	MeshOSM MeshKind = ""
+	// MeshIstio is Istio.
+	MeshIstio MeshKind = "Istio"
 )
 
 // EgressMatch is an Egress port that matches a destination.
@@ -81,6 +95,12 @@ type Route struct {
 	Egress []EgressMatch
 	// Collisions are the other mesh Service listeners on the same port.
 	Collisions []Listener
+	// Mesh is the sidecar model that routed the connection.
+	Mesh MeshKind
+	// Entry is the Istio ServiceEntry port that takes the connection (OutcomeServiceEntry).
+	Entry *EntryMatch
+	// Policy is Istio's outboundTrafficPolicy, which decides when nothing else matches.
+	Policy OutboundTrafficPolicy
 }
 
 // Collides reports whether a mesh Service listener swallows a destination an Egress allows.
@@ -91,6 +111,10 @@ func (r Route) Collides() bool {
 func (r Route) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: ", r.Destination)
+	if r.Mesh == MeshIstio && r.Outcome != OutcomeBypassed {
+		r.istioString(&b)
+		return b.String()
+	}
 	switch r.Outcome {
 	case OutcomeBypassed:
 		fmt.Fprintf(&b, "bypasses the sidecar (%s)", r.Bypass)
@@ -114,33 +138,67 @@ func (r Route) String() string {
 	return b.String()
 }
 
-// Trace follows one outbound TCP connection from a meshed pod. First the redirection rules:
-// excluded destinations leave the pod directly. Then the sidecar: a mesh Service's ClusterIP and
-// port reach that Service; any other mesh Service listening on the port takes the connection
-// (whatever the destination address, which is how an external Redis on a port a mesh Service
-// also uses is black-holed); otherwise an Egress policy of the pod's service account, or open
-// egress, lets it out, and anything else is denied.
-func Trace(in TraceInput, dst netip.AddrPort) Route {
+// SidecarModel is one mesh's proxy: what it does with an outbound connection the pod's nat
+// rules handed to it. Tracing is split in two on purpose. Everything up to the proxy is the
+// same for every mesh and is taken from the rules the pod runs (TraceWith walks them with
+// redirect.Explain and names the bypass); only what the proxy does next differs, and that is
+// all a model answers. OSM's model (Trace) matches mesh Service listeners and Egress policies;
+// Istio's (TraceIstio) matches Service and ServiceEntry listeners and the outboundTrafficPolicy.
+//
+// RouteOutbound is called only for connections the rules redirect; r.Destination and r.Rules
+// are set, and the model fills r.Outcome and whichever fields explain it.
+type SidecarModel interface {
+	RouteOutbound(r *Route)
+}
+
+// TraceWith follows one outbound TCP connection to dst through plan's nat rules and then
+// through model. cfg, when given, is the configuration the rules were rendered from; it names
+// the setting behind a bypass. Without it (rules read from a pod of another mesh) the bypass is
+// named from the rule that decided it.
+func TraceWith(plan *redirect.Plan, cfg *redirect.Config, model SidecarModel, dst netip.AddrPort) Route {
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
 	r := Route{Destination: dst}
+	rs := &plan.IPv4
+	if dst.Addr().Is6() {
+		rs = &plan.IPv6
+	}
+	r.Rules = redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, Dst: dst})
+	if r.Rules.Kind != redirect.VerdictRedirect {
+		b, ok := Bypass{}, false
+		if cfg != nil {
+			b, ok = BypassOf(*cfg, dst)
+		}
+		if !ok {
+			b = BypassOfRules(rs, r.Rules)
+		}
+		r.Outcome, r.Bypass = OutcomeBypassed, &b
+		return r
+	}
+	model.RouteOutbound(&r)
+	return r
+}
+
+// Trace follows one outbound TCP connection from an OSM-meshed pod. First the redirection
+// rules: excluded destinations leave the pod directly. Then the sidecar: a mesh Service's
+// ClusterIP and port reach that Service; any other mesh Service listening on the port takes the
+// connection (whatever the destination address, which is how an external Redis on a port a mesh
+// Service also uses is black-holed); otherwise an Egress policy of the pod's service account, or
+// open egress, lets it out, and anything else is denied.
+func Trace(in TraceInput, dst netip.AddrPort) Route {
 	plan := in.Rules
 	if plan == nil {
 		p := redirect.Render(in.Config)
 		plan = &p
 	}
-	rs := &plan.IPv4
-	if dst.Addr().Unmap().Is6() {
-		rs = &plan.IPv6
-	}
-	r.Rules = redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, Dst: netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())})
-	if r.Rules.Kind != redirect.VerdictRedirect {
-		b, ok := BypassOf(in.Config, dst)
-		if !ok {
-			b = Bypass{Kind: BypassRules}
-		}
-		r.Outcome, r.Bypass = OutcomeBypassed, &b
-		return r
-	}
-	ip := dst.Addr().Unmap()
+	return TraceWith(plan, &in.Config, osmSidecar{in}, dst)
+}
+
+// osmSidecar is OSM's outbound model.
+type osmSidecar struct{ in TraceInput }
+
+func (m osmSidecar) RouteOutbound(r *Route) {
+	in, dst := m.in, r.Destination
+	ip := dst.Addr()
 	var onPort []Listener
 	for _, l := range meshListeners(in.Services, in.Monitored) {
 		if l.Port != int32(dst.Port()) {
@@ -169,7 +227,6 @@ func Trace(in TraceInput, dst netip.AddrPort) Route {
 	default:
 		r.Outcome = OutcomeDenied
 	}
-	return r
 }
 
 // matchEgresses lists the Egress ports that allow dst for pods running as sa.

@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -19,6 +21,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/internal/analysis"
 	"github.com/meshkeeper/meshkeeper/internal/diagnose"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
@@ -26,12 +29,18 @@ import (
 
 // analyzeReport is the JSON/YAML shape of `analyze`.
 type analyzeReport struct {
-	Scope      string               `json:"scope"`
-	Mode       string               `json:"mode"`
-	MeshConfig string               `json:"meshConfig"`
-	Summary    map[string]int       `json:"summary"`
-	Findings   []conditions.Finding `json:"findings"`
-	Notes      []string             `json:"notes,omitempty"`
+	Scope      string          `json:"scope"`
+	Mode       string          `json:"mode"`
+	MeshConfig string          `json:"meshConfig"`
+	Summary    map[string]int  `json:"summary"`
+	Findings   []reportFinding `json:"findings"`
+	Notes      []string        `json:"notes,omitempty"`
+}
+
+// reportFinding is a finding with its ready-to-run fixes, when it has some.
+type reportFinding struct {
+	conditions.Finding `json:",inline"`
+	Fixes              []string `json:"fixes,omitempty"`
 }
 
 func newAnalyzeCommand(streams genericiooptions.IOStreams) *cobra.Command {
@@ -45,6 +54,7 @@ func newAnalyzeCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		podCIDRs    []string
 		out         = string(outputTable)
 		failOn      string
+		istioNS     string
 	)
 	cmd := &cobra.Command{
 		Use:   "analyze [-n NAMESPACE | -A]",
@@ -69,7 +79,7 @@ cluster and every object given is analysed.`,
 			if err != nil {
 				return err
 			}
-			in, rep, err := gatherCluster(c.Context(), streams, cf, mesh, all, meshConfig, pods, files)
+			in, rep, err := gatherCluster(c.Context(), streams, cf, mesh, all, meshConfig, istioNS, pods, files)
 			if err != nil {
 				return err
 			}
@@ -82,11 +92,11 @@ cluster and every object given is analysed.`,
 			}
 			findings := diagnose.Analyze(in)
 			rep.Summary = map[string]int{string(conditions.SeverityError): 0, string(conditions.SeverityWarning): 0, string(conditions.SeverityInfo): 0}
-			rep.Findings = []conditions.Finding{}
+			rep.Findings = []reportFinding{}
 			reached := 0
 			for _, f := range findings {
 				rep.Summary[string(f.Severity)]++
-				rep.Findings = append(rep.Findings, conditions.Finding{Code: f.Code, Severity: f.Severity, Message: f.Message, Objects: f.Objects})
+				rep.Findings = append(rep.Findings, reportFinding{Finding: conditions.Finding{Code: f.Code, Severity: f.Severity, Message: f.Message, Objects: f.Objects}, Fixes: f.Fixes})
 				if diagnose.SeverityAtLeast(f.Severity, min) {
 					reached++
 				}
@@ -113,6 +123,7 @@ cluster and every object given is analysed.`,
 	f.StringSliceVar(&podCIDRs, "pod-cidr", nil, "the cluster's Pod CIDRs, when nodes cannot be read (and offline)")
 	f.StringVarP(&out, "output", "o", out, "output format: table, json or yaml")
 	f.StringVar(&failOn, "fail-on", "error", "exit 1 when a finding reaches this severity: info, warning or error")
+	f.StringVar(&istioNS, "istio-namespace", "istio-system", "namespace of Istio's control plane, where its mesh configuration (ConfigMap istio) is read")
 	return withUsageErrors(cmd)
 }
 
@@ -151,11 +162,19 @@ func writeFindingsTable(w io.Writer, rep analyzeReport) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.paint(string(f.Severity), 7), f.Code, obj, oneLine(f.Message))
 	}
 	_ = tw.Flush()
+	for _, f := range rep.Findings {
+		for i, fix := range f.Fixes {
+			if i == 0 {
+				fmt.Fprintf(w, "\nFixes for %s %s (any one of them):\n", f.Code, f.Objects[0])
+			}
+			fmt.Fprintf(w, "\n  %s\n", strings.ReplaceAll(fix, "\n", "\n  "))
+		}
+	}
 	fmt.Fprintf(w, "\n%d errors, %d warnings, %d info\n", rep.Summary[string(conditions.SeverityError)], rep.Summary[string(conditions.SeverityWarning)], rep.Summary[string(conditions.SeverityInfo)])
 }
 
 // gatherCluster collects what Analyze looks at, from files or from the cluster.
-func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *genericclioptions.ConfigFlags, mesh meshFlags, all bool, meshConfigFile string, podFiles, objectFiles []string) (diagnose.ClusterInput, analyzeReport, error) {
+func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *genericclioptions.ConfigFlags, mesh meshFlags, all bool, meshConfigFile, istioNamespace string, podFiles, objectFiles []string) (diagnose.ClusterInput, analyzeReport, error) {
 	in := diagnose.ClusterInput{
 		MeshConfigRef: types.NamespacedName{Namespace: mesh.meshNamespace, Name: mesh.meshConfigName},
 		Selection:     injection.SelectOptions{MeshName: mesh.meshName, OperatorNamespace: mesh.operatorNamespace},
@@ -262,6 +281,7 @@ func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *
 		in.ServiceAccounts = append(in.ServiceAccounts, types.NamespacedName{Namespace: sa.Namespace, Name: sa.Name})
 	}
 	in.Cluster = clusterRangesOf(ctx, k)
+	rep.Notes = append(rep.Notes, gatherIstio(ctx, k, istioNamespace, &in)...)
 	return in, rep, nil
 }
 
@@ -283,4 +303,42 @@ func clusterRangesOf(ctx context.Context, k *kube) redirect.ClusterRanges {
 	}
 	cr, _ := redirect.ParseClusterRanges(svc, pod)
 	return cr
+}
+
+// gatherIstio reads what the Istio analyses need: the mesh configuration ConfigMap in the control
+// plane's namespace and every ServiceEntry, through the unstructured client so that no Istio
+// library is needed, from the newest served version. Neither is required: a cluster without
+// Istio's CRDs or ConfigMap is analysed without them, and a refusal becomes a note.
+func gatherIstio(ctx context.Context, k *kube, namespace string, in *diagnose.ClusterInput) []string {
+	var notes []string
+	cm := &corev1.ConfigMap{}
+	switch err := k.client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: analysis.IstioMeshConfigMap}, cm); {
+	case err == nil:
+		in.IstioMeshConfig = cm
+	case apierrors.IsNotFound(err):
+	default:
+		notes = append(notes, soft(err, "get", "configmaps")+" in "+namespace+"; Istio's outboundTrafficPolicy is assumed ALLOW_ANY")
+	}
+	for _, v := range analysis.IstioNetworkingVersions {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(schema.GroupVersionKind{Group: analysis.IstioNetworkingGroup, Version: v, Kind: "ServiceEntryList"})
+		err := k.client.List(ctx, list)
+		if isNoMatch(err) {
+			continue
+		}
+		if err != nil {
+			notes = append(notes, soft(err, "list", "serviceentries."+analysis.IstioNetworkingGroup)+"; Istio port collisions ignore ServiceEntries")
+			break
+		}
+		for i := range list.Items {
+			e, err := analysis.ServiceEntryOf(&list.Items[i])
+			if err != nil {
+				notes = append(notes, err.Error()+"; this ServiceEntry is ignored")
+				continue
+			}
+			in.ServiceEntries = append(in.ServiceEntries, e)
+		}
+		break
+	}
+	return notes
 }

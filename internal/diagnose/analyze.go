@@ -38,6 +38,9 @@ const (
 	CodeRulesUnreadable = "RulesUnreadable"
 	// CodeInvalidRedirectionAnnotations: a pod's exclusion annotations are invalid.
 	CodeInvalidRedirectionAnnotations = "InvalidRedirectionAnnotations"
+	// CodeIstioMeshConfigInvalid: Istio's mesh configuration (the mesh key of the istio
+	// ConfigMap) cannot be read for outboundTrafficPolicy.
+	CodeIstioMeshConfigInvalid = "IstioMeshConfigInvalid"
 )
 
 // Codes lists every code Analyze can report, with its severity when it is always the same
@@ -70,6 +73,8 @@ var Codes = []struct {
 	{conditions.FindingPortOpenToAnyDestination, conditions.SeverityWarning},
 	{conditions.FindingSourceServiceAccountNotFound, conditions.SeverityWarning},
 	{conditions.FindingPortCollision, conditions.SeverityError},
+	{conditions.FindingWellKnownPortCollision, conditions.SeverityWarning},
+	{CodeIstioMeshConfigInvalid, conditions.SeverityWarning},
 	{conditions.FindingIngressBackendPolicyDisabled, conditions.SeverityError},
 	{conditions.FindingBackendServiceNotFound, conditions.SeverityWarning},
 	{conditions.FindingBackendTargetPortMismatch, conditions.SeverityError},
@@ -96,6 +101,12 @@ type ClusterInput struct {
 	IngressBackends []policyv1alpha1.IngressBackend
 	// Cluster holds the Service and Pod CIDRs, when they could be read.
 	Cluster redirect.ClusterRanges
+
+	// IstioMeshConfig is Istio's mesh configuration ConfigMap (nil when absent or unread) and
+	// ServiceEntries every ServiceEntry. With either, or with an Istio pod in scope, the Istio
+	// port collisions are analysed too.
+	IstioMeshConfig *corev1.ConfigMap
+	ServiceEntries  []analysis.ServiceEntry
 
 	Selection injection.SelectOptions
 	Now       time.Time
@@ -155,8 +166,26 @@ func Analyze(in ClusterInput) []analysis.Finding {
 		out = append(out, analysis.AnalyzeIngressBackend(analysis.IngressBackendInput{IngressBackend: ib, Mesh: mesh,
 			Services: in.Services, Others: others, Pods: in.Pods})...)
 	}
+	out = append(out, istioFindings(in)...)
 	analysis.Sort(out)
 	return dedupe(out)
+}
+
+// istioFindings runs the Istio analyses when the cluster has Istio in it: its mesh
+// configuration, a ServiceEntry, or an Istio pod in scope.
+func istioFindings(in ClusterInput) []analysis.Finding {
+	if in.IstioMeshConfig == nil && len(in.ServiceEntries) == 0 && !slices.ContainsFunc(in.Pods, func(p corev1.Pod) bool { return analysis.IsIstioPod(&p) }) {
+		return nil
+	}
+	mesh, err := analysis.IstioMeshOf(in.IstioMeshConfig)
+	var out []analysis.Finding
+	if err != nil {
+		out = append(out, analysis.Finding{Code: CodeIstioMeshConfigInvalid, Severity: conditions.SeverityWarning,
+			Message: fmt.Sprintf("%v; Istio rejects this mesh configuration, and meshkeeper assumes outboundTrafficPolicy ALLOW_ANY", err),
+			Objects: []string{analysis.Object("ConfigMap", in.IstioMeshConfig.Namespace, in.IstioMeshConfig.Name)}})
+	}
+	return append(out, analysis.AnalyzeIstio(analysis.IstioAnalysisInput{Mesh: mesh, Services: in.Services,
+		ServiceEntries: in.ServiceEntries, Egresses: in.Egresses, Pods: in.Pods})...)
 }
 
 // dedupe drops findings reported twice with the same code and message (a MeshConfig problem
