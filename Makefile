@@ -7,6 +7,10 @@ BIN          := $(CURDIR)/bin
 CONTROLLER_GEN := $(BIN)/controller-gen
 GOLANGCI_LINT  := $(BIN)/golangci-lint
 KWOK           := $(BIN)/kwok
+# helm, pinned and built from the Go module proxy by hack/cluster/osm.sh (the OSM install uses it too).
+HELM_VERSION   ?= 3.21.4
+HELM           := $(BIN)/helm/$(HELM_VERSION)/helm
+CHART          := charts/meshkeeper
 IMG          ?= ghcr.io/meshkeeper/manager:latest
 INIT_IMG     ?= ghcr.io/meshkeeper/init:latest
 # Bounded fuzzing in CI; run `make fuzz FUZZTIME=5m` for a longer session.
@@ -26,6 +30,17 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC (one role per mode's needs) 
 	$(CONTROLLER_GEN) rbac:roleName=manager-role paths="./controllers/..." output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=webhook-role paths="./webhooks" output:rbac:artifacts:config=config/webhook
 	$(CONTROLLER_GEN) rbac:roleName=injector-role paths="./webhooks/pod" output:rbac:artifacts:config=config/injector
+	@$(MAKE) --no-print-directory chart-files
+
+.PHONY: chart-files
+chart-files: ## Copy what the Helm chart reads from config/ (generated RBAC rules and webhooks, alerts, dashboard) into charts/meshkeeper/files.
+	@mkdir -p $(CHART)/files/rbac
+	@cp config/rbac/role.yaml $(CHART)/files/rbac/manager-role.yaml
+	@cp config/webhook/role.yaml $(CHART)/files/rbac/webhook-role.yaml
+	@cp config/injector/role.yaml $(CHART)/files/rbac/injector-role.yaml
+	@cp config/webhook/manifests.yaml $(CHART)/files/webhooks.yaml
+	@cp config/prometheus/prometheusrule.yaml $(CHART)/files/prometheusrule.yaml
+	@cp config/grafana/meshkeeper.json $(CHART)/files/meshkeeper-dashboard.json
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
@@ -54,9 +69,21 @@ envtest: ## Build kube-apiserver and etcd for envtest from the Go module proxy (
 	@hack/envtest.sh >/dev/null
 
 .PHONY: test
-test: envtest ## Run every test: unit, golden, envtest integration, real-kernel (as root), bounded fuzzing.
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh 2>/dev/null)" go test $(GO_TEST_FLAGS) ./...
+test: envtest $(HELM) ## Run every test: unit, golden, envtest integration, real-kernel (as root), Helm chart, alert rules, bounded fuzzing.
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh 2>/dev/null)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) test-rules
 	$(MAKE) fuzz
+
+.PHONY: test-rules
+test-rules: ## Evaluate the alerting rules and check the dashboard's queries (test/rules, its own module: the Prometheus engine).
+	@hack/lib/progress.sh "alert rules and dashboard (test/rules: compiles the Prometheus query engine, ~3 min cold on 2 cores)" \
+		env -C test/rules go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: helm-lint
+helm-lint: $(HELM) ## helm lint the chart in each mode.
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set mode=inject
+	$(HELM) lint --strict $(CHART) --set mode=inject,certManager.enabled=true
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME.
@@ -142,6 +169,9 @@ $(CONTROLLER_GEN): hack/tools/controller-gen/go.mod
 $(KWOK): hack/tools/kwok/go.mod
 	@echo "building kwok (fake nodes and pod lifecycle for the demo; a few minutes when cold)"
 	cd hack/tools/kwok && CGO_ENABLED=0 go build -o $(KWOK) sigs.k8s.io/kwok/cmd/kwok
+
+$(HELM):
+	@hack/cluster/osm.sh helm
 
 $(GOLANGCI_LINT): hack/tools/golangci-lint/go.mod
 	cd hack/tools/golangci-lint && go build -o $(GOLANGCI_LINT) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
