@@ -132,6 +132,10 @@ osm-uninstall: ## Uninstall OSM: its release, CRDs, webhook configurations and n
 e2e-osm: manifests ## End-to-end tests of audit mode beside OSM itself: installs OSM, runs test/e2e/osm, uninstalls.
 	@hack/cluster/e2e-osm.sh
 
+.PHONY: e2e-helm
+e2e-helm: manifests $(HELM) ## End-to-end test of the Helm chart: helm install in audit mode on the real cluster, manager Ready, helm uninstall (make cluster-up first).
+	@hack/cluster/e2e-helm.sh
+
 .PHONY: demo
 ifeq ($(CLUSTER),real)
 demo: build ## Local demo on an embedded control plane (no cluster needed); CLUSTER=real: on the real node, with real traffic.
