@@ -26,6 +26,8 @@ const (
 	release   = "meshkeeper"
 	namespace = e2eutil.OperatorNamespace
 	chart     = "charts/meshkeeper"
+	// sampleMeshConfig is osm-system/osm-mesh-config as OSM writes it.
+	sampleMeshConfig = "config/samples/config_v1alpha2_meshconfig.yaml"
 )
 
 // values: the images hack/imagebuild built and imported (tag dev, never pulled).
@@ -55,6 +57,21 @@ func TestHelmInstallAuditMode(t *testing.T) {
 		t.Fatalf("a manager is already deployed in %s (labels %v): remove it first (make e2e-helm does)", namespace, existing.Labels)
 	} else if !apierrors.IsNotFound(err) {
 		t.Fatal(err)
+	}
+
+	// The manager is Ready once it serves a MeshConfig: the sample's, unless the cluster has one.
+	if out, _ := k.TryRun("kubectl", "get", "meshconfigs", "-A", "-o", "name"); strings.TrimSpace(out) == "" {
+		createdNS := k.Run(t, "kubectl", "get", "namespace", "osm-system", "--ignore-not-found", "-o", "name") == ""
+		if createdNS {
+			k.Run(t, "kubectl", "create", "namespace", "osm-system")
+		}
+		k.Run(t, "kubectl", "apply", "-f", sampleMeshConfig)
+		t.Cleanup(func() {
+			_, _ = k.TryRun("kubectl", "delete", "--ignore-not-found", "-f", sampleMeshConfig)
+			if createdNS {
+				_, _ = k.TryRun("kubectl", "delete", "namespace", "osm-system", "--ignore-not-found", "--wait=false")
+			}
+		})
 	}
 
 	t0 := time.Now()
@@ -109,6 +126,17 @@ func TestHelmInstallAuditMode(t *testing.T) {
 		if !strings.Contains(out, "STATUS: deployed") {
 			t.Errorf("helm status:\n%s", out)
 		}
+	})
+
+	t.Run("the MeshConfig is judged", func(t *testing.T) {
+		e2eutil.Eventually(t, "MeshConfig Ready condition", time.Minute, func() (bool, string) {
+			out, err := k.TryRun("kubectl", "get", "meshconfigs", "-A", "-o",
+				`jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} Ready={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
+			if err != nil {
+				return false, err.Error()
+			}
+			return strings.Contains(out, "Ready=True"), out
+		})
 	})
 
 	t.Run("audit mode serves no webhook", func(t *testing.T) {
