@@ -15,33 +15,70 @@ kb_log() { printf '%s: %s\n' "${KB_NAME:-build}" "$*" >&2; }
 
 # kb_run LABEL CMD...: runs CMD, showing its elapsed time while it runs. Returns CMD's status.
 kb_run() {
-  local label="$1" t0 pid rc=0 beat="${KB_HEARTBEAT:-30}" next now tty=""
+  local label="$1" t0 rc=0
   shift
-  [ -t 2 ] && [ "${TERM:-dumb}" != dumb ] && tty=1
   t0=$(date +%s)
   kb_log "${label} ..."
-  "$@" &
-  pid=$!
-  next=$((t0 + beat))
-  while kill -0 "${pid}" 2>/dev/null; do
-    sleep 1
-    kill -0 "${pid}" 2>/dev/null || break
-    now=$(date +%s)
-    if [ -n "${tty}" ]; then
-      # The command's own output may interleave; the line is redrawn each second.
-      printf '\r\033[K%s: ... %s: %ss' "${KB_NAME:-build}" "${label}" "$((now - t0))" >&2
-    elif ((now >= next)); then
-      kb_log "  ... ${label}: $((now - t0))s so far"
-      next=$((next + beat))
-    fi
-  done
-  wait "${pid}" || rc=$?
-  [ -n "${tty}" ] && printf '\r\033[K' >&2
+  if [ -t 2 ] && [ "${TERM:-dumb}" != dumb ] && [ -z "${CI:-}" ]; then
+    kb_run_tty "${label}" "${t0}" "$@" || rc=$?
+  else
+    kb_run_log "${label}" "${t0}" "$@" || rc=$?
+  fi
   if [ "${rc}" = 0 ]; then
     kb_log "${label}: done in $(($(date +%s) - t0))s"
   else
     kb_log "${label}: FAILED (exit ${rc}) after $(($(date +%s) - t0))s"
   fi
+  return "${rc}"
+}
+
+# kb_run_log LABEL T0 CMD...: CMD's output untouched, a heartbeat line every KB_HEARTBEAT seconds.
+kb_run_log() {
+  local label="$1" t0="$2" pid rc=0 beat="${KB_HEARTBEAT:-30}" next now
+  shift 2
+  "$@" &
+  pid=$!
+  next=$((t0 + beat))
+  while kill -0 "${pid}" 2>/dev/null; do
+    sleep 1
+    now=$(date +%s)
+    if ((now >= next)) && kill -0 "${pid}" 2>/dev/null; then
+      kb_log "  ... ${label}: $((now - t0))s so far"
+      next=$((next + beat))
+    fi
+  done
+  wait "${pid}" || rc=$?
+  return "${rc}"
+}
+
+# kb_run_tty LABEL T0 CMD...: on a terminal, the last line shows the elapsed time, redrawn every
+# second; CMD's output (both streams, line by line) scrolls above it.
+kb_run_tty() {
+  local label="$1" t0="$2" line rc=0 fd st
+  shift 2
+  exec {fd}< <(
+    st=0
+    "$@" 2>&1 || st=$?
+    echo "__kb_exit__ ${st}"
+  )
+  while :; do
+    st=0
+    IFS= read -r -t 1 -u "${fd}" line || st=$?
+    if [ "${st}" = 0 ]; then
+      if [[ "${line}" == "__kb_exit__ "* ]]; then
+        rc="${line#__kb_exit__ }"
+        break
+      fi
+      printf '\r\033[K' >&2
+      printf '%s\n' "${line}"
+    elif [ "${st}" -le 128 ]; then
+      rc=1 # end of output without a status: the command was killed
+      break
+    fi
+    printf '\r\033[K%s: ... %s: %ss' "${KB_NAME:-build}" "${label}" "$(($(date +%s) - t0))" >&2
+  done
+  exec {fd}<&-
+  printf '\r\033[K' >&2
   return "${rc}"
 }
 
