@@ -13,7 +13,7 @@ HELM           := $(BIN)/helm/$(HELM_VERSION)/helm
 CHART          := charts/meshkeeper
 # Every long build step says what it builds, how long it usually takes, and its elapsed time.
 PROGRESS       := KB_NAME=make hack/lib/progress.sh
-COLD_MANAGER   := about 4 min on 2 cores when cold, seconds when warm
+COLD_MANAGER   := a few minutes on 2 cores when cold, seconds when warm
 IMG          ?= ghcr.io/meshkeeper/manager:latest
 INIT_IMG     ?= ghcr.io/meshkeeper/init:latest
 # Bounded fuzzing in CI; run `make fuzz FUZZTIME=5m` for a longer session.
