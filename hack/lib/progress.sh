@@ -8,7 +8,8 @@
 #
 # On a terminal (stderr is a tty) kb_run keeps one line updated with the elapsed time; otherwise
 # (CI, logs) it prints a line every KB_HEARTBEAT seconds (30 by default). LABEL says what is
-# built and, for the slow steps, how long it usually takes on 2 cores.
+# built and, in parentheses, how long it usually takes on 2 cores; the lines that repeat while it
+# runs show LABEL up to the parenthesis.
 
 # kb_log MESSAGE: one progress line on stderr, prefixed with the caller's name.
 kb_log() { printf '%s: %s\n' "${KB_NAME:-build}" "$*" >&2; }
@@ -43,7 +44,7 @@ kb_run_log() {
     sleep 1
     now=$(date +%s)
     if ((now >= next)) && kill -0 "${pid}" 2>/dev/null; then
-      kb_log "  ... ${label}: $((now - t0))s so far"
+      kb_log "  ... ${label%% (*}: $((now - t0))s so far"
       next=$((next + beat))
     fi
   done
@@ -75,7 +76,8 @@ kb_run_tty() {
       rc=1 # end of output without a status: the command was killed
       break
     fi
-    printf '\r\033[K%s: ... %s: %ss' "${KB_NAME:-build}" "${label}" "$(($(date +%s) - t0))" >&2
+    # The label without its parenthesis, so the line stays short enough not to wrap.
+    printf '\r\033[K%s: ... %s: %ss' "${KB_NAME:-build}" "${label%% (*}" "$(($(date +%s) - t0))" >&2
   done
   exec {fd}<&-
   printf '\r\033[K' >&2
