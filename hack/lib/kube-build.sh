@@ -16,34 +16,9 @@ KUBE_BUILD_WORK="${ROOT}/bin/.kube-build"
 # on those commands alone, never for the repository's own module).
 export GOTOOLCHAIN=local CGO_ENABLED=0
 
-# kb_log MESSAGE: one progress line on stderr, prefixed with the caller's name.
-kb_log() { printf '%s: %s\n' "${KB_NAME:-build}" "$*" >&2; }
-
-# kb_run LABEL CMD...: runs CMD, printing a heartbeat with the elapsed time every
-# KB_HEARTBEAT seconds (30 by default) so a long build is never one silent line.
-# Returns CMD's exit status.
-kb_run() {
-  local label="$1" t0 pid rc=0 beat="${KB_HEARTBEAT:-30}" next
-  shift
-  t0=$(date +%s)
-  "$@" &
-  pid=$!
-  next=$((t0 + beat))
-  while kill -0 "${pid}" 2>/dev/null; do
-    sleep 1
-    if (($(date +%s) >= next)) && kill -0 "${pid}" 2>/dev/null; then
-      kb_log "  ... ${label}: $(($(date +%s) - t0))s so far"
-      next=$((next + beat))
-    fi
-  done
-  wait "${pid}" || rc=$?
-  if [ "${rc}" = 0 ]; then
-    kb_log "${label}: done in $(($(date +%s) - t0))s"
-  else
-    kb_log "${label}: FAILED (exit ${rc}) after $(($(date +%s) - t0))s"
-  fi
-  return "${rc}"
-}
+# kb_log and kb_run: the progress of long work (hack/lib/progress.sh).
+# shellcheck source=hack/lib/progress.sh
+source "${ROOT}/hack/lib/progress.sh"
 
 # kb_ldflags: version stamps so servers and kubectl report the real release.
 kb_ldflags() {
@@ -68,6 +43,19 @@ kb_kube_module() {
   echo "${dir}"
 }
 
+# kb_usual NAME: how long building NAME usually takes on 2 cores with cold caches (docs/benchmarks.md;
+# the Kubernetes binaries share most packages, so the first one built pays for the others).
+kb_usual() {
+  case "$1" in
+    kube-apiserver) echo "7-8 min, the first Kubernetes binary compiles most shared packages" ;;
+    kube-controller-manager) echo "5-14 min" ;;
+    kubelet | kubectl) echo "3-4 min" ;;
+    kube-scheduler | kube-proxy) echo "1-2 min" ;;
+    etcd) echo "3-4 min" ;;
+    *) echo "minutes" ;;
+  esac
+}
+
 # kb_kube NAME OUTDIR: builds k8s.io/kubernetes/cmd/NAME into OUTDIR/NAME unless present.
 kb_kube() {
   local name="$1" out="$2" dir
@@ -79,7 +67,7 @@ kb_kube() {
       bash -c "cd '${dir}' && GOFLAGS=-mod=mod go get 'k8s.io/kubernetes/cmd/${name}@v${KUBE_VERSION}'"
     touch "${dir}/.got-${name}"
   fi
-  kb_run "building ${name} v${KUBE_VERSION} (minutes when cold)" \
+  kb_run "building ${name} v${KUBE_VERSION} (usually $(kb_usual "${name}") on 2 cores when cold)" \
     bash -c "cd '${dir}' && GOFLAGS=-mod=mod go build -trimpath -ldflags '$(kb_ldflags)' -o '${out}/${name}.tmp' 'k8s.io/kubernetes/cmd/${name}'"
   mv -f "${out}/${name}.tmp" "${out}/${name}"
 }
@@ -92,7 +80,7 @@ kb_etcd() {
   [ -f "${dir}/go.mod" ] || printf 'module meshkeeper.local/etcd-build\n\ngo 1.26\n' >"${dir}/go.mod"
   kb_run "fetching etcd v${ETCD_VERSION} dependencies" \
     bash -c "cd '${dir}' && GOFLAGS=-mod=mod go get 'go.etcd.io/etcd/server/v3@v${ETCD_VERSION}'"
-  kb_run "building etcd v${ETCD_VERSION}" \
+  kb_run "building etcd v${ETCD_VERSION} (usually $(kb_usual etcd) on 2 cores when cold)" \
     bash -c "cd '${dir}' && GOFLAGS=-mod=mod go build -trimpath -ldflags '-s -w' -o '${out}/etcd.tmp' go.etcd.io/etcd/server/v3"
   mv -f "${out}/etcd.tmp" "${out}/etcd"
 }
