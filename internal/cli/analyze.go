@@ -54,7 +54,6 @@ func newAnalyzeCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		podCIDRs    []string
 		out         = string(outputTable)
 		failOn      string
-		istioNS     string
 	)
 	cmd := &cobra.Command{
 		Use:   "analyze [-n NAMESPACE | -A]",
@@ -79,7 +78,7 @@ cluster and every object given is analysed.`,
 			if err != nil {
 				return err
 			}
-			in, rep, err := gatherCluster(c.Context(), streams, cf, mesh, all, meshConfig, istioNS, pods, files)
+			in, rep, err := gatherCluster(c.Context(), streams, cf, mesh, all, meshConfig, pods, files)
 			if err != nil {
 				return err
 			}
@@ -123,7 +122,6 @@ cluster and every object given is analysed.`,
 	f.StringSliceVar(&podCIDRs, "pod-cidr", nil, "the cluster's Pod CIDRs, when nodes cannot be read (and offline)")
 	f.StringVarP(&out, "output", "o", out, "output format: table, json or yaml")
 	f.StringVar(&failOn, "fail-on", "error", "exit 1 when a finding reaches this severity: info, warning or error")
-	f.StringVar(&istioNS, "istio-namespace", "istio-system", "namespace of Istio's control plane, where its mesh configuration (ConfigMap istio) is read")
 	return withUsageErrors(cmd)
 }
 
@@ -174,7 +172,7 @@ func writeFindingsTable(w io.Writer, rep analyzeReport) {
 }
 
 // gatherCluster collects what Analyze looks at, from files or from the cluster.
-func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *genericclioptions.ConfigFlags, mesh meshFlags, all bool, meshConfigFile, istioNamespace string, podFiles, objectFiles []string) (diagnose.ClusterInput, analyzeReport, error) {
+func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *genericclioptions.ConfigFlags, mesh meshFlags, all bool, meshConfigFile string, podFiles, objectFiles []string) (diagnose.ClusterInput, analyzeReport, error) {
 	in := diagnose.ClusterInput{
 		MeshConfigRef: types.NamespacedName{Namespace: mesh.meshNamespace, Name: mesh.meshConfigName},
 		Selection:     injection.SelectOptions{MeshName: mesh.meshName, OperatorNamespace: mesh.operatorNamespace},
@@ -281,7 +279,7 @@ func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *
 		in.ServiceAccounts = append(in.ServiceAccounts, types.NamespacedName{Namespace: sa.Namespace, Name: sa.Name})
 	}
 	in.Cluster = clusterRangesOf(ctx, k)
-	rep.Notes = append(rep.Notes, gatherIstio(ctx, k, istioNamespace, &in)...)
+	rep.Notes = append(rep.Notes, gatherIstio(ctx, k, mesh.istioNamespace, &in)...)
 	return in, rep, nil
 }
 
@@ -310,14 +308,27 @@ func clusterRangesOf(ctx context.Context, k *kube) redirect.ClusterRanges {
 // library is needed, from the newest served version. Neither is required: a cluster without
 // Istio's CRDs or ConfigMap is analysed without them, and a refusal becomes a note.
 func gatherIstio(ctx context.Context, k *kube, namespace string, in *diagnose.ClusterInput) []string {
-	var notes []string
+	o := readIstioObjects(ctx, k, namespace)
+	in.IstioMeshConfig, in.ServiceEntries = o.meshConfig, o.entries
+	return o.notes
+}
+
+// istioObjects are Istio's objects as read from the cluster.
+type istioObjects struct {
+	meshConfig *corev1.ConfigMap
+	entries    []analysis.ServiceEntry
+	notes      []string
+}
+
+func readIstioObjects(ctx context.Context, k *kube, namespace string) istioObjects {
+	var o istioObjects
 	cm := &corev1.ConfigMap{}
 	switch err := k.client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: analysis.IstioMeshConfigMap}, cm); {
 	case err == nil:
-		in.IstioMeshConfig = cm
+		o.meshConfig = cm
 	case apierrors.IsNotFound(err):
 	default:
-		notes = append(notes, soft(err, "get", "configmaps")+" in "+namespace+"; Istio's outboundTrafficPolicy is assumed ALLOW_ANY")
+		o.notes = append(o.notes, soft(err, "get", "configmaps")+" in "+namespace+"; Istio's outboundTrafficPolicy is assumed ALLOW_ANY")
 	}
 	for _, v := range analysis.IstioNetworkingVersions {
 		list := &unstructured.UnstructuredList{}
@@ -327,18 +338,18 @@ func gatherIstio(ctx context.Context, k *kube, namespace string, in *diagnose.Cl
 			continue
 		}
 		if err != nil {
-			notes = append(notes, soft(err, "list", "serviceentries."+analysis.IstioNetworkingGroup)+"; Istio port collisions ignore ServiceEntries")
+			o.notes = append(o.notes, soft(err, "list", "serviceentries."+analysis.IstioNetworkingGroup)+"; ServiceEntries are ignored")
 			break
 		}
 		for i := range list.Items {
 			e, err := analysis.ServiceEntryOf(&list.Items[i])
 			if err != nil {
-				notes = append(notes, err.Error()+"; this ServiceEntry is ignored")
+				o.notes = append(o.notes, err.Error()+"; this ServiceEntry is ignored")
 				continue
 			}
-			in.ServiceEntries = append(in.ServiceEntries, e)
+			o.entries = append(o.entries, e)
 		}
 		break
 	}
-	return notes
+	return o
 }

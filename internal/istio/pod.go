@@ -173,11 +173,10 @@ func CNISettings(ann map[string]string, proxyUID int64) (Settings, error) {
 		return def
 	}
 	var err error
-	fail := func(key string, e error) error {
+	fail := func(key string, e error) {
 		if e != nil && err == nil {
 			err = &AnnotationError{Key: key, Value: ann[key], Msg: e.Error()}
 		}
-		return err
 	}
 	// The plugin's default for both port exclusion lists is the default status port, whatever
 	// the pod's status port annotation says.
