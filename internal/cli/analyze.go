@@ -24,6 +24,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
 	"github.com/meshkeeper/meshkeeper/internal/diagnose"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -210,6 +211,21 @@ func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *
 		}
 		in.Namespaces, in.Services, in.ServiceAccounts = set.Namespaces, set.Services, set.ServiceAccounts
 		in.Pods, in.Egresses, in.IngressBackends = set.Pods, set.Egresses, set.IngressBackends
+		in.ServiceEntries, in.IstioNamespace = set.ServiceEntries, mesh.istioNamespace
+		for i := range set.ConfigMaps {
+			cm := &set.ConfigMaps[i]
+			if cm.Namespace != mesh.istioNamespace {
+				continue
+			}
+			if _, ok := istio.RevisionOfConfigMap(cm.Name); ok {
+				in.IstioInjectors = append(in.IstioInjectors, *cm)
+			} else if cm.Name == analysis.IstioMeshConfigMap {
+				in.IstioMeshConfig = cm
+			}
+		}
+		if len(in.IstioInjectors) == 0 {
+			in.IstioInjectorsUnknown = "offline mode: pass Istio's injector ConfigMaps in --objects to judge Istio pods' exclusions"
+		}
 		rep.Scope, rep.Mode = "the given objects", "offline"
 		return in, rep, nil
 	}
@@ -309,7 +325,17 @@ func clusterRangesOf(ctx context.Context, k *kube) redirect.ClusterRanges {
 // Istio's CRDs or ConfigMap is analysed without them, and a refusal becomes a note.
 func gatherIstio(ctx context.Context, k *kube, namespace string, in *diagnose.ClusterInput) []string {
 	o := readIstioObjects(ctx, k, namespace)
-	in.IstioMeshConfig, in.ServiceEntries = o.meshConfig, o.entries
+	in.IstioMeshConfig, in.ServiceEntries, in.IstioNamespace = o.meshConfig, o.entries, namespace
+	var cms corev1.ConfigMapList
+	if err := k.client.List(ctx, &cms, client.InNamespace(namespace), client.HasLabels{istio.LabelRevision}); err != nil {
+		in.IstioInjectorsUnknown = diagnose.Unknown(soft(err, "list", "configmaps -n "+namespace))
+		return o.notes
+	}
+	for _, cm := range cms.Items {
+		if _, ok := istio.RevisionOfConfigMap(cm.Name); ok {
+			in.IstioInjectors = append(in.IstioInjectors, cm)
+		}
+	}
 	return o.notes
 }
 

@@ -75,6 +75,11 @@ func TestOfflineGolden(t *testing.T) {
 		{"explain-pod-offline-istio-seed003-7003", 0, []string{"explain", "pod", "--pod", istioPod, "--objects", istioObjs, "--to", "10.0.0.6:7003"}},
 		{"explain-pod-offline-istio-seed003-serviceentry", 0, []string{"explain", "pod", "--pod", istioPod, "--objects", istioObjs, "--objects", istioFixSE, "--to", "10.0.0.6:7000"}},
 		{"explain-pod-offline-istio-seed003-excluded", 0, []string{"explain", "pod", "--pod", istioPod, "--objects", istioObjs, "--rules-file", istioExcluded, "--to", "10.0.0.6:7000"}},
+		{"diagnose-offline-istio-in-sync", 0, []string{"diagnose", "pod", "--pod", istioPod, "--objects", "testdata/istio-injector.yaml"}},
+		// The values changed after the pod was admitted: its istio-init rules lack the range.
+		{"diagnose-offline-istio-drifted", 1, []string{"diagnose", "pod", "--pod", istioPod, "--objects", "testdata/istio-injector-fixed.yaml"}},
+		{"diagnose-offline-istio-no-injector", 0, []string{"diagnose", "pod", "--pod", istioPod}},
+		{"analyze-offline-istio-seed003", 1, []string{"analyze", "--pod", istioPod, "--objects", istioObjs, "--objects", "testdata/istio-injector-fixed.yaml"}},
 		{"usage-inbound-without-port", 2, []string{"explain", "pod", "--pod", seedPod, "--inbound"}},
 		{"usage-inbound-with-to", 2, []string{"explain", "pod", "--pod", seedPod, "--inbound", "--port", "8080", "--to", "10.0.0.6:7000"}},
 		{"usage-port-without-inbound", 2, []string{"explain", "pod", "--pod", seedPod, "--port", "8080"}},
