@@ -141,8 +141,11 @@ func Parsed(s Settings, container string) (*redirect.Parsed, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rendering the istio-iptables IPv6 rules: %w", err)
 		}
-		v6.IPv4.Family = redirect.IPv6
-		p.IPv6 = v6.IPv4
+		// The IPv6 rendering names IPv6 addresses (::1, ::6), so it parses as IPv6 rules.
+		if v6.IPv6 == nil {
+			return nil, fmt.Errorf("rendering the istio-iptables IPv6 rules: they read back as IPv4 rules")
+		}
+		p.IPv6 = v6.IPv6
 	}
 	return p, nil
 }

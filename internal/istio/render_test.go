@@ -80,3 +80,28 @@ func TestRenderSaveIstioOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestParsedIPv6 covers settings that reach the IPv6 rules (--dual-stack, or an IPv6 range):
+// their rendering reads back as IPv6 rules, which Parsed keeps as the IPv6 ruleset.
+func TestParsedIPv6(t *testing.T) {
+	for _, argv := range [][]string{
+		{"istio-iptables", "-p", "15001", "-u", "1337", "--dual-stack"},
+		{"istio-iptables", "-x", "fd00::/8"},
+	} {
+		s, err := ParseArgs(argv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Parsed(s, "istio-init")
+		if err != nil {
+			t.Fatalf("%q: %v", argv, err)
+		}
+		if p.IPv4 == nil || p.IPv6 == nil || p.IPv4.Family != redirect.IPv4 || p.IPv6.Family != redirect.IPv6 {
+			t.Fatalf("%q: IPv4 %+v, IPv6 %+v", argv, p.IPv4, p.IPv6)
+		}
+	}
+	p, ok, err := ReadCommandLine("istio-iptables -p 15001 -u 1337 --dual-stack")
+	if !ok || err != nil || p.IPv6 == nil {
+		t.Fatalf("ReadCommandLine --dual-stack: ok %v, err %v, rules %+v", ok, err, p)
+	}
+}
