@@ -207,6 +207,12 @@ func FuzzCNISettings(f *testing.F) {
 			}
 		}
 		s, err := CNISettings(ann, uid)
+		if err != nil && (uid < 0 || uid > MaxID) {
+			if !strings.Contains(err.Error(), "proxy UID") {
+				t.Fatalf("UID %d refused with %v", uid, err)
+			}
+			return
+		}
 		if err != nil {
 			var ae *AnnotationError
 			if !errors.As(err, &ae) {
