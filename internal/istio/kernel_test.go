@@ -214,7 +214,7 @@ func logLandings(t *testing.T, ls []landing) {
 	t.Helper()
 	var b strings.Builder
 	for _, l := range ls {
-		fmt.Fprintf(&b, "\n  %-70s -> %s", l.conn.String(), l.got)
+		fmt.Fprintf(&b, "\n  %-70s -> %s", l.String(), l.got)
 	}
 	t.Log("connections:" + b.String())
 }
