@@ -3,7 +3,6 @@ package diagnose
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -103,7 +102,6 @@ var istioAnnotationKeys = []string{
 // istioAnnotations validates the pod's redirection annotations the way the injector reads them.
 // For istio-cni pods the injector wrote them itself; they are still what the plugin read.
 func istioAnnotations(in PodInput) Check {
-	c := Check{Name: CheckPodAnnotations}
 	var set []string
 	for _, k := range istioAnnotationKeys {
 		if v, ok := in.Pod.Annotations[k]; ok {
@@ -111,20 +109,7 @@ func istioAnnotations(in PodInput) Check {
 		}
 	}
 	_, errs := istio.Expected(istio.DefaultValues(), in.Pod.Annotations, istio.ProxyUID(in.Pod))
-	if len(errs) > 0 {
-		c.Status, c.Code = StatusFail, conditions.InvalidSpec
-		c.Reason = "invalid annotations: " + errs.ToAggregate().Error()
-		c.Hint = fmt.Sprintf("fix the annotation in the workload's pod template (kubectl edit the owner of pod %s -n %s)", in.Pod.Name, in.Pod.Namespace)
-		return c
-	}
-	c.Status = StatusPass
-	if len(set) == 0 {
-		c.Reason = "no traffic.sidecar.istio.io annotations; the injector's values apply unchanged"
-		return c
-	}
-	sort.Strings(set)
-	c.Reason = "valid: " + strings.Join(set, ", ")
-	return c
+	return annotationsCheck(in, set, errs, "no traffic.sidecar.istio.io annotations; the injector's values apply unchanged")
 }
 
 func istioExclusions(in PodInput, din drift.Input) Check {

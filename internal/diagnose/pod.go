@@ -181,7 +181,6 @@ func initContainerOf(in PodInput, din drift.Input) Check {
 }
 
 func podAnnotations(in PodInput) Check {
-	c := Check{Name: CheckPodAnnotations}
 	var set []string
 	for _, k := range []string{redirect.AnnotationOutboundIPRangeExclusionList, redirect.AnnotationOutboundIPRangeInclusionList,
 		redirect.AnnotationOutboundPortExclusionList, redirect.AnnotationInboundPortExclusionList} {
@@ -195,6 +194,13 @@ func podAnnotations(in PodInput) Check {
 			errs = append(errs, field.Invalid(field.NewPath("metadata", "annotations").Key(injection.AnnotationSidecarInjection), v, err.Error()))
 		}
 	}
+	return annotationsCheck(in, set, errs, "no redirection annotations; the MeshConfig's exclusions apply unchanged")
+}
+
+// annotationsCheck reports the redirection annotations set on a pod (as key=value) and the
+// errors found in them, for either mesh's annotations.
+func annotationsCheck(in PodInput, set []string, errs field.ErrorList, none string) Check {
+	c := Check{Name: CheckPodAnnotations}
 	if len(errs) > 0 {
 		c.Status, c.Code = StatusFail, conditions.InvalidSpec
 		c.Reason = "invalid annotations: " + errs.ToAggregate().Error()
@@ -203,7 +209,7 @@ func podAnnotations(in PodInput) Check {
 	}
 	c.Status = StatusPass
 	if len(set) == 0 {
-		c.Reason = "no redirection annotations; the MeshConfig's exclusions apply unchanged"
+		c.Reason = none
 	} else {
 		sort.Strings(set)
 		c.Reason = "valid: " + strings.Join(set, ", ")

@@ -127,25 +127,14 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 		return res, nil
 	}
 	res.RulesSource = source
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	plan, rs, v := walkOutbound(&res, parsed, dst, uid)
 	if istio.Injected(pod) {
-		return routeIstio(in, res, parsed, dst, uid), nil
+		return routeIstio(in, res, plan, rs, v, dst, uid), nil
 	}
 
 	cfg, cfgValid, notes := in.podConfig(pod)
 	res.Notes = append(res.Notes, notes...)
-
-	ip := dst.Addr().Unmap()
-	dst = netip.AddrPortFrom(ip, dst.Port())
-	plan := *analysis.PlanOf(parsed)
-	rs := &plan.IPv4
-	if ip.Is6() {
-		rs = &plan.IPv6
-		if parsed.IPv6 == nil {
-			res.Notes = append(res.Notes, "the rules have no IPv6 table (OSM never rendered one), so IPv6 traffic is never redirected")
-		}
-	}
-	v := redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, UID: uid, Dst: dst})
-	res.Trace, res.Rule = v.Trace, decidingRule(v.Trace)
 	if v.Kind != redirect.VerdictRedirect {
 		res.Path, res.Status = PathBypass, StatusPass
 		switch b, ok := analysis.BypassOf(cfg, dst); {
@@ -172,7 +161,7 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 	if sa == "" {
 		sa = "default"
 	}
-	r := analysis.Trace(analysis.TraceInput{Config: cfg, Rules: &plan, ServiceAccount: types.NamespacedName{Namespace: pod.Namespace, Name: sa},
+	r := analysis.Trace(analysis.TraceInput{Config: cfg, Rules: plan, ServiceAccount: types.NamespacedName{Namespace: pod.Namespace, Name: sa},
 		Mesh: analysis.MeshOf(in.MeshConfigRef, in.MeshConfig), Services: in.Services, Monitored: monitored, Egresses: in.Egresses}, dst)
 	res.Outcome = r.Outcome
 	if r.Listener != nil {
@@ -210,18 +199,7 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 // istio-init's arguments or istio-cni's annotations, or given), then Istio's sidecar:
 // ServiceEntries, the Services' listeners (an HTTP or auto-detected port's catch-all listener
 // takes every destination on that port, seed 003's 400 Bad Request) and outboundTrafficPolicy.
-func routeIstio(in RouteInput, res RouteResult, parsed *redirect.Parsed, dst netip.AddrPort, uid uint32) RouteResult {
-	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
-	plan := analysis.PlanOf(parsed)
-	rs := &plan.IPv4
-	if dst.Addr().Is6() {
-		rs = &plan.IPv6
-		if parsed.IPv6 == nil {
-			res.Notes = append(res.Notes, "the rules have no IPv6 table, so IPv6 traffic is never redirected")
-		}
-	}
-	v := redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, UID: uid, Dst: dst})
-	res.Trace, res.Rule = v.Trace, decidingRule(v.Trace)
+func routeIstio(in RouteInput, res RouteResult, plan *redirect.Plan, rs *redirect.Ruleset, v redirect.Verdict, dst netip.AddrPort, uid uint32) RouteResult {
 	if v.Kind != redirect.VerdictRedirect {
 		res.Path, res.Status = PathBypass, StatusPass
 		res.Setting = analysis.BypassOfRules(rs, v).String()
@@ -254,6 +232,22 @@ func routeIstio(in RouteInput, res RouteResult, parsed *redirect.Parsed, dst net
 		}
 	}
 	return res
+}
+
+// walkOutbound walks the rules the pod runs for one outbound connection, whatever mesh wrote
+// them, and records the walk and the deciding rule in res.
+func walkOutbound(res *RouteResult, parsed *redirect.Parsed, dst netip.AddrPort, uid uint32) (*redirect.Plan, *redirect.Ruleset, redirect.Verdict) {
+	plan := analysis.PlanOf(parsed)
+	rs := &plan.IPv4
+	if dst.Addr().Is6() {
+		rs = &plan.IPv6
+		if parsed.IPv6 == nil {
+			res.Notes = append(res.Notes, "the rules have no IPv6 table, so IPv6 traffic is never redirected")
+		}
+	}
+	v := redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, UID: uid, Dst: dst})
+	res.Trace, res.Rule = v.Trace, decidingRule(v.Trace)
+	return plan, rs, v
 }
 
 // podConfig is the configuration the pod should run: the MeshConfig's traffic settings, when
