@@ -2,12 +2,16 @@ package controllers
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -39,7 +44,9 @@ import (
 //     and its ratio to raw-patch-time.
 //
 // MESHKEEPER_BENCH_HEAPPROFILE=file writes a heap profile once the manager has started and
-// synced. It takes minutes, so only `make bench` or an explicit -bench runs it:
+// synced. MESHKEEPER_BENCH_CPUPROFILE=prefix writes CPU profiles of this process and of the
+// API server (prefix-{raw,change}-{test,apiserver}.pprof) while the raw patches before the run
+// and the config change are sent. It takes minutes, so only `make bench` or an explicit -bench runs it:
 //
 //	go test ./controllers -run '^$' -bench DriftAtScale -benchtime 1x
 func BenchmarkDriftAtScale(b *testing.B) {
@@ -96,13 +103,22 @@ func driftAtScale(b *testing.B, pods int) {
 	// controller's concurrency. Bodies are built before the clock starts.
 	// It is measured again after the controller's run, with the manager stopped, so that the
 	// two bracket it and whatever the API server does over time counts on both sides.
-	rawLimit := func(mc *configv1alpha2.MeshConfig) time.Duration {
+	var cpuRaw cpuTimes
+	rawLimit := func(mc *configv1alpha2.MeshConfig, profile string) time.Duration {
 		next := mc.DeepCopy()
 		addPort(&next.Spec)
 		next.Generation++
-		return sendPatches(b, rawPatches(b, nsNames, nsMeta, next, opts), opts.maxConcurrent())
+		patches := rawPatches(b, nsNames, nsMeta, next, opts)
+		stop := startProfiles(b, profile)
+		cpu0 := cpuNow()
+		d := sendPatches(b, patches, opts.maxConcurrent())
+		if profile != "" {
+			cpuRaw = cpuNow().sub(cpu0)
+		}
+		stop()
+		return d
 	}
-	rawBefore := rawLimit(mc)
+	rawBefore := rawLimit(mc, "raw")
 	w.updateMeshConfig(addPort)
 
 	runtime.GC()
@@ -137,8 +153,11 @@ func driftAtScale(b *testing.B, pods int) {
 	startWrites, _ := h.client.Writes()
 
 	var elapsed time.Duration
+	var cpuChange cpuTimes
 	for b.Loop() {
 		h.client.Reset()
+		stop := startProfiles(b, "change")
+		cpu0 := cpuNow()
 		t0 := time.Now()
 		w.updateMeshConfig(addPort)
 		eventually(b, 10*time.Minute, func() error {
@@ -149,13 +168,15 @@ func driftAtScale(b *testing.B, pods int) {
 			return nil
 		})
 		elapsed = time.Since(t0)
+		cpuChange = cpuNow().sub(cpu0)
+		stop()
 	}
 	b.StopTimer()
 	h.settleTB(b, 3*time.Second)
 	writes, _ := h.client.Writes()
 	verifyAllDrifted(b, nsNames, pods)
 	h.stop()
-	rawAfter := rawLimit(w.meshConfig())
+	rawAfter := rawLimit(w.meshConfig(), "")
 	deletePods(b, nsNames)
 	rawTime := (rawBefore + rawAfter) / 2
 
@@ -170,6 +191,7 @@ func driftAtScale(b *testing.B, pods int) {
 	b.ReportMetric(float64(after.HeapAlloc)/(1<<20), "heap-MiB-at-start-up")
 	b.ReportMetric(heapPerPod, "heap-B/cached-pod")
 	b.ReportMetric(float64(pods), "pods")
+	b.Logf("CPU during the raw patches before: %s; during the config change: %s", cpuRaw, cpuChange)
 	b.Logf("pods=%d raw=%s (before %s, after %s) config-change=%s (ratio %.2f) start-up=%s writes=%v start-writes=%v heap/pod=%.0f B (heap %d -> %d MiB)",
 		pods, rawTime.Round(time.Millisecond), rawBefore.Round(time.Millisecond), rawAfter.Round(time.Millisecond), elapsed.Round(time.Millisecond), elapsed.Seconds()/rawTime.Seconds(),
 		startup.Round(time.Millisecond), writes, startWrites, heapPerPod, before.HeapAlloc>>20, after.HeapAlloc>>20)
@@ -187,6 +209,96 @@ func writeHeapProfile(b *testing.B, path string) {
 	must(b, err)
 	defer f.Close()
 	must(b, pprof.Lookup("heap").WriteTo(f, 0))
+}
+
+// startProfiles profiles this process and the API server (through its /debug/pprof) until the
+// returned function is called, when MESHKEEPER_BENCH_CPUPROFILE is set and name is not empty.
+func startProfiles(b *testing.B, name string) (stop func()) {
+	prefix := os.Getenv("MESHKEEPER_BENCH_CPUPROFILE")
+	if prefix == "" || name == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s-%s-test.pprof", prefix, name))
+	must(b, err)
+	must(b, pprof.StartCPUProfile(f))
+	// The API server's profile runs for a fixed time: as long as the phase is expected to take.
+	seconds := os.Getenv("MESHKEEPER_BENCH_CPUPROFILE_SECONDS")
+	if seconds == "" {
+		seconds = "15"
+	}
+	cs, err := kubernetes.NewForConfig(env.Config)
+	must(b, err)
+	done := make(chan []byte, 1)
+	go func() {
+		data, err := cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", seconds).DoRaw(ctx)
+		if err != nil {
+			b.Logf("API server profile: %v", err)
+		}
+		done <- data
+	}()
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		if data := <-done; len(data) > 0 {
+			must(b, os.WriteFile(fmt.Sprintf("%s-%s-apiserver.pprof", prefix, name), data, 0o600))
+		}
+	}
+}
+
+// cpuTimes is the CPU time used by this process and by its children that are still running
+// (envtest's kube-apiserver and etcd), by command name.
+type cpuTimes map[string]time.Duration
+
+func cpuNow() cpuTimes {
+	out := cpuTimes{"test": processCPU()}
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	for _, t := range tasks {
+		data, _ := os.ReadFile(t)
+		for _, pid := range strings.Fields(string(data)) {
+			stat, err := os.ReadFile("/proc/" + pid + "/stat")
+			if err != nil {
+				continue
+			}
+			// pid (comm) state ... utime stime: fields 14 and 15, counted after the ")".
+			open, closing := strings.IndexByte(string(stat), '('), strings.LastIndexByte(string(stat), ')')
+			if open < 0 || closing < open {
+				continue
+			}
+			f := strings.Fields(string(stat[closing+1:]))
+			if len(f) < 13 {
+				continue
+			}
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			out[string(stat[open+1:closing])] += time.Duration(u+st) * 10 * time.Millisecond // USER_HZ = 100
+		}
+	}
+	return out
+}
+
+func (c cpuTimes) sub(o cpuTimes) cpuTimes {
+	out := cpuTimes{}
+	for k, v := range c {
+		out[k] = v - o[k]
+	}
+	return out
+}
+
+func (c cpuTimes) String() string {
+	keys := slices.Sorted(maps.Keys(c))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.1f s", k, c[k].Seconds())
+	}
+	return strings.Join(parts, ", ")
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rawPatch is one pod's status patch, as PodReconciler.patchConditions sends it.
