@@ -98,6 +98,7 @@ func TestTrimPodKeepsEveryVerdict(t *testing.T) {
 		"init containers":  &trimmed.Spec.InitContainers[0] == &t2.Spec.InitContainers[0],
 		"containers":       &trimmed.Spec.Containers[0] == &t2.Spec.Containers[0],
 		"init status":      &trimmed.Status.InitContainerStatuses[0] == &t2.Status.InitContainerStatuses[0],
+		"conditions":       &trimmed.Status.Conditions[0] == &t2.Status.Conditions[0],
 		"distinct objects": trimmed != t2,
 	} {
 		if !same {
@@ -110,6 +111,22 @@ func TestTrimPodKeepsEveryVerdict(t *testing.T) {
 	out3, _ := TrimPod(third)
 	if _, leaked := trimmed.Labels["canary"]; leaked || out3.(*corev1.Pod).Labels["canary"] != "true" {
 		t.Error("sharing mixed up two different label sets")
+	}
+
+	// A replica whose condition changed at another time keeps its own list, exact to the second.
+	fourth := fullPod(t)
+	for i := range fourth.Status.Conditions {
+		fourth.Status.Conditions[i].LastTransitionTime.Time = fourth.Status.Conditions[i].LastTransitionTime.Add(time.Second)
+	}
+	out4, err := TrimPod(fourth)
+	must(t, err)
+	t4 := out4.(*corev1.Pod)
+	if &t4.Status.Conditions[0] == &trimmed.Status.Conditions[0] ||
+		!t4.Status.Conditions[0].LastTransitionTime.Equal(&fourth.Status.Conditions[len(fourth.Status.Conditions)-1].LastTransitionTime) {
+		t.Errorf("conditions with another transition time were shared or changed: %+v", t4.Status.Conditions)
+	}
+	if cap(trimmed.Status.Conditions) != len(trimmed.Status.Conditions) {
+		t.Errorf("cached conditions have spare capacity: %d of %d", len(trimmed.Status.Conditions), cap(trimmed.Status.Conditions))
 	}
 
 	if got, _ := TrimPod(&corev1.Namespace{}); !reflect.DeepEqual(got, &corev1.Namespace{}) {
@@ -276,5 +293,17 @@ func TestRecountWatchesEachKindOnce(t *testing.T) {
 	}
 	if !seen[reflect.TypeOf(&corev1.Service{})] {
 		t.Error("Services are not watched: the findings would miss Service changes")
+	}
+}
+
+func TestRecountDelayGrowsWithTheRecount(t *testing.T) {
+	r := &MeshConfigReconciler{}
+	for last, want := range map[time.Duration]time.Duration{
+		0: summaryDelay, 50 * time.Millisecond: summaryDelay, 300 * time.Millisecond: 3 * time.Second, time.Minute: maxSummaryDelay,
+	} {
+		r.lastSummary.Store(int64(last))
+		if got := r.recountDelay(); got != want {
+			t.Errorf("last recount %s: delay %s, want %s", last, got, want)
+		}
 	}
 }

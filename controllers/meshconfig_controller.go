@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +33,13 @@ import (
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // summaryDelay coalesces the burst of pod events a MeshConfig change causes into one recount.
-const summaryDelay = time.Second
+// Each recount judges every pod, so with many pods the wait grows to ten times the last
+// recount's duration (at most maxSummaryDelay): recounts then take a tenth of one core at most
+// while the pod controller writes, instead of competing with it once a second.
+const (
+	summaryDelay    = time.Second
+	maxSummaryDelay = 30 * time.Second
+)
 
 // MeshConfigReconciler validates every MeshConfig with the redirection engine and reports, on the
 // one the operator serves, how many meshed pods are in sync with it.
@@ -44,6 +51,13 @@ type MeshConfigReconciler struct {
 	rules    *drift.RuleCache
 	// memo holds verdicts when the CRD cannot store them (Options.APIs.NoMeshConfigStatus).
 	memo *status.Memo
+	// lastSummary is how long the last recount took, in nanoseconds.
+	lastSummary atomic.Int64
+}
+
+// recountDelay is how long pod, namespace and Service events are coalesced before a recount.
+func (r *MeshConfigReconciler) recountDelay() time.Duration {
+	return min(max(summaryDelay, 10*time.Duration(r.lastSummary.Load())), maxSummaryDelay)
 }
 
 // forget drops what is remembered of a deleted MeshConfig. When it is the served one, every pod
@@ -86,7 +100,9 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 	if v.SpecErrs = ValidateMeshConfig(mc); len(v.SpecErrs) > 0 {
 		return ctrl.Result{}, nil
 	}
+	t0 := time.Now()
 	v.Summary, err = r.summarize(ctx, mc)
+	r.lastSummary.Store(int64(time.Since(t0)))
 	if err == nil {
 		mc.Status.Findings, err = MeshConfigFindings(ctx, r.Client, mc, r.Options.Selection.MeshName, r.Options.ClusterRanges)
 	}
@@ -133,7 +149,7 @@ func (r *MeshConfigReconciler) summarize(ctx context.Context, mc *configv1alpha2
 
 // SetupWithManager registers the controller. Pod, namespace and Service events (Services feed
 // the findings) are coalesced: a rollout of thousands of pods leads to a recount per
-// summaryDelay, not one per pod.
+// recountDelay, not one per pod.
 func (r *MeshConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.rules == nil {
 		r.rules = drift.NewRuleCache(ruleCacheSize)
@@ -160,7 +176,7 @@ func recountOn() []client.Object {
 
 func (r *MeshConfigReconciler) recountHandler() handler.EventHandler {
 	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		q.AddAfter(reconcile.Request{NamespacedName: r.Options.MeshConfig}, summaryDelay)
+		q.AddAfter(reconcile.Request{NamespacedName: r.Options.MeshConfig}, r.recountDelay())
 	}
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, _ event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {

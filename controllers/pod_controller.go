@@ -133,7 +133,7 @@ func (r *PodReconciler) gather(ctx context.Context, pod *corev1.Pod) (drift.Inpu
 // merged by type on the server, so the kubelet's conditions, which the cache does not even hold,
 // cannot be dropped or rolled back by this write.
 func (r *PodReconciler) patchConditions(ctx context.Context, pod *corev1.Pod, conds []corev1.PodCondition) error {
-	data, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": drift.OwnedConditions(conds)}})
+	data, err := conditionsPatch(conds)
 	if err != nil {
 		return err
 	}
@@ -145,6 +145,11 @@ func (r *PodReconciler) patchConditions(ctx context.Context, pod *corev1.Pod, co
 		return fmt.Errorf("patching conditions of pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	return nil
+}
+
+// conditionsPatch is the body of patchConditions: our conditions among conds, nothing else.
+func conditionsPatch(conds []corev1.PodCondition) ([]byte, error) {
+	return json.Marshal(map[string]any{"status": map[string]any{"conditions": drift.OwnedConditions(conds)}})
 }
 
 // ours decides whether this operator judges the pod: every pod of a namespace in our mesh, and,

@@ -58,7 +58,8 @@ var _ toolscache.TransformFunc = TrimPod
 // commands and arguments, containers' names and images, host networking, and the status of the
 // redirection init container and the conditions of our own types. Strings that repeat across the replicas of a workload (the
 // rendered rules, images, label and annotation keys) are interned so that 5,000 replicas share
-// one copy. Anything that is not a pod passes through untouched.
+// one copy, and so are whole conditions lists that are equal to the second, timestamps included
+// (pods judged in the same second after a MeshConfig change). Anything that is not a pod passes through untouched.
 func TrimPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -96,9 +97,15 @@ func TrimPod(obj any) (any, error) {
 	}
 
 	out.Status.Phase = pod.Status.Phase
-	for _, c := range drift.OwnedConditions(pod.Status.Conditions) {
-		c.Type, c.Reason, c.Message = corev1.PodConditionType(intern(string(c.Type))), intern(c.Reason), intern(c.Message)
-		out.Status.Conditions = append(out.Status.Conditions, c)
+	if owned := drift.OwnedConditions(pod.Status.Conditions); len(owned) > 0 {
+		// A fresh slice of exactly the right length: the one OwnedConditions grew by appending
+		// has spare capacity, and a shared copy must not alias the decoded pod.
+		conds := make([]corev1.PodCondition, len(owned))
+		for i, c := range owned {
+			c.Type, c.Reason, c.Message = corev1.PodConditionType(intern(string(c.Type))), intern(c.Reason), intern(c.Message)
+			conds[i] = c
+		}
+		out.Status.Conditions = shareConditions(conds)
 	}
 	if ic := drift.RedirectionInitContainer(pod); ic != nil {
 		for _, st := range pod.Status.InitContainerStatuses {

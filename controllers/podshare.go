@@ -53,9 +53,38 @@ var (
 				runAsUser(x) == runAsUser(y)
 		})
 	})
-	sharedOwners   = newSharedTable(func(a, b []metav1.OwnerReference) bool { return reflect.DeepEqual(a, b) })
-	sharedStatuses = newSharedTable(func(a, b []corev1.ContainerStatus) bool { return reflect.DeepEqual(a, b) })
+	sharedOwners     = newSharedTable(func(a, b []metav1.OwnerReference) bool { return reflect.DeepEqual(a, b) })
+	sharedStatuses   = newSharedTable(func(a, b []corev1.ContainerStatus) bool { return reflect.DeepEqual(a, b) })
+	sharedConditions = newSharedTable(func(a, b []corev1.PodCondition) bool { return slices.EqualFunc(a, b, sameCondition) })
 )
+
+// sameCondition compares every field, timestamps included, so that a shared list is exactly
+// what each pod's own would have been.
+func sameCondition(a, b corev1.PodCondition) bool {
+	return a.Type == b.Type && a.Status == b.Status && a.Reason == b.Reason && a.Message == b.Message &&
+		a.ObservedGeneration == b.ObservedGeneration &&
+		a.LastProbeTime.Equal(&b.LastProbeTime) && a.LastTransitionTime.Equal(&b.LastTransitionTime)
+}
+
+// shareConditions shares a pod's list of our conditions with the pods that have an equal one.
+// The transition times are part of it: replicas judged within the same second share a list.
+func shareConditions(cs []corev1.PodCondition) []corev1.PodCondition {
+	var h maphash.Hash
+	h.SetSeed(shareSeed)
+	for _, c := range cs {
+		h.WriteString(string(c.Type))
+		h.WriteByte(0)
+		h.WriteString(string(c.Status))
+		h.WriteByte(0)
+		h.WriteString(c.Reason)
+		h.WriteByte(0)
+		h.WriteString(c.Message)
+		h.WriteByte(0)
+		h.WriteString(strconv.FormatInt(c.LastTransitionTime.UnixNano(), 36))
+		h.WriteByte(1)
+	}
+	return sharedConditions.share(h.Sum64(), cs)
+}
 
 func shareMap(m map[string]string) map[string]string {
 	if len(m) == 0 {
