@@ -82,7 +82,8 @@ func (r *PodReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 			err = errors.Join(err, perr)
 			return
 		}
-		r.written.record(req.NamespacedName, basedOn, updated)
+		// The patch answered with the pod as written: its resourceVersion is our write's.
+		r.written.record(req.NamespacedName, basedOn, pod.ResourceVersion, updated)
 		for _, ev := range drift.Transitions(before, updated) {
 			r.Recorder.Eventf(pod, nil, ev.Type, ev.Reason, "Evaluate", "%s", ev.Message)
 		}
