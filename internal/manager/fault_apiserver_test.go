@@ -18,6 +18,7 @@ import (
 // away), nothing more is written once the wave is done, and Run never returns.
 // 300 pods; 1,000 with MESHKEEPER_FAULTS=long.
 func TestAPIServerRestartMidWave(t *testing.T) {
+	needFaults(t)
 	c := startRestartableCluster(t, osmCRDs(t)).withFastClient()
 	n := wavePods(300, 1000)
 	key := types.NamespacedName{Namespace: "osm-system", Name: "osm-mesh-config"}

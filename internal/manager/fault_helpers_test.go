@@ -268,7 +268,7 @@ func (r *restartable) stopAPIServer() {
 		}
 		r.t.Logf("kube-apiserver did not stop within %s of SIGTERM: killed", apiServerGrace)
 	}
-	addr := net.JoinHostPort(r.te.ControlPlane.APIServer.SecureServing.Address, r.te.ControlPlane.APIServer.SecureServing.Port)
+	addr := net.JoinHostPort(r.te.ControlPlane.APIServer.Address, r.te.ControlPlane.APIServer.Port)
 	r.eventually(30*time.Second, func() error {
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
@@ -364,6 +364,15 @@ func fmtCounts(m map[string]int) string {
 		fmt.Fprintf(&b, "%s=%d ", k, v)
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// needFaults skips the fault tests that take a minute or more unless MESHKEEPER_FAULTS is set
+// (make test-faults, which CI runs after make test).
+func needFaults(t *testing.T) {
+	t.Helper()
+	if os.Getenv("MESHKEEPER_FAULTS") == "" {
+		t.Skip("a minute or more: set MESHKEEPER_FAULTS=1 (make test-faults), or MESHKEEPER_FAULTS=long for 1,000-pod waves")
+	}
 }
 
 // longFaults reports whether the long variants of the fault tests run (MESHKEEPER_FAULTS=long):

@@ -20,6 +20,7 @@ import (
 // nothing the killed leader already wrote: every pod gets exactly one status write across both.
 // 200 pods; 1,000 with MESHKEEPER_FAULTS=long.
 func TestLeaderKilledMidWave(t *testing.T) {
+	needFaults(t)
 	c := startCluster(t, osmCRDs(t))
 	c.c = c.fastClient()
 	n := wavePods(200, 1000)

@@ -19,6 +19,7 @@ import (
 // streaming, as they do under APF. The manager waits as told, which bounds its requests per
 // second in the window; once the window closes the wave converges with one write per pod.
 func TestThrottledAPIServerBackoff(t *testing.T) {
+	needFaults(t)
 	c := startCluster(t, osmCRDs(t))
 	c.c = c.fastClient()
 	n := wavePods(200, 1000)
