@@ -15,6 +15,7 @@ import (
 
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/golden"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -171,7 +172,7 @@ func TestGoldenIstioSeed003Findings(t *testing.T) {
 	canary := *pods[0].DeepCopy()
 	canary.Name, canary.Labels = "test-canary", nil
 	canary.OwnerReferences = nil
-	canary.Annotations = map[string]string{IstioAnnotationExcludeOutboundIPRanges: "10.0.0.0/24"}
+	canary.Annotations = map[string]string{istio.AnnotationExcludeOutboundIPRanges: "10.0.0.0/24"}
 	pods = append(pods, canary)
 	egress := seed003Egress().obj()
 	hostOnly, err := ParseServiceEntry([]byte(`apiVersion: networking.istio.io/v1

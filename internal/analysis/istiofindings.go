@@ -12,6 +12,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -48,13 +49,6 @@ func WellKnownServer(port int32) (string, bool) {
 	return WellKnownPorts[i].Server, true
 }
 
-// Istio's pod annotations that take traffic away from the sidecar.
-const (
-	IstioAnnotationExcludeOutboundIPRanges = "traffic.sidecar.istio.io/excludeOutboundIPRanges"
-	IstioAnnotationExcludeOutboundPorts    = "traffic.sidecar.istio.io/excludeOutboundPorts"
-	istioProxyContainer                    = "istio-proxy"
-)
-
 // IstioAnalysisInput is what AnalyzeIstio looks at, gathered by the caller.
 type IstioAnalysisInput struct {
 	Mesh IstioMesh
@@ -65,15 +59,6 @@ type IstioAnalysisInput struct {
 	Egresses []policyv1alpha1.Egress
 	// Pods are candidates for "affected"; only those with an istio-proxy container count.
 	Pods []corev1.Pod
-}
-
-// IsIstioPod reports whether the pod runs Istio's sidecar (as a container, or as a native
-// sidecar init container).
-func IsIstioPod(p *corev1.Pod) bool {
-	has := func(cs []corev1.Container) bool {
-		return slices.ContainsFunc(cs, func(c corev1.Container) bool { return c.Name == istioProxyContainer })
-	}
-	return has(p.Spec.Containers) || has(p.Spec.InitContainers)
 }
 
 // swallowed is an external destination a wildcard listener takes.
@@ -91,7 +76,7 @@ type swallowed struct {
 func AnalyzeIstio(in IstioAnalysisInput) []Finding {
 	var pods []*corev1.Pod
 	for i := range in.Pods {
-		if p := &in.Pods[i]; p.DeletionTimestamp == nil && IsIstioPod(p) {
+		if p := &in.Pods[i]; p.DeletionTimestamp == nil && istio.ProxyContainer(p) != nil {
 			pods = append(pods, p)
 		}
 	}
@@ -160,13 +145,13 @@ func swallowedOn(in IstioAnalysisInput, port int32) []swallowed {
 // excludes reports whether a pod's Istio annotations take every destination in lost (or, with
 // none known, the whole port) away from its sidecar.
 func excludes(p *corev1.Pod, port int32, lost []swallowed) bool {
-	for _, s := range strings.Split(p.Annotations[IstioAnnotationExcludeOutboundPorts], ",") {
+	for _, s := range strings.Split(p.Annotations[istio.AnnotationExcludeOutboundPorts], ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && int32(n) == port {
 			return true
 		}
 	}
 	var ranges []netip.Prefix
-	for _, s := range strings.Split(p.Annotations[IstioAnnotationExcludeOutboundIPRanges], ",") {
+	for _, s := range strings.Split(p.Annotations[istio.AnnotationExcludeOutboundIPRanges], ",") {
 		if pr, err := redirect.ParsePrefix(strings.TrimSpace(s)); err == nil {
 			ranges = append(ranges, pr)
 		}
@@ -272,9 +257,9 @@ func istioFixes(in IstioAnalysisInput, l Listener, prefixes []netip.Prefix, serv
 	fixes := []string{b.String()}
 
 	b.Reset()
-	key, value := IstioAnnotationExcludeOutboundIPRanges, strings.Join(addrs, ",")
+	key, value := istio.AnnotationExcludeOutboundIPRanges, strings.Join(addrs, ",")
 	if !known {
-		key, value = IstioAnnotationExcludeOutboundPorts, strconv.Itoa(int(port))
+		key, value = istio.AnnotationExcludeOutboundPorts, strconv.Itoa(int(port))
 		fmt.Fprintf(&b, "# 2. Take port %d away from the sidecar in the workloads that call the external server (their calls to Service %s/%s on %d then bypass the sidecar too); mesh-wide: the injector value global.proxy.excludeOutboundPorts", port, l.Service.Namespace, l.Service.Name, port)
 	} else {
 		b.WriteString("# 2. Take the external addresses away from the sidecar (no mesh features for them); mesh-wide: the injector value global.proxy.excludeIPRanges")

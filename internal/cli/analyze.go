@@ -24,6 +24,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
 	"github.com/meshkeeper/meshkeeper/internal/diagnose"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -54,7 +55,6 @@ func newAnalyzeCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		podCIDRs    []string
 		out         = string(outputTable)
 		failOn      string
-		istioNS     string
 	)
 	cmd := &cobra.Command{
 		Use:   "analyze [-n NAMESPACE | -A]",
@@ -79,7 +79,7 @@ cluster and every object given is analysed.`,
 			if err != nil {
 				return err
 			}
-			in, rep, err := gatherCluster(c.Context(), streams, cf, mesh, all, meshConfig, istioNS, pods, files)
+			in, rep, err := gatherCluster(c.Context(), streams, cf, mesh, all, meshConfig, pods, files)
 			if err != nil {
 				return err
 			}
@@ -123,7 +123,6 @@ cluster and every object given is analysed.`,
 	f.StringSliceVar(&podCIDRs, "pod-cidr", nil, "the cluster's Pod CIDRs, when nodes cannot be read (and offline)")
 	f.StringVarP(&out, "output", "o", out, "output format: table, json or yaml")
 	f.StringVar(&failOn, "fail-on", "error", "exit 1 when a finding reaches this severity: info, warning or error")
-	f.StringVar(&istioNS, "istio-namespace", "istio-system", "namespace of Istio's control plane, where its mesh configuration (ConfigMap istio) is read")
 	return withUsageErrors(cmd)
 }
 
@@ -174,7 +173,7 @@ func writeFindingsTable(w io.Writer, rep analyzeReport) {
 }
 
 // gatherCluster collects what Analyze looks at, from files or from the cluster.
-func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *genericclioptions.ConfigFlags, mesh meshFlags, all bool, meshConfigFile, istioNamespace string, podFiles, objectFiles []string) (diagnose.ClusterInput, analyzeReport, error) {
+func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *genericclioptions.ConfigFlags, mesh meshFlags, all bool, meshConfigFile string, podFiles, objectFiles []string) (diagnose.ClusterInput, analyzeReport, error) {
 	in := diagnose.ClusterInput{
 		MeshConfigRef: types.NamespacedName{Namespace: mesh.meshNamespace, Name: mesh.meshConfigName},
 		Selection:     injection.SelectOptions{MeshName: mesh.meshName, OperatorNamespace: mesh.operatorNamespace},
@@ -212,6 +211,21 @@ func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *
 		}
 		in.Namespaces, in.Services, in.ServiceAccounts = set.Namespaces, set.Services, set.ServiceAccounts
 		in.Pods, in.Egresses, in.IngressBackends = set.Pods, set.Egresses, set.IngressBackends
+		in.ServiceEntries, in.IstioNamespace = set.ServiceEntries, mesh.istioNamespace
+		for i := range set.ConfigMaps {
+			cm := &set.ConfigMaps[i]
+			if cm.Namespace != mesh.istioNamespace {
+				continue
+			}
+			if _, ok := istio.RevisionOfConfigMap(cm.Name); ok {
+				in.IstioInjectors = append(in.IstioInjectors, *cm)
+			} else if cm.Name == analysis.IstioMeshConfigMap {
+				in.IstioMeshConfig = cm
+			}
+		}
+		if len(in.IstioInjectors) == 0 {
+			in.IstioInjectorsUnknown = "offline mode: pass Istio's injector ConfigMaps in --objects to judge Istio pods' exclusions"
+		}
 		rep.Scope, rep.Mode = "the given objects", "offline"
 		return in, rep, nil
 	}
@@ -281,7 +295,7 @@ func gatherCluster(ctx context.Context, streams genericiooptions.IOStreams, cf *
 		in.ServiceAccounts = append(in.ServiceAccounts, types.NamespacedName{Namespace: sa.Namespace, Name: sa.Name})
 	}
 	in.Cluster = clusterRangesOf(ctx, k)
-	rep.Notes = append(rep.Notes, gatherIstio(ctx, k, istioNamespace, &in)...)
+	rep.Notes = append(rep.Notes, gatherIstio(ctx, k, mesh.istioNamespace, &in)...)
 	return in, rep, nil
 }
 
@@ -310,14 +324,37 @@ func clusterRangesOf(ctx context.Context, k *kube) redirect.ClusterRanges {
 // library is needed, from the newest served version. Neither is required: a cluster without
 // Istio's CRDs or ConfigMap is analysed without them, and a refusal becomes a note.
 func gatherIstio(ctx context.Context, k *kube, namespace string, in *diagnose.ClusterInput) []string {
-	var notes []string
+	o := readIstioObjects(ctx, k, namespace)
+	in.IstioMeshConfig, in.ServiceEntries, in.IstioNamespace = o.meshConfig, o.entries, namespace
+	var cms corev1.ConfigMapList
+	if err := k.client.List(ctx, &cms, client.InNamespace(namespace), client.HasLabels{istio.LabelRevision}); err != nil {
+		in.IstioInjectorsUnknown = diagnose.Unknown(soft(err, "list", "configmaps -n "+namespace))
+		return o.notes
+	}
+	for _, cm := range cms.Items {
+		if _, ok := istio.RevisionOfConfigMap(cm.Name); ok {
+			in.IstioInjectors = append(in.IstioInjectors, cm)
+		}
+	}
+	return o.notes
+}
+
+// istioObjects are Istio's objects as read from the cluster.
+type istioObjects struct {
+	meshConfig *corev1.ConfigMap
+	entries    []analysis.ServiceEntry
+	notes      []string
+}
+
+func readIstioObjects(ctx context.Context, k *kube, namespace string) istioObjects {
+	var o istioObjects
 	cm := &corev1.ConfigMap{}
 	switch err := k.client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: analysis.IstioMeshConfigMap}, cm); {
 	case err == nil:
-		in.IstioMeshConfig = cm
+		o.meshConfig = cm
 	case apierrors.IsNotFound(err):
 	default:
-		notes = append(notes, soft(err, "get", "configmaps")+" in "+namespace+"; Istio's outboundTrafficPolicy is assumed ALLOW_ANY")
+		o.notes = append(o.notes, soft(err, "get", "configmaps")+" in "+namespace+"; Istio's outboundTrafficPolicy is assumed ALLOW_ANY")
 	}
 	for _, v := range analysis.IstioNetworkingVersions {
 		list := &unstructured.UnstructuredList{}
@@ -327,18 +364,18 @@ func gatherIstio(ctx context.Context, k *kube, namespace string, in *diagnose.Cl
 			continue
 		}
 		if err != nil {
-			notes = append(notes, soft(err, "list", "serviceentries."+analysis.IstioNetworkingGroup)+"; Istio port collisions ignore ServiceEntries")
+			o.notes = append(o.notes, soft(err, "list", "serviceentries."+analysis.IstioNetworkingGroup)+"; ServiceEntries are ignored")
 			break
 		}
 		for i := range list.Items {
 			e, err := analysis.ServiceEntryOf(&list.Items[i])
 			if err != nil {
-				notes = append(notes, err.Error()+"; this ServiceEntry is ignored")
+				o.notes = append(o.notes, err.Error()+"; this ServiceEntry is ignored")
 				continue
 			}
-			in.ServiceEntries = append(in.ServiceEntries, e)
+			o.entries = append(o.entries, e)
 		}
 		break
 	}
-	return notes
+	return o
 }

@@ -29,7 +29,7 @@ const defaultRequestTimeout = 20 * time.Second
 
 // meshFlags locate the MeshConfig and the operator, with the operator's own defaults.
 type meshFlags struct {
-	meshNamespace, meshConfigName, operatorNamespace, meshName string
+	meshNamespace, meshConfigName, operatorNamespace, meshName, istioNamespace string
 }
 
 func (m *meshFlags) add(fs *pflag.FlagSet) {
@@ -37,6 +37,7 @@ func (m *meshFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&m.meshConfigName, "meshconfig-name", "osm-mesh-config", "name of the MeshConfig")
 	fs.StringVar(&m.operatorNamespace, "operator-namespace", "meshkeeper-system", "namespace the meshkeeper operator runs in")
 	fs.StringVar(&m.meshName, "mesh-name", "osm", "mesh name: namespaces labelled openservicemesh.io/monitored-by=<mesh-name> are meshed")
+	fs.StringVar(&m.istioNamespace, "istio-namespace", "istio-system", "namespace of Istio's control plane: its injector values (ConfigMaps istio-sidecar-injector*) and mesh configuration (ConfigMap istio)")
 }
 
 // kube is a connection to the cluster.

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -26,6 +27,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/diagnose"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 	"github.com/meshkeeper/meshkeeper/internal/redirect/manifest"
 )
@@ -66,13 +68,15 @@ func failOnFlag(cmd *cobra.Command, v *string) {
 
 // diagnoseReport is the JSON/YAML shape of `diagnose pod`.
 type diagnoseReport struct {
-	Pod        string             `json:"pod"`
-	Mode       string             `json:"mode"`
-	MeshConfig string             `json:"meshConfig"`
-	Status     diagnose.Status    `json:"status"`
-	Summary    diagnose.Summary   `json:"summary"`
-	Checks     []diagnose.Check   `json:"checks"`
-	Skipped    []skippedCheckJSON `json:"skipped"`
+	Pod        string `json:"pod"`
+	Mode       string `json:"mode"`
+	MeshConfig string `json:"meshConfig,omitempty"`
+	// Injector is the Istio injector ConfigMap an Istio pod was judged against.
+	Injector string             `json:"injector,omitempty"`
+	Status   diagnose.Status    `json:"status"`
+	Summary  diagnose.Summary   `json:"summary"`
+	Checks   []diagnose.Check   `json:"checks"`
+	Skipped  []skippedCheckJSON `json:"skipped"`
 }
 
 type skippedCheckJSON struct {
@@ -125,6 +129,10 @@ namespace checks when --objects FILE holds the pod's Namespace.`,
 			checks := diagnose.DiagnosePod(in)
 			rep := diagnoseReport{Pod: in.Pod.Namespace + "/" + in.Pod.Name, Mode: mode, MeshConfig: in.MeshConfigRef.String(),
 				Status: diagnose.Worst(checks), Summary: diagnose.Summarize(checks), Checks: []diagnose.Check{}, Skipped: []skippedCheckJSON{}}
+			if diagnose.IsIstio(in) {
+				rep.MeshConfig = ""
+				rep.Injector = in.IstioNamespace + "/" + istio.InjectorConfigMap(istio.Revision(in.Pod))
+			}
 			for _, ch := range checks {
 				if ch.Status == diagnose.StatusSkip {
 					rep.Skipped = append(rep.Skipped, skippedCheckJSON{Name: ch.Name, Reason: ch.Reason})
@@ -178,7 +186,11 @@ func countAtLeast(checks []diagnose.Check, min diagnose.Status) int {
 
 func writeChecksTable(w io.Writer, rep diagnoseReport, checks []diagnose.Check) {
 	p := paletteFor(w)
-	fmt.Fprintf(w, "Pod %s (%s, MeshConfig %s)\n\n", rep.Pod, rep.Mode, rep.MeshConfig)
+	if rep.Injector != "" {
+		fmt.Fprintf(w, "Pod %s (%s, Istio, ConfigMap %s)\n\n", rep.Pod, rep.Mode, rep.Injector)
+	} else {
+		fmt.Fprintf(w, "Pod %s (%s, MeshConfig %s)\n\n", rep.Pod, rep.Mode, rep.MeshConfig)
+	}
 	tw := newTable(w)
 	fmt.Fprintln(tw, "CHECK\tSTATUS\tREASON")
 	for _, c := range checks {
@@ -199,6 +211,7 @@ func gatherPod(ctx context.Context, streams genericiooptions.IOStreams, cf *gene
 		OperatorNamespace: mesh.operatorNamespace,
 		Selection:         injection.SelectOptions{MeshName: mesh.meshName, OperatorNamespace: mesh.operatorNamespace},
 		Now:               time.Now(),
+		IstioNamespace:    mesh.istioNamespace,
 	}
 	if off.rulesFile != "" {
 		p, name, perr, err := readRules(streams, off.rulesFile)
@@ -252,6 +265,13 @@ func gatherPod(ctx context.Context, streams genericiooptions.IOStreams, cf *gene
 		if in.MeshConfig == nil {
 			in.MeshConfigUnknown = "offline mode: pass --meshconfig FILE to check the MeshConfig and the exclusions"
 		}
+		in.IstioInjectorUnknown = diagnose.Unknown(fmt.Sprintf("offline mode: pass the ConfigMap %s/%s in --objects to compare the pod with the injector's values",
+			in.IstioNamespace, istio.InjectorConfigMap(istio.Revision(pod))))
+		for i := range set.ConfigMaps {
+			if cm := &set.ConfigMaps[i]; cm.Namespace == in.IstioNamespace && cm.Name == istio.InjectorConfigMap(istio.Revision(pod)) {
+				in.IstioInjector, in.IstioInjectorUnknown = cm, ""
+			}
+		}
 		return in, "offline", nil
 	}
 	if len(args) == 0 {
@@ -287,8 +307,40 @@ func gatherPod(ctx context.Context, streams genericiooptions.IOStreams, cf *gene
 	}
 
 	gatherInitLog(ctx, k, &in)
+	if diagnose.IsIstio(in) {
+		gatherIstioInjector(ctx, k, &in)
+		return in, "cluster", nil
+	}
 	gatherControlPlane(ctx, k, &in)
 	return in, "cluster", nil
+}
+
+// gatherIstioInjector reads the injector ConfigMap of the pod's revision and, for istio-cni
+// pods, the pod template of the workload that owns the pod.
+func gatherIstioInjector(ctx context.Context, k *kube, in *diagnose.PodInput) {
+	cm := &corev1.ConfigMap{}
+	key := types.NamespacedName{Namespace: in.IstioNamespace, Name: istio.InjectorConfigMap(istio.Revision(in.Pod))}
+	switch err := k.client.Get(ctx, key, cm); {
+	case err == nil:
+		in.IstioInjector = cm
+	case apierrors.IsNotFound(err):
+	default:
+		in.IstioInjectorUnknown = diagnose.Unknown(soft(err, "get", "configmaps -n "+in.IstioNamespace))
+	}
+	if !drift.IstioTemplateNeeded(in.Pod) {
+		return
+	}
+	ref := metav1.GetControllerOf(in.Pod)
+	if ref == nil || ref.Kind != "ReplicaSet" {
+		return
+	}
+	rs := &appsv1.ReplicaSet{}
+	if err := k.client.Get(ctx, types.NamespacedName{Namespace: in.Pod.Namespace, Name: ref.Name}, rs); err == nil {
+		in.IstioTemplate = rs.Spec.Template.Annotations
+		if in.IstioTemplate == nil {
+			in.IstioTemplate = map[string]string{}
+		}
+	}
 }
 
 // gatherInitLog reads the last log line of a failed redirection init container.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -17,8 +18,10 @@ import (
 
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/internal/analysis"
 	"github.com/meshkeeper/meshkeeper/internal/diagnose"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -226,6 +229,14 @@ func gatherRoute(ctx context.Context, streams genericiooptions.IOStreams, cf *ge
 			return in, err
 		}
 		in.Namespaces, in.Services, in.Egresses, in.IngressBackends = set.Namespaces, set.Services, set.Egresses, set.IngressBackends
+		in.ServiceEntries, in.EndpointSlices = set.ServiceEntries, set.EndpointSlices
+		for i := range set.ConfigMaps {
+			if set.ConfigMaps[i].Name == analysis.IstioMeshConfigMap {
+				if in.IstioMesh, err = analysis.IstioMeshOf(&set.ConfigMaps[i]); err != nil {
+					return in, usageError("--objects: %v", err)
+				}
+			}
+		}
 		if len(objectFiles) == 0 {
 			in.PolicyUnknown = "offline mode: pass --objects FILE with the mesh's Namespaces, Services, Egress and IngressBackend policies"
 		}
@@ -273,7 +284,29 @@ func gatherRoute(ctx context.Context, streams genericiooptions.IOStreams, cf *ge
 		in.PolicyUnknown = diagnose.Unknown(soft(err, "list", "ingressbackends.policy.openservicemesh.io -n "+pod.Namespace))
 	}
 	in.Namespaces, in.Services, in.Egresses, in.IngressBackends = nss.Items, svcs.Items, egs.Items, ibs.Items
+	if istio.Injected(pod) {
+		gatherIstioRoute(ctx, k, mesh.istioNamespace, &in)
+	}
 	return in, nil
+}
+
+// gatherIstioRoute adds what Istio's sidecar model needs: ServiceEntries, EndpointSlices and the
+// mesh configuration. What cannot be read is said in a note, never guessed.
+func gatherIstioRoute(ctx context.Context, k *kube, namespace string, in *diagnose.RouteInput) {
+	o := readIstioObjects(ctx, k, namespace)
+	in.ServiceEntries = o.entries
+	var err error
+	if in.IstioMesh, err = analysis.IstioMeshOf(o.meshConfig); err != nil && in.PolicyUnknown == "" {
+		in.PolicyUnknown = diagnose.Unknown(err.Error())
+	}
+	var slices discoveryv1.EndpointSliceList
+	if err := k.client.List(ctx, &slices); err != nil && in.PolicyUnknown == "" {
+		in.PolicyUnknown = diagnose.Unknown(soft(err, "list", "endpointslices.discovery.k8s.io"))
+	}
+	in.EndpointSlices = slices.Items
+	if len(o.notes) > 0 && in.PolicyUnknown == "" {
+		in.PolicyUnknown = diagnose.Unknown(strings.Join(o.notes, "; "))
+	}
 }
 
 func orText(s, d string) string {

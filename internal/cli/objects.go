@@ -9,6 +9,7 @@ import (
 	"io"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -16,6 +17,7 @@ import (
 
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	policyv1alpha1 "github.com/meshkeeper/meshkeeper/api/policy/v1alpha1"
+	"github.com/meshkeeper/meshkeeper/internal/analysis"
 )
 
 // objectSet is what offline mode reads from --objects files: the kinds the analyses look at.
@@ -29,6 +31,11 @@ type objectSet struct {
 	MeshConfigs     []configv1alpha2.MeshConfig
 	// MeshConfigFiles names the file each of MeshConfigs was read from.
 	MeshConfigFiles []string
+	// Istio's objects: ServiceEntries, EndpointSlices (headless Services' addresses) and
+	// ConfigMaps (the istio mesh configuration).
+	ServiceEntries []analysis.ServiceEntry
+	EndpointSlices []discoveryv1.EndpointSlice
+	ConfigMaps     []corev1.ConfigMap
 	// file is the file being read.
 	file string
 }
@@ -77,7 +84,8 @@ func (s *objectSet) add(raw []byte) error {
 	}
 	into := func(v any) error { return yaml.Unmarshal(raw, v) }
 	switch head.Kind {
-	case "List", "NamespaceList", "PodList", "ServiceList", "ServiceAccountList", "EgressList", "IngressBackendList", "MeshConfigList":
+	case "List", "NamespaceList", "PodList", "ServiceList", "ServiceAccountList", "EgressList", "IngressBackendList", "MeshConfigList",
+		"ServiceEntryList", "EndpointSliceList", "ConfigMapList":
 		for _, item := range head.Items {
 			if err := s.add(item); err != nil {
 				return err
@@ -120,6 +128,20 @@ func (s *objectSet) add(raw []byte) error {
 		s.MeshConfigs = append(s.MeshConfigs, o)
 		s.MeshConfigFiles = append(s.MeshConfigFiles, s.file)
 		return err
+	case "ServiceEntry":
+		e, err := analysis.ParseServiceEntry(raw)
+		s.ServiceEntries = append(s.ServiceEntries, e)
+		return err
+	case "EndpointSlice":
+		var o discoveryv1.EndpointSlice
+		err := into(&o)
+		s.EndpointSlices = append(s.EndpointSlices, o)
+		return err
+	case "ConfigMap":
+		var o corev1.ConfigMap
+		err := into(&o)
+		s.ConfigMaps = append(s.ConfigMaps, o)
+		return err
 	}
-	return fmt.Errorf("kind %q (apiVersion %q) is not one of Namespace, Pod, Service, ServiceAccount, Egress, IngressBackend, MeshConfig or a List of them", head.Kind, head.APIVersion)
+	return fmt.Errorf("kind %q (apiVersion %q) is not one of Namespace, Pod, Service, ServiceAccount, Egress, IngressBackend, MeshConfig, ServiceEntry, EndpointSlice, ConfigMap or a List of them", head.Kind, head.APIVersion)
 }

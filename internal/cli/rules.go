@@ -64,7 +64,15 @@ type parsedJSON struct {
 	NetworkInterfaceExclusions []string        `json:"networkInterfaceExclusions"`
 	ProxyUID                   *int64          `json:"proxyUID"`
 	PodIPEnv                   string          `json:"podIPEnv,omitempty"`
-	Rules                      rulesJSON       `json:"rules"`
+	// What only Istio expresses; absent for the other formats.
+	OutboundPortInclusions []uint16  `json:"outboundPortInclusions,omitempty"`
+	InboundPortInclusions  []uint16  `json:"inboundPortInclusions,omitempty"`
+	RerouteInterfaces      []string  `json:"rerouteInterfaces,omitempty"`
+	ProxyGID               int64     `json:"proxyGID,omitempty"`
+	OutboundCapture        string    `json:"outboundCapture,omitempty"`
+	InboundCapture         string    `json:"inboundCapture,omitempty"`
+	InboundInterception    string    `json:"inboundInterception,omitempty"`
+	Rules                  rulesJSON `json:"rules"`
 }
 
 type rulesJSON struct {
@@ -117,6 +125,12 @@ func toParsedJSON(p *redirect.Parsed) parsedJSON {
 		uid := ex.ProxyUID
 		j.ProxyUID = &uid
 	}
+	if p.Declared != nil {
+		j.OutboundPortInclusions, j.InboundPortInclusions, j.RerouteInterfaces = ex.OutboundPortInclusions, ex.InboundPortInclusions, ex.RerouteInterfaces
+		j.ProxyGID = ex.ProxyGID
+		j.OutboundCapture, j.InboundCapture = ex.OutboundCapture.String(), ex.InboundCapture.String()
+		j.InboundInterception = ex.InboundInterception.String()
+	}
 	return j
 }
 
@@ -152,6 +166,12 @@ func writeParsedText(w io.Writer, j parsedJSON) {
 		uid = strconv.FormatInt(*j.ProxyUID, 10)
 	}
 	fmt.Fprintf(w, "Proxy UID:                     %s\n", uid)
+	if j.InboundInterception != "" {
+		fmt.Fprintf(w, "Proxy GID:                     %s\n", redirect.GIDText(j.ProxyGID))
+		fmt.Fprintf(w, "Outbound capture:              %s (only ports: %s)\n", j.OutboundCapture, listText(j.OutboundPortInclusions))
+		fmt.Fprintf(w, "Inbound capture:               %s (only ports: %s), by %s\n", j.InboundCapture, listText(j.InboundPortInclusions), j.InboundInterception)
+		fmt.Fprintf(w, "Rerouted interfaces:           %s\n", listText(j.RerouteInterfaces))
+	}
 	if j.PodIPEnv != "" {
 		fmt.Fprintf(w, "Pod IP from env:               %s\n", j.PodIPEnv)
 	}
@@ -179,7 +199,13 @@ func newRulesParseCommand(streams genericiooptions.IOStreams) *cobra.Command {
 FILE (or - for standard input) may be a pod, workload or list as YAML or JSON, kubectl
 describe pod output, a single container, the init container's args, an OSM init script (v0.x iptables chains or v1.x
 iptables-restore here-documents, with or without /bin/sh -c), iptables-save output or
-iptables -t nat -S output.`,
+iptables -t nat -S output (OSM's chains, or Istio's ISTIO_* and older istio_* chains).
+
+Istio pods are read too: a pod, workload or istioctl kube-inject output carrying istio-init
+(its istio-iptables arguments, in the istio-iptables subcommand form or the older bare-flag
+form) or istio-validation (istio-cni: the pod's traffic.sidecar.istio.io annotations), or the
+istio-iptables arguments pasted as one command line. Their rules are rendered the way
+istio-iptables writes them.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {

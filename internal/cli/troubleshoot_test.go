@@ -39,6 +39,14 @@ const (
 	ingressObjs   = "testdata/diagnose/ingress-objects.yaml"
 )
 
+// Seed 003 as Istio ran it (internal/analysis holds the files).
+const (
+	istioPod      = "../analysis/testdata/istio-seed003-pod.yaml"
+	istioObjs     = "../analysis/testdata/istio-seed003-objects.yaml"
+	istioFixSE    = "../analysis/testdata/istio-seed003-fix-serviceentry.yaml"
+	istioExcluded = "../analysis/testdata/istio-seed003-iptables-excluded.txt"
+)
+
 func TestOfflineGolden(t *testing.T) {
 	cases := []struct {
 		name string
@@ -61,6 +69,17 @@ func TestOfflineGolden(t *testing.T) {
 		{"explain-pod-offline-inbound", 0, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--objects", ingressObjs, "--inbound", "--port", "8080"}},
 		{"explain-pod-offline-inbound-no-backend", 0, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--objects", ingressObjs, "--inbound", "--port", "9090"}},
 		{"explain-pod-offline-inbound-bypass-json", 1, []string{"explain", "pod", "--pod", seedPod, "--meshconfig", seedMC, "--objects", ingressObjs, "--rules-file", "testdata/iptables-save.txt", "--inbound", "--port", "8080", "--from", "10.244.1.5", "-o", "json"}},
+		// Seed 003 under Istio: the pod's istio-init arguments, the mesh Service on 7000 whose
+		// auto-detected port gets a catch-all listener, ALLOW_ANY, then the ServiceEntry fix.
+		{"explain-pod-offline-istio-seed003", 1, []string{"explain", "pod", "--pod", istioPod, "--objects", istioObjs, "--to", "10.0.0.6:7000"}},
+		{"explain-pod-offline-istio-seed003-7003", 0, []string{"explain", "pod", "--pod", istioPod, "--objects", istioObjs, "--to", "10.0.0.6:7003"}},
+		{"explain-pod-offline-istio-seed003-serviceentry", 0, []string{"explain", "pod", "--pod", istioPod, "--objects", istioObjs, "--objects", istioFixSE, "--to", "10.0.0.6:7000"}},
+		{"explain-pod-offline-istio-seed003-excluded", 0, []string{"explain", "pod", "--pod", istioPod, "--objects", istioObjs, "--rules-file", istioExcluded, "--to", "10.0.0.6:7000"}},
+		{"diagnose-offline-istio-in-sync", 0, []string{"diagnose", "pod", "--pod", istioPod, "--objects", "testdata/istio-injector.yaml"}},
+		// The values changed after the pod was admitted: its istio-init rules lack the range.
+		{"diagnose-offline-istio-drifted", 1, []string{"diagnose", "pod", "--pod", istioPod, "--objects", "testdata/istio-injector-fixed.yaml"}},
+		{"diagnose-offline-istio-no-injector", 0, []string{"diagnose", "pod", "--pod", istioPod}},
+		{"analyze-offline-istio-seed003", 1, []string{"analyze", "--pod", istioPod, "--objects", istioObjs, "--objects", "testdata/istio-injector-fixed.yaml"}},
 		{"usage-inbound-without-port", 2, []string{"explain", "pod", "--pod", seedPod, "--inbound"}},
 		{"usage-inbound-with-to", 2, []string{"explain", "pod", "--pod", seedPod, "--inbound", "--port", "8080", "--to", "10.0.0.6:7000"}},
 		{"usage-port-without-inbound", 2, []string{"explain", "pod", "--pod", seedPod, "--port", "8080"}},

@@ -15,6 +15,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -106,10 +107,38 @@ type ClusterInput struct {
 	// ServiceEntries every ServiceEntry. With either, or with an Istio pod in scope, the Istio
 	// port collisions are analysed too.
 	IstioMeshConfig *corev1.ConfigMap
-	ServiceEntries  []analysis.ServiceEntry
+	// IstioNamespace is the control plane's namespace and IstioInjectors its injector
+	// ConfigMaps (one per revision); Istio pods are judged against them. IstioInjectorsUnknown
+	// says why they were not read (their drift is then not judged).
+	IstioNamespace        string
+	IstioInjectors        []corev1.ConfigMap
+	IstioInjectorsUnknown Unknown
+	ServiceEntries        []analysis.ServiceEntry
 
 	Selection injection.SelectOptions
 	Now       time.Time
+}
+
+// istioOnly reports whether the input is Istio's alone: Istio's objects or pods, and nothing
+// of OSM's (no namespace in its mesh, no Egress or IngressBackend, no pod Istio does not own).
+// A missing MeshConfig is then not a finding: nothing would be judged against it.
+func istioOnly(in ClusterInput) bool {
+	if len(in.Egresses) > 0 || len(in.IngressBackends) > 0 {
+		return false
+	}
+	for i := range in.Namespaces {
+		if injection.InMesh(&in.Namespaces[i], in.Selection.MeshName) {
+			return false
+		}
+	}
+	seen := in.IstioMeshConfig != nil || len(in.IstioInjectors) > 0 || len(in.ServiceEntries) > 0
+	for i := range in.Pods {
+		if !istio.Injected(&in.Pods[i]) {
+			return false
+		}
+		seen = true
+	}
+	return seen
 }
 
 // Analyze reports every finding in the cluster, most severe first: the MeshConfig's own
@@ -120,11 +149,13 @@ func Analyze(in ClusterInput) []analysis.Finding {
 	mcObj := analysis.Object("MeshConfig", in.MeshConfigRef.Namespace, in.MeshConfigRef.Name)
 	mesh := analysis.MeshOf(in.MeshConfigRef, in.MeshConfig)
 	meshUsable := false
-	if in.MeshConfig == nil {
+	switch {
+	case in.MeshConfig == nil && istioOnly(in):
+	case in.MeshConfig == nil:
 		out = append(out, analysis.Finding{Code: conditions.FindingMeshConfigNotFound, Severity: conditions.SeverityError,
 			Message: fmt.Sprintf("MeshConfig %s does not exist: pods cannot be judged against it and policies are not acted on; create it, or pass --mesh-namespace/--meshconfig-name", in.MeshConfigRef),
 			Objects: []string{mcObj}})
-	} else {
+	default:
 		errs := injection.ValidateMeshConfig(&in.MeshConfig.Spec)
 		if len(errs) > 0 {
 			out = append(out, analysis.Finding{Code: CodeMeshConfigInvalid, Severity: conditions.SeverityError,
@@ -174,7 +205,7 @@ func Analyze(in ClusterInput) []analysis.Finding {
 // istioFindings runs the Istio analyses when the cluster has Istio in it: its mesh
 // configuration, a ServiceEntry, or an Istio pod in scope.
 func istioFindings(in ClusterInput) []analysis.Finding {
-	if in.IstioMeshConfig == nil && len(in.ServiceEntries) == 0 && !slices.ContainsFunc(in.Pods, func(p corev1.Pod) bool { return analysis.IsIstioPod(&p) }) {
+	if in.IstioMeshConfig == nil && len(in.ServiceEntries) == 0 && !slices.ContainsFunc(in.Pods, func(p corev1.Pod) bool { return istio.ProxyContainer(&p) != nil }) {
 		return nil
 	}
 	mesh, err := analysis.IstioMeshOf(in.IstioMeshConfig)
@@ -225,14 +256,23 @@ func podFindings(in ClusterInput, pod *corev1.Pod, nsByName map[string]*corev1.N
 	if mc == nil {
 		mc = &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Namespace: in.MeshConfigRef.Namespace, Name: in.MeshConfigRef.Name}}
 	}
-	din := drift.Gather(pod, ns, mc, in.Selection, in.Now)
-	din.Mesh.Source = in.MeshConfigSource
+	isIstio := istio.Injected(pod)
+	if !isIstio {
+		isIstio, _ = drift.IstioShouldInject(ns, pod)
+	}
+	var din drift.Input
+	if isIstio {
+		din = istioInput(in, pod, ns)
+	} else {
+		din = drift.Gather(pod, ns, mc, in.Selection, in.Now)
+		din.Mesh.Source = in.MeshConfigSource
+	}
 	conds := drift.Evaluate(din)
 	if !drift.Relevant(din, conds) {
 		return nil
 	}
 	var out []analysis.Finding
-	if errs := redirect.ValidateAnnotations(pod.Annotations); len(errs) > 0 {
+	if errs := redirect.ValidateAnnotations(pod.Annotations); !isIstio && len(errs) > 0 {
 		out = append(out, analysis.Finding{Code: CodeInvalidRedirectionAnnotations, Severity: conditions.SeverityError,
 			Message: fmt.Sprintf("pod %s/%s has invalid redirection annotations: %v; fix them in the workload's pod template", pod.Namespace, pod.Name, errs.ToAggregate()),
 			Objects: []string{obj}})
@@ -243,9 +283,14 @@ func podFindings(in ClusterInput, pod *corev1.Pod, nsByName map[string]*corev1.N
 		if c.Status != corev1.ConditionFalse && c.Reason != conditions.RulesUnreadable {
 			continue
 		}
-		if c.Type == conditions.PodExclusionsInSync && (!meshUsable || drift.RedirectionInitContainer(pod) == nil) {
+		if c.Type == conditions.PodExclusionsInSync && (!isIstio && !meshUsable || drift.RedirectionInitContainer(pod) == nil) {
 			// Judged against a MeshConfig that is missing or invalid (reported once above), or
 			// the init container is missing (InitContainerMissing says so already).
+			continue
+		}
+		if c.Type == conditions.PodExclusionsInSync && isIstio && (in.IstioInjectorsUnknown != "" || drift.IstioTemplateNeeded(pod)) {
+			// The injector's values were not read, or the pod is istio-cni's and analyze does
+			// not read workload templates: the operator judges those pods.
 			continue
 		}
 		m, ok := podConditionCodes[c.Reason]
@@ -255,17 +300,34 @@ func podFindings(in ClusterInput, pod *corev1.Pod, nsByName map[string]*corev1.N
 		out = append(out, analysis.Finding{Code: m.code, Severity: m.sev,
 			Message: fmt.Sprintf("pod %s/%s: %s", pod.Namespace, pod.Name, c.Message), Objects: []string{obj}})
 	}
-	if drift.HasSidecar(pod) && pod.Status.Phase == corev1.PodRunning {
+	sidecar := injection.SidecarName
+	if isIstio {
+		sidecar = istio.ProxyContainerName
+	}
+	if pod.Status.Phase == corev1.PodRunning {
 		for _, st := range pod.Status.ContainerStatuses {
-			if st.Name == injection.SidecarName && !st.Ready {
+			if st.Name == sidecar && !st.Ready {
 				out = append(out, analysis.Finding{Code: CodeSidecarNotReady, Severity: conditions.SeverityWarning,
 					Message: fmt.Sprintf("pod %s/%s: the %s sidecar is not ready (%d restarts), so its traffic is not proxied; inspect it with kubectl logs %s -n %s -c %s",
-						pod.Namespace, pod.Name, injection.SidecarName, st.RestartCount, pod.Name, pod.Namespace, injection.SidecarName),
+						pod.Namespace, pod.Name, sidecar, st.RestartCount, pod.Name, pod.Namespace, sidecar),
 					Objects: []string{obj}})
 			}
 		}
 	}
 	return out
+}
+
+// istioInput judges an Istio pod against the injector ConfigMap of its revision.
+func istioInput(in ClusterInput, pod *corev1.Pod, ns metav1.ObjectMeta) drift.Input {
+	rev := istio.Revision(pod)
+	ref := drift.InjectorRef(in.IstioNamespace, rev)
+	var cm *corev1.ConfigMap
+	for i := range in.IstioInjectors {
+		if c := &in.IstioInjectors[i]; c.Name == ref.Name {
+			cm = c
+		}
+	}
+	return drift.GatherIstio(pod, ns, ref, cm, nil, in.Now)
 }
 
 // SeverityAtLeast reports whether s is as severe as min.

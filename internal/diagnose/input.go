@@ -67,6 +67,14 @@ type PodInput struct {
 
 	Selection injection.SelectOptions
 	Now       time.Time
+
+	// For Istio pods: the injector ConfigMap of the pod's revision in IstioNamespace (nil when it
+	// does not exist, IstioInjectorUnknown says why it was not read), and, for istio-cni pods,
+	// the annotations of the workload's pod template (nil when unknown).
+	IstioNamespace       string
+	IstioInjector        *corev1.ConfigMap
+	IstioInjectorUnknown Unknown
+	IstioTemplate        map[string]string
 }
 
 // RequiredCRDs are the kinds meshkeeper serves; without them nothing can be configured.

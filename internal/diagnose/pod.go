@@ -15,8 +15,13 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
-// DiagnosePod runs every check, in CheckNames order, and returns one Check per name.
+// DiagnosePod runs every check, in CheckNames order, and returns one Check per name. Pods of
+// Istio (injected by it, or in a namespace that asks it for sidecars) get Istio's runbook instead
+// (IstioCheckNames).
 func DiagnosePod(in PodInput) []Check {
+	if IsIstio(in) {
+		return diagnoseIstioPod(in)
+	}
 	out := make([]Check, 0, len(CheckNames))
 	sidecar := sidecarInjected(in)
 	out = append(out, sidecar)
@@ -91,7 +96,10 @@ func sidecarInjected(in PodInput) Check {
 	return c
 }
 
-func sidecarReady(in PodInput) Check {
+func sidecarReady(in PodInput) Check { return sidecarReadyOf(in, injection.SidecarName) }
+
+// sidecarReadyOf judges the readiness of the proxy container named sidecar.
+func sidecarReadyOf(in PodInput, sidecar string) Check {
 	c := Check{Name: CheckSidecarReady}
 	pod := in.Pod
 	if pod.Status.Phase == "" && len(pod.Status.ContainerStatuses) == 0 {
@@ -99,7 +107,7 @@ func sidecarReady(in PodInput) Check {
 	}
 	var st *corev1.ContainerStatus
 	for i := range pod.Status.ContainerStatuses {
-		if pod.Status.ContainerStatuses[i].Name == injection.SidecarName {
+		if pod.Status.ContainerStatuses[i].Name == sidecar {
 			st = &pod.Status.ContainerStatuses[i]
 		}
 	}
@@ -109,38 +117,41 @@ func sidecarReady(in PodInput) Check {
 			ready++
 		}
 	}
-	logs := fmt.Sprintf("kubectl logs %s -n %s -c %s", pod.Name, pod.Namespace, injection.SidecarName)
+	logs := fmt.Sprintf("kubectl logs %s -n %s -c %s", pod.Name, pod.Namespace, sidecar)
 	switch {
 	case st == nil:
 		c.Status = StatusWarn
-		c.Reason = fmt.Sprintf("pod is %s and the %s container has no status yet", orPhase(pod.Status.Phase), injection.SidecarName)
+		c.Reason = fmt.Sprintf("pod is %s and the %s container has no status yet", orPhase(pod.Status.Phase), sidecar)
 		c.Hint = fmt.Sprintf("kubectl describe pod %s -n %s", pod.Name, pod.Namespace)
 	case st.Ready:
 		c.Status = StatusPass
-		c.Reason = fmt.Sprintf("pod is %s, %d/%d containers ready, %s ready", orPhase(pod.Status.Phase), ready, total, injection.SidecarName)
+		c.Reason = fmt.Sprintf("pod is %s, %d/%d containers ready, %s ready", orPhase(pod.Status.Phase), ready, total, sidecar)
 	case st.State.Waiting != nil && st.State.Waiting.Reason != "" && st.State.Waiting.Reason != "PodInitializing" && st.State.Waiting.Reason != "ContainerCreating":
 		c.Status, c.Code = StatusFail, CodeSidecarNotReady
-		c.Reason = fmt.Sprintf("%s is waiting (%s) after %d restarts; pod is %s, %d/%d containers ready", injection.SidecarName, st.State.Waiting.Reason, st.RestartCount, orPhase(pod.Status.Phase), ready, total)
+		c.Reason = fmt.Sprintf("%s is waiting (%s) after %d restarts; pod is %s, %d/%d containers ready", sidecar, st.State.Waiting.Reason, st.RestartCount, orPhase(pod.Status.Phase), ready, total)
 		c.Hint = logs + " --previous"
 	case st.State.Running == nil:
 		c.Status, c.Code = StatusWarn, CodeSidecarNotReady
-		c.Reason = fmt.Sprintf("%s has not started yet; pod is %s", injection.SidecarName, orPhase(pod.Status.Phase))
+		c.Reason = fmt.Sprintf("%s has not started yet; pod is %s", sidecar, orPhase(pod.Status.Phase))
 		c.Hint = fmt.Sprintf("kubectl describe pod %s -n %s", pod.Name, pod.Namespace)
 	default:
 		c.Status, c.Code = StatusFail, CodeSidecarNotReady
-		c.Reason = fmt.Sprintf("%s is running but not ready (%d restarts); pod is %s, %d/%d containers ready", injection.SidecarName, st.RestartCount, orPhase(pod.Status.Phase), ready, total)
+		c.Reason = fmt.Sprintf("%s is running but not ready (%d restarts); pod is %s, %d/%d containers ready", sidecar, st.RestartCount, orPhase(pod.Status.Phase), ready, total)
 		c.Hint = logs
 	}
 	return c
 }
 
-func initContainer(in PodInput) Check {
+func initContainer(in PodInput) Check { return initContainerOf(in, driftInput(in)) }
+
+// initContainerOf reads the redirection init container's status through din, for any mesh.
+func initContainerOf(in PodInput, din drift.Input) Check {
 	c := Check{Name: CheckInitContainer}
 	pod := in.Pod
 	if pod.Status.Phase == "" && len(pod.Status.InitContainerStatuses) == 0 && drift.RedirectionInitContainer(pod) != nil {
 		return skipped(c.Name, "the pod has no status (offline file without status)")
 	}
-	v := drift.CheckRedirectionApplied(driftInput(in))
+	v := drift.CheckRedirectionApplied(din)
 	reason, message := v.Reason, v.Message
 	c.Code, c.Reason = reason, message
 	switch v.Status {
@@ -170,7 +181,6 @@ func initContainer(in PodInput) Check {
 }
 
 func podAnnotations(in PodInput) Check {
-	c := Check{Name: CheckPodAnnotations}
 	var set []string
 	for _, k := range []string{redirect.AnnotationOutboundIPRangeExclusionList, redirect.AnnotationOutboundIPRangeInclusionList,
 		redirect.AnnotationOutboundPortExclusionList, redirect.AnnotationInboundPortExclusionList} {
@@ -184,6 +194,13 @@ func podAnnotations(in PodInput) Check {
 			errs = append(errs, field.Invalid(field.NewPath("metadata", "annotations").Key(injection.AnnotationSidecarInjection), v, err.Error()))
 		}
 	}
+	return annotationsCheck(in, set, errs, "no redirection annotations; the MeshConfig's exclusions apply unchanged")
+}
+
+// annotationsCheck reports the redirection annotations set on a pod (as key=value) and the
+// errors found in them, for either mesh's annotations.
+func annotationsCheck(in PodInput, set []string, errs field.ErrorList, none string) Check {
+	c := Check{Name: CheckPodAnnotations}
 	if len(errs) > 0 {
 		c.Status, c.Code = StatusFail, conditions.InvalidSpec
 		c.Reason = "invalid annotations: " + errs.ToAggregate().Error()
@@ -192,7 +209,7 @@ func podAnnotations(in PodInput) Check {
 	}
 	c.Status = StatusPass
 	if len(set) == 0 {
-		c.Reason = "no redirection annotations; the MeshConfig's exclusions apply unchanged"
+		c.Reason = none
 	} else {
 		sort.Strings(set)
 		c.Reason = "valid: " + strings.Join(set, ", ")

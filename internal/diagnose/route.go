@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
@@ -12,6 +13,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/analysis"
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 	"github.com/meshkeeper/meshkeeper/internal/redirect/podspec"
 )
@@ -36,6 +38,12 @@ type RouteInput struct {
 	// PolicyUnknown says why Services and Egress (or IngressBackend) policies were not read; the
 	// answer past the sidecar then only reflects what was given.
 	PolicyUnknown Unknown
+
+	// For Istio pods: the ServiceEntries, EndpointSlices (headless Services' addresses) and the
+	// mesh configuration's outboundTrafficPolicy that decide what the sidecar does.
+	ServiceEntries []analysis.ServiceEntry
+	EndpointSlices []discoveryv1.EndpointSlice
+	IstioMesh      analysis.IstioMesh
 
 	Selection injection.SelectOptions
 }
@@ -87,6 +95,9 @@ func podRules(in RouteInput) (*redirect.Parsed, string, error) {
 	if in.Rules != nil {
 		return in.Rules, in.RulesSource, nil
 	}
+	if istio.Injected(in.Pod) {
+		return istio.PodRules(in.Pod)
+	}
 	c := drift.RedirectionInitContainer(in.Pod)
 	if c == nil {
 		return nil, "", nil
@@ -116,28 +127,14 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 		return res, nil
 	}
 	res.RulesSource = source
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	plan, rs, v := walkOutbound(&res, parsed, dst, uid)
+	if istio.Injected(pod) {
+		return routeIstio(in, res, plan, rs, v, dst, uid), nil
+	}
 
 	cfg, cfgValid, notes := in.podConfig(pod)
 	res.Notes = append(res.Notes, notes...)
-
-	ip := dst.Addr().Unmap()
-	dst = netip.AddrPortFrom(ip, dst.Port())
-	plan := redirect.Plan{IPv4: redirect.Ruleset{Family: redirect.IPv4}, IPv6: redirect.Ruleset{Family: redirect.IPv6}}
-	if parsed.IPv4 != nil {
-		plan.IPv4 = *parsed.IPv4
-	}
-	if parsed.IPv6 != nil {
-		plan.IPv6 = *parsed.IPv6
-	}
-	rs := &plan.IPv4
-	if ip.Is6() {
-		rs = &plan.IPv6
-		if parsed.IPv6 == nil {
-			res.Notes = append(res.Notes, "the rules have no IPv6 table (OSM never rendered one), so IPv6 traffic is never redirected")
-		}
-	}
-	v := redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, UID: uid, Dst: dst})
-	res.Trace, res.Rule = v.Trace, decidingRule(v.Trace)
 	if v.Kind != redirect.VerdictRedirect {
 		res.Path, res.Status = PathBypass, StatusPass
 		switch b, ok := analysis.BypassOf(cfg, dst); {
@@ -164,7 +161,7 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 	if sa == "" {
 		sa = "default"
 	}
-	r := analysis.Trace(analysis.TraceInput{Config: cfg, Rules: &plan, ServiceAccount: types.NamespacedName{Namespace: pod.Namespace, Name: sa},
+	r := analysis.Trace(analysis.TraceInput{Config: cfg, Rules: plan, ServiceAccount: types.NamespacedName{Namespace: pod.Namespace, Name: sa},
 		Mesh: analysis.MeshOf(in.MeshConfigRef, in.MeshConfig), Services: in.Services, Monitored: monitored, Egresses: in.Egresses}, dst)
 	res.Outcome = r.Outcome
 	if r.Listener != nil {
@@ -196,6 +193,61 @@ func Route(in RouteInput, dst netip.AddrPort, uid uint32) (RouteResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// routeIstio is Route for an Istio pod: the same walk through the rules it runs (rendered from
+// istio-init's arguments or istio-cni's annotations, or given), then Istio's sidecar:
+// ServiceEntries, the Services' listeners (an HTTP or auto-detected port's catch-all listener
+// takes every destination on that port, seed 003's 400 Bad Request) and outboundTrafficPolicy.
+func routeIstio(in RouteInput, res RouteResult, plan *redirect.Plan, rs *redirect.Ruleset, v redirect.Verdict, dst netip.AddrPort, uid uint32) RouteResult {
+	if v.Kind != redirect.VerdictRedirect {
+		res.Path, res.Status = PathBypass, StatusPass
+		res.Setting = analysis.BypassOfRules(rs, v).String()
+		if int64(uid) == istio.ProxyUID(in.Pod) {
+			res.Setting = fmt.Sprintf("the proxy's own traffic (UID %d) is never redirected", uid)
+		}
+		res.Summary = fmt.Sprintf("%s: bypasses the sidecar (%s), leaving the pod directly; no mesh policy applies", dst, res.Setting)
+		return res
+	}
+	res.Path = PathSidecar
+	r := analysis.TraceIstio(analysis.IstioInput{Rules: plan, Services: in.Services, EndpointSlices: in.EndpointSlices,
+		ServiceEntries: in.ServiceEntries, Mesh: in.IstioMesh}, dst)
+	res.Outcome, res.Summary = r.Outcome, r.String()
+	if r.Listener != nil {
+		res.Listener = r.Listener.String()
+	}
+	for _, l := range r.Collisions {
+		res.Collisions = append(res.Collisions, l.String())
+	}
+	switch r.Outcome {
+	case analysis.OutcomeServiceListener, analysis.OutcomeDenied:
+		res.Status = StatusFail
+	default:
+		res.Status = StatusPass
+	}
+	if in.PolicyUnknown != "" {
+		res.Notes = append(res.Notes, "Services and ServiceEntries not all read ("+string(in.PolicyUnknown)+"): listener matching only reflects the objects given")
+		if res.Status == StatusPass {
+			res.Status = StatusWarn
+		}
+	}
+	return res
+}
+
+// walkOutbound walks the rules the pod runs for one outbound connection, whatever mesh wrote
+// them, and records the walk and the deciding rule in res.
+func walkOutbound(res *RouteResult, parsed *redirect.Parsed, dst netip.AddrPort, uid uint32) (*redirect.Plan, *redirect.Ruleset, redirect.Verdict) {
+	plan := analysis.PlanOf(parsed)
+	rs := &plan.IPv4
+	if dst.Addr().Is6() {
+		rs = &plan.IPv6
+		if parsed.IPv6 == nil {
+			res.Notes = append(res.Notes, "the rules have no IPv6 table, so IPv6 traffic is never redirected")
+		}
+	}
+	v := redirect.Explain(rs, redirect.Packet{Direction: redirect.DirectionOutbound, UID: uid, Dst: dst})
+	res.Trace, res.Rule = v.Trace, decidingRule(v.Trace)
+	return plan, rs, v
 }
 
 // podConfig is the configuration the pod should run: the MeshConfig's traffic settings, when

@@ -2,7 +2,6 @@ package drift
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -149,13 +148,13 @@ func IstioTemplateNeeded(pod *corev1.Pod) bool {
 	return shape == istio.CNI
 }
 
-// istioArgsOf reads an istio-init container for the rule cache.
+// istioArgsOf reads an istio-init container for the rule cache: only its settings, which is
+// all a verdict needs (rendering rules is for explain).
 func istioArgsOf(c *corev1.Container) (readRules, bool) {
-	argv := istio.Argv(c)
-	if c.Name != istio.InitContainerName && !strings.HasPrefix(strings.Join(argv, " "), "istio-iptables") {
+	s, ok, err := istio.ContainerSettings(c.Name, c.Command, c.Args)
+	if !ok {
 		return readRules{}, false
 	}
-	s, err := istio.ParseArgs(argv)
 	if err != nil {
 		return readRules{err: err}, true
 	}

@@ -77,6 +77,9 @@ func Expected(v Values, ann map[string]string, proxyUID int64) (Desired, field.E
 	d := Desired{Settings: DefaultSettings(), inputs: map[string]input{}}
 	d.Settings.ProxyUIDs = []int64{proxyUID}
 	var errs field.ErrorList
+	if err := checkProxyUID(proxyUID); err != nil {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "containers").Key(ProxyContainerName).Child("securityContext", "runAsUser"), proxyUID, err.Error()))
+	}
 	path := func(in input) *field.Path {
 		if in.annotation != "" {
 			return field.NewPath("metadata", "annotations").Key(in.annotation)

@@ -1,6 +1,7 @@
 package istio
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -165,6 +166,9 @@ func withStatusPort(status, ports string) string {
 // status port outbound and inbound), and the proxy's own ports always excluded inbound.
 func CNISettings(ann map[string]string, proxyUID int64) (Settings, error) {
 	s := DefaultSettings()
+	if err := checkProxyUID(proxyUID); err != nil {
+		return s, err
+	}
 	s.ProxyUIDs = []int64{proxyUID}
 	get := func(key, def string) string {
 		if val, ok := ann[key]; ok {
@@ -173,11 +177,10 @@ func CNISettings(ann map[string]string, proxyUID int64) (Settings, error) {
 		return def
 	}
 	var err error
-	fail := func(key string, e error) error {
+	fail := func(key string, e error) {
 		if e != nil && err == nil {
 			err = &AnnotationError{Key: key, Value: ann[key], Msg: e.Error()}
 		}
-		return err
 	}
 	// The plugin's default for both port exclusion lists is the default status port, whatever
 	// the pod's status port annotation says.
@@ -209,6 +212,18 @@ func CNISettings(ann map[string]string, proxyUID int64) (Settings, error) {
 	s.ExcludeInterfaces, e = parseInterfaces(ann[AnnotationExcludeInterfaces])
 	fail(AnnotationExcludeInterfaces, e)
 	return s, err
+}
+
+// MaxID is the largest user or group ID a pod can run as (Kubernetes' limit for runAsUser).
+const MaxID = 1<<31 - 1
+
+// checkProxyUID refuses a proxy UID no process can run as: a pod file read offline is not
+// validated by an API server, and rules owning a negative UID mean nothing to iptables.
+func checkProxyUID(uid int64) error {
+	if uid < 0 || uid > MaxID {
+		return fmt.Errorf("proxy UID %d (the istio-proxy container's runAsUser) is not a user ID (0-%d)", uid, MaxID)
+	}
+	return nil
 }
 
 // AnnotationError is an annotation the CNI plugin cannot read.

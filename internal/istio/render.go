@@ -39,8 +39,27 @@ func RenderSave(s Settings, family redirect.Family) string {
 	for _, c := range []string{"ISTIO_INBOUND", "ISTIO_IN_REDIRECT", "ISTIO_OUTPUT", "ISTIO_REDIRECT"} {
 		add(":%s - [0:0]", c)
 	}
-	for _, iface := range s.RerouteInterfaces {
-		add("-A PREROUTING -i %s -j ISTIO_REDIRECT", iface)
+	// istio-iptables inserts the -k rules at the head of PREROUTING one by one, so they read in
+	// reverse: first a redirect to the outbound listener for each included range (or for
+	// everything with -i *), then a RETURN for each interface, so that what arrives there for
+	// anything else is not captured at all.
+	for i := len(s.RerouteInterfaces) - 1; i >= 0; i-- {
+		iface := s.RerouteInterfaces[i]
+		if s.OutboundIPRanges.All {
+			add("-A PREROUTING -i %s -j ISTIO_REDIRECT", iface)
+		}
+	}
+	if !s.OutboundIPRanges.All {
+		for i := len(s.OutboundIPRanges.List) - 1; i >= 0; i-- {
+			if p := s.OutboundIPRanges.List[i]; inFamily(p) {
+				for j := len(s.RerouteInterfaces) - 1; j >= 0; j-- {
+					add("-A PREROUTING -d %s -i %s -j ISTIO_REDIRECT", p, s.RerouteInterfaces[j])
+				}
+			}
+		}
+	}
+	for i := len(s.RerouteInterfaces) - 1; i >= 0; i-- {
+		add("-A PREROUTING -i %s -j RETURN", s.RerouteInterfaces[i])
 	}
 	for _, iface := range s.ExcludeInterfaces {
 		add("-A PREROUTING -i %s -j RETURN", iface)
@@ -89,21 +108,18 @@ func RenderSave(s Settings, family redirect.Family) string {
 			add("-A ISTIO_OUTPUT -d %s -j RETURN", p)
 		}
 	}
-	switch {
-	case s.OutboundIPRanges.All && len(s.OutboundPorts) == 0:
+	// Outbound port inclusions (-q) capture their ports whatever the destination, ahead of the
+	// ranges; with -i * everything left is captured anyway.
+	for _, p := range s.OutboundPorts {
+		add("-A ISTIO_OUTPUT -p tcp -m tcp --dport %d -j ISTIO_REDIRECT", p)
+	}
+	if s.OutboundIPRanges.All {
 		add("-A ISTIO_OUTPUT -j ISTIO_REDIRECT")
-	case s.OutboundIPRanges.All:
-		for _, p := range s.OutboundPorts {
-			add("-A ISTIO_OUTPUT -p tcp -m tcp --dport %d -j ISTIO_REDIRECT", p)
-		}
-	default:
+	} else {
 		for _, p := range s.OutboundIPRanges.List {
 			if inFamily(p) {
 				add("-A ISTIO_OUTPUT -d %s -j ISTIO_REDIRECT", p)
 			}
-		}
-		for _, p := range s.OutboundPorts {
-			add("-A ISTIO_OUTPUT -p tcp -m tcp --dport %d -j ISTIO_REDIRECT", p)
 		}
 	}
 	add("-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports %d", s.ProxyPort)
@@ -125,8 +141,11 @@ func Parsed(s Settings, container string) (*redirect.Parsed, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rendering the istio-iptables IPv6 rules: %w", err)
 		}
-		v6.IPv4.Family = redirect.IPv6
-		p.IPv6 = v6.IPv4
+		// The IPv6 rendering names IPv6 addresses (::1, ::6), so it parses as IPv6 rules.
+		if v6.IPv6 == nil {
+			return nil, fmt.Errorf("rendering the istio-iptables IPv6 rules: they read back as IPv4 rules")
+		}
+		p.IPv6 = v6.IPv6
 	}
 	return p, nil
 }

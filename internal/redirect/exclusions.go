@@ -25,7 +25,8 @@ type Exclusions struct {
 	// What only Istio expresses. OSM pods leave these at their zero values, so they never show
 	// up as drift there.
 
-	// OutboundPortInclusions, when non-empty, limit outbound capture to these ports (-q).
+	// OutboundPortInclusions are ports captured whatever the destination range (Istio's -q):
+	// they add to the ranges' capture, they do not narrow it.
 	OutboundPortInclusions []uint16
 	// InboundPortInclusions, when non-empty, limit inbound capture to these ports (-b).
 	InboundPortInclusions []uint16

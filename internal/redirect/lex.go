@@ -413,3 +413,29 @@ func (l *shLexer) dollar() (int, *posError) {
 	}
 	return 0, errAt(l.base+l.i, "shell expansion is not allowed (only $POD_IP is understood)")
 }
+
+// CommandWords splits one pasted shell command into its words as a shell would (quotes and
+// backslashes), and refuses operators, expansions and more than one command: it lets a tool
+// read a command line someone copied from a pod spec or a log, never run one.
+func CommandWords(s string) ([]string, error) {
+	l := shLexer{s: s}
+	if err := l.lexScript(); err != nil {
+		return nil, toParseError(s, err)
+	}
+	var words []string
+	for _, c := range l.cmds {
+		if c.last <= c.first {
+			continue
+		}
+		if words != nil || c.hasBody || (c.sep != sepEnd && c.sep != sepNewline) {
+			return nil, &ParseError{Line: 1, Column: 1, Msg: "expected a single command"}
+		}
+		for _, w := range l.words[c.first:c.last] {
+			words = append(words, w.s)
+		}
+	}
+	if len(words) == 0 {
+		return nil, &ParseError{Line: 1, Column: 1, Msg: "no command"}
+	}
+	return words, nil
+}

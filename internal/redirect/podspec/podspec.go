@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/meshkeeper/meshkeeper/internal/istio"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
@@ -41,8 +42,15 @@ func InitContainer(p redirect.Plan, image string, privileged bool) corev1.Contai
 	return c
 }
 
-// ParseContainer reads the rules of a pod's init container (ours or OSM's); see
-// redirect.ParseContainer. Only the name and argv are read, and they are not copied.
+// ParseContainer reads the rules of a pod's init container: ours or OSM's (see
+// redirect.ParseContainer), or Istio's istio-init, whose arguments are rendered into the rules
+// istio-iptables writes. Only the name and argv are read, and they are not copied.
 func ParseContainer(c *corev1.Container) (*redirect.Parsed, error) {
+	if s, ok, err := istio.ContainerSettings(c.Name, c.Command, c.Args); ok {
+		if err != nil {
+			return nil, err
+		}
+		return istio.Parsed(s, c.Name)
+	}
 	return redirect.ParseContainer(redirect.Container{Name: c.Name, Command: c.Command, Args: c.Args})
 }
