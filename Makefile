@@ -80,6 +80,15 @@ test: envtest $(HELM) ## Run every test: unit, golden, envtest integration, real
 	$(MAKE) test-rules
 	$(MAKE) fuzz
 
+# MESHKEEPER_FAULTS=long runs the fault tests' drift waves on 1,000 pods instead of 200-300.
+FAULTS       ?= 1
+
+.PHONY: test-faults
+test-faults: envtest ## Run the fault tests of docs/reliability.md, the long ones included (API server restart, leader killed, throttling; FAULTS=long for 1,000-pod waves).
+	@$(PROGRESS) "fault tests (internal/manager: envtest, several minutes on 2 cores)" \
+		env KUBEBUILDER_ASSETS="$$(hack/envtest.sh 2>/dev/null)" MESHKEEPER_FAULTS=$(FAULTS) go test $(GO_TEST_FLAGS) -timeout 30m -v \
+		-run 'TestSlippedMeshConfigsStall|TestAPIServerRestartMidWave|TestLeaderKilledMidWave|TestConcurrentWritersKeepTheirFields|TestThrottledAPIServerBackoff' ./internal/manager/
+
 .PHONY: test-rules
 test-rules: ## Evaluate the alerting rules and check the dashboard's queries (test/rules, its own module: the Prometheus engine).
 	@$(PROGRESS) "alert rules and dashboard (test/rules: compiles Prometheus's rule evaluator; about 2 min when cold, seconds when warm)" \

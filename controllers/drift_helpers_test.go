@@ -165,6 +165,9 @@ func TestSetMeshConfigStatus(t *testing.T) {
 			want{"True", conditions.Succeeded, "", "", "False/PodsFailed", 5, []string{"1 of 3 meshed pods lack their sidecar or their redirection failed"}}},
 		{"invalid spec", MeshConfigVerdict{SpecErrs: field.ErrorList{field.Invalid(field.NewPath("spec", "traffic", "outboundIPRangeExclusionList").Index(0), "999.1.1.1/32", "bad")}},
 			want{"False", conditions.InvalidSpec, "True", "", "Unknown/InvalidSpec", 5, nil}},
+		{"a value admission refuses outside the redirection settings: not Ready, pods still judged", MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 3},
+			Invalid: field.ErrorList{field.Invalid(field.NewPath("spec", "sidecar", "configResyncInterval"), "5 minutes", "bad")}},
+			want{"False", conditions.InvalidSpec, "True", "", "True/InSync", 5, nil}},
 		{"transient error keeps observedGeneration", MeshConfigVerdict{Err: errors.New("cache not synced")},
 			want{"False", conditions.ReconcileFailed, "", "True", "absent", conditions.ObservedGenerationUnset, nil}},
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/status"
+	"github.com/meshkeeper/meshkeeper/internal/validation"
 )
 
 // +kubebuilder:rbac:groups=config.openservicemesh.io,resources=meshconfigs,verbs=get;list;watch
@@ -100,6 +101,9 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 	if v.SpecErrs = ValidateMeshConfig(mc); len(v.SpecErrs) > 0 {
 		return ctrl.Result{}, nil
 	}
+	// Everything else the validating webhook checks: a MeshConfig stored while it was not
+	// running (audit mode, webhook down, OSM's CRDs) must not read Ready.
+	v.Invalid = validation.MeshConfig(mc, r.Options.ClusterRanges).Errors
 	t0 := time.Now()
 	v.Summary, err = r.summarize(ctx, mc)
 	r.lastSummary.Store(int64(time.Since(t0)))

@@ -19,6 +19,10 @@ import (
 type MeshConfigVerdict struct {
 	// SpecErrs are the redirection engine's objections to the spec.
 	SpecErrs field.ErrorList
+	// Invalid are the validating webhook's other objections (durations, enums, list limits,
+	// cross-field rules) to a spec whose redirection settings render: pods are still judged, but
+	// the MeshConfig is not Ready, since admission would have refused it.
+	Invalid field.ErrorList
 	// Err stopped the reconcile (API errors); it is retried.
 	Err error
 	// Summary counts the pods of the mesh.
@@ -51,6 +55,11 @@ func SetMeshConfigStatus(mc *configv1alpha2.MeshConfig, v MeshConfigVerdict, now
 		st.DriftedPods = s.DriftedPods
 		o.Summary = "spec is valid and served; " + summaryMessage(s)
 		podsInSync(s.PodsInSync(mc.Generation))
+		if len(v.Invalid) > 0 {
+			o.Problems = []status.Problem{{Type: conditions.Ready, Reason: conditions.InvalidSpec, Stalls: true,
+				Message: "the spec holds values admission refuses (it was stored past the validating webhook); the redirection settings render, so pods are still judged: " +
+					v.Invalid.ToAggregate().Error()}}
+		}
 	}
 	if status.Apply(&st.Conditions, o, now) {
 		st.ObservedGeneration = mc.Generation

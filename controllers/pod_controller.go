@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -81,7 +82,8 @@ func (r *PodReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 			err = errors.Join(err, perr)
 			return
 		}
-		r.written.record(req.NamespacedName, basedOn, updated)
+		// The patch answered with the pod as written: its resourceVersion is our write's.
+		r.written.record(req.NamespacedName, basedOn, pod.ResourceVersion, updated)
 		for _, ev := range drift.Transitions(before, updated) {
 			r.Recorder.Eventf(pod, nil, ev.Type, ev.Reason, "Evaluate", "%s", ev.Message)
 		}
@@ -198,8 +200,17 @@ func (r *PodReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) 
 		b = b.Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.istioPodsOfRevision),
 			builder.WithPredicates(injectorConfigChanged))
 	}
-	return b.WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.maxConcurrent()}).
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.maxConcurrent(), RateLimiter: retryLimiter()}).
 		Complete(r)
+}
+
+// retryLimiter paces the retries of failed pod reconciles: each pod backs off exponentially
+// from 5 ms, and all pods together retry at most 10 times a second after a burst of 100.
+// controller-runtime's default for its priority queue keeps only the per-pod backoff, so when
+// the API server went away every pod of a wave retried every few milliseconds (1,400 failed
+// writes in one second for 225 pods, docs/reliability.md, case 1).
+func retryLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]()
 }
 
 // podsOfNamespace re-evaluates a namespace's pods when it joins or leaves the mesh or changes

@@ -140,11 +140,14 @@ func newManager(cfg *rest.Config, scheme *runtime.Scheme, o *Options, meshConfig
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsOpts,
-		HealthProbeBindAddress:        o.ProbeAddr,
-		LeaderElection:                o.LeaderElect,
-		LeaderElectionID:              o.LeaderElectionID,
+		Scheme:                 scheme,
+		Metrics:                metricsOpts,
+		HealthProbeBindAddress: o.ProbeAddr,
+		LeaderElection:         o.LeaderElect,
+		LeaderElectionID:       o.LeaderElectionID,
+		// The Lease lives beside the operator. Left empty, controller-runtime reads the
+		// namespace of the pod's service account and fails outside a pod.
+		LeaderElectionNamespace:       o.OperatorNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Port:    o.WebhookPort,
