@@ -162,8 +162,14 @@ func TestConcurrentWritersKeepTheirFields(t *testing.T) {
 	if failed > 0 {
 		t.Errorf("%d status writes refused (conflicts or otherwise), want none", failed)
 	}
-	if w := writesBy(quietCalls); len(w) > 0 {
-		t.Errorf("the other writer's changes made meshkeeper write: %v", w)
+	// Events are posted asynchronously by the recorder and the MeshConfig's own (PodsInSync)
+	// follow its coalesced recount, so they may land in the quiet period without the other
+	// writer having caused them; their count per pod is checked below. Any other write would be
+	// a reaction to the other writer.
+	quiet := writesBy(quietCalls)
+	delete(quiet, "events")
+	if len(quiet) > 0 {
+		t.Errorf("the other writer's changes made meshkeeper write: %v", quiet)
 	}
 	perPod, repeated := c.podEvents("shop", conditions.Drifted)
 	for pod, k := range perPod {
