@@ -48,18 +48,7 @@ func mixedWave(b *testing.B, pods, istioPods int) time.Duration {
 		s.Traffic.OutboundPortExclusionList = []int32{6379}
 	})
 	mc := w.meshConfig()
-	nsNames := []string{w.app}
-	for i := 1; i < namespaces; i++ {
-		name := fmt.Sprintf("%s-%d", w.app, i)
-		w.namespace(name, true)
-		nsNames = append(nsNames, name)
-	}
-	nsMeta := map[string]metav1.ObjectMeta{}
-	for _, name := range nsNames {
-		ns := &corev1.Namespace{}
-		must(b, env.Client.Get(ctx, types.NamespacedName{Name: name}, ns))
-		nsMeta[name] = ns.ObjectMeta
-	}
+	nsNames, nsMeta := benchNamespaces(b, w, namespaces)
 	createPods(b, w, mc, nsNames, nsMeta, pods-istioPods, perDeployment)
 
 	controlPlane, shop := w.mesh+"-istio-system", w.mesh+"-shop"

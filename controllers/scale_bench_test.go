@@ -78,18 +78,7 @@ func driftAtScale(b *testing.B, pods int) {
 		s.Traffic.OutboundPortExclusionList = []int32{6379}
 	})
 	mc := w.meshConfig()
-	nsNames := []string{w.app}
-	for i := 1; i < namespaces; i++ {
-		name := fmt.Sprintf("%s-%d", w.app, i)
-		w.namespace(name, true)
-		nsNames = append(nsNames, name)
-	}
-	nsMeta := map[string]metav1.ObjectMeta{}
-	for _, name := range nsNames {
-		ns := &corev1.Namespace{}
-		must(b, env.Client.Get(ctx, types.NamespacedName{Name: name}, ns))
-		nsMeta[name] = ns.ObjectMeta
-	}
+	nsNames, nsMeta := benchNamespaces(b, w, namespaces)
 
 	start := time.Now()
 	createPods(b, w, mc, nsNames, nsMeta, pods, perDeployment)
@@ -197,6 +186,24 @@ func driftAtScale(b *testing.B, pods int) {
 	b.Logf("pods=%d raw=%s (before %s, after %s) config-change=%s (ratio %.2f) start-up=%s writes=%v start-writes=%v heap/pod=%.0f B (heap %d -> %d MiB)",
 		pods, rawTime.Round(time.Millisecond), rawBefore.Round(time.Millisecond), rawAfter.Round(time.Millisecond), elapsed.Round(time.Millisecond), elapsed.Seconds()/rawTime.Seconds(),
 		startup.Round(time.Millisecond), writes, startWrites, heapPerPod, before.HeapAlloc>>20, after.HeapAlloc>>20)
+}
+
+// benchNamespaces makes the world's application namespace and n-1 more in its mesh, and returns
+// their names and metadata as the drift checks read them.
+func benchNamespaces(b *testing.B, w *world, n int) ([]string, map[string]metav1.ObjectMeta) {
+	nsNames := []string{w.app}
+	for i := 1; i < n; i++ {
+		name := fmt.Sprintf("%s-%d", w.app, i)
+		w.namespace(name, true)
+		nsNames = append(nsNames, name)
+	}
+	nsMeta := map[string]metav1.ObjectMeta{}
+	for _, name := range nsNames {
+		ns := &corev1.Namespace{}
+		must(b, env.Client.Get(ctx, types.NamespacedName{Name: name}, ns))
+		nsMeta[name] = ns.ObjectMeta
+	}
+	return nsNames, nsMeta
 }
 
 // evaluations is the number of pods the drift controller has judged in this process.
