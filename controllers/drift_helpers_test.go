@@ -149,23 +149,25 @@ func TestSetMeshConfigStatus(t *testing.T) {
 		observed           int64
 		mentions           []string // in PodsInSync's message
 	}
-	drifted := drift.Summary{Meshed: 3, InSync: 1, Drifted: 2, DriftedPods: []string{"a/b", "a/c"},
+	drifted := drift.Summary{Counts: drift.Counts{Meshed: 3, InSync: 1, Drifted: 2}, DriftedPods: []string{"a/b", "a/c"},
 		Restarts: []string{"kubectl rollout restart deployment/web -n a"}}
 	tests := []struct {
 		name string
 		v    MeshConfigVerdict
 		want want
 	}{
-		{"in sync", MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 3}},
+		{"in sync", MeshConfigVerdict{Summary: drift.Summary{Counts: drift.Counts{Meshed: 3, InSync: 3}}},
 			want{"True", conditions.Succeeded, "", "", "True/InSync", 5, []string{"3 meshed pods, 3 in sync"}}},
 		{"drifted pods leave Ready True; PodsInSync names them and the fix", MeshConfigVerdict{Summary: drifted},
 			want{"True", conditions.Succeeded, "", "", "False/Drifted", 5, []string{"2 of 3 meshed pods", "(generation 5)", "a/b, a/c",
 				"kubectl rollout restart deployment/web -n a", "meshkeeper.io/auto-restart=true"}}},
-		{"failed pods", MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 2, Failed: 1}},
-			want{"True", conditions.Succeeded, "", "", "False/PodsFailed", 5, []string{"1 of 3 meshed pods lack their sidecar or their redirection failed"}}},
+		{"failed pods: a missing sidecar and a failed init container are both failed", MeshConfigVerdict{Summary: drift.Summary{Counts: drift.Counts{Meshed: 4, InSync: 2, SidecarMissing: 1, InitFailed: 1}}},
+			want{"True", conditions.Succeeded, "", "", "False/PodsFailed", 5, []string{"2 of 4 meshed pods lack their sidecar or their redirection failed"}}},
+		{"unreadable rules and pods not judged yet are told apart", MeshConfigVerdict{Summary: drift.Summary{Counts: drift.Counts{Meshed: 4, InSync: 1, Unreadable: 2}}},
+			want{"True", conditions.Succeeded, "", "", "True/InSync", 5, []string{"4 meshed pods, 1 in sync, 2 with unreadable rules, 1 not judged yet"}}},
 		{"invalid spec", MeshConfigVerdict{SpecErrs: field.ErrorList{field.Invalid(field.NewPath("spec", "traffic", "outboundIPRangeExclusionList").Index(0), "999.1.1.1/32", "bad")}},
 			want{"False", conditions.InvalidSpec, "True", "", "Unknown/InvalidSpec", 5, nil}},
-		{"a value admission refuses outside the redirection settings: not Ready, pods still judged", MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 3},
+		{"a value admission refuses outside the redirection settings: not Ready, pods still judged", MeshConfigVerdict{Summary: drift.Summary{Counts: drift.Counts{Meshed: 3, InSync: 3}},
 			Invalid: field.ErrorList{field.Invalid(field.NewPath("spec", "sidecar", "configResyncInterval"), "5 minutes", "bad")}},
 			want{"False", conditions.InvalidSpec, "True", "", "True/InSync", 5, nil}},
 		{"transient error keeps observedGeneration", MeshConfigVerdict{Err: errors.New("cache not synced")},
@@ -203,14 +205,14 @@ func TestSetMeshConfigStatus(t *testing.T) {
 			if st.ObservedGeneration != tt.want.observed {
 				t.Errorf("observedGeneration %d, want %d", st.ObservedGeneration, tt.want.observed)
 			}
-			if len(tt.v.SpecErrs) == 0 && tt.v.Err == nil && st.Pods.Drifted != tt.v.Summary.Drifted {
+			if len(tt.v.SpecErrs) == 0 && tt.v.Err == nil && (st.Pods.Drifted != tt.v.Summary.Drifted || st.Pods.Failed != tt.v.Summary.Failed()) {
 				t.Errorf("pods %+v", st.Pods)
 			}
 		})
 	}
 	t.Run("unchanged verdict keeps lastTransitionTime", func(t *testing.T) {
 		mc := fresh()
-		v := MeshConfigVerdict{Summary: drift.Summary{Meshed: 1, InSync: 1}}
+		v := MeshConfigVerdict{Summary: drift.Summary{Counts: drift.Counts{Meshed: 1, InSync: 1}}}
 		SetMeshConfigStatus(mc, v, now)
 		SetMeshConfigStatus(mc, v, now.Add(time.Hour))
 		if r := meta.FindStatusCondition(mc.Status.Conditions, conditions.Ready); !r.LastTransitionTime.Time.Equal(now) {
@@ -248,7 +250,7 @@ func TestRestartDue(t *testing.T) {
 func TestInvalidMeshConfigDropsOlderFindings(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	mc := &configv1alpha2.MeshConfig{ObjectMeta: metav1.ObjectMeta{Generation: 4}}
-	SetMeshConfigStatus(mc, MeshConfigVerdict{Summary: drift.Summary{Meshed: 1, InSync: 1}}, now)
+	SetMeshConfigStatus(mc, MeshConfigVerdict{Summary: drift.Summary{Counts: drift.Counts{Meshed: 1, InSync: 1}}}, now)
 	mc.Status.Findings = []conditions.Finding{{Code: "ServiceCIDRExcluded", Severity: "Error", Message: "from generation 4"}}
 	mc.Generation = 5
 	SetMeshConfigStatus(mc, MeshConfigVerdict{SpecErrs: field.ErrorList{field.Invalid(field.NewPath("spec", "traffic", "outboundPortExclusionList").Index(0), 70000, "bad")}}, now)

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/meshkeeper/meshkeeper/internal/drift"
+	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/istio"
 )
 
@@ -47,6 +48,12 @@ func istioPod(ns *corev1.Namespace, pod *corev1.Pod) bool {
 	}
 	inject, _ := drift.IstioShouldInject(ns.ObjectMeta, pod)
 	return inject
+}
+
+// istioPodOutsideMesh decides whether the pod is judged as Istio's: it is Istio's and its
+// namespace is not in the OSM mesh served, whose pods are all judged as OSM's.
+func istioPodOutsideMesh(ns *corev1.Namespace, pod *corev1.Pod, meshName string) bool {
+	return injection.NamespaceMembership(ns, meshName) != injection.Member && istioPod(ns, pod)
 }
 
 // gatherIstio reads the injector ConfigMap of the pod's revision from the cache and, for

@@ -118,6 +118,31 @@ func TestIstioPodsDriftWhenTheInjectorValuesChange(t *testing.T) {
 	if c := w.podIn(w.app, osm.Name); conditionOf(c, conditions.PodExclusionsInSync) != "True/InSync" {
 		t.Errorf("the OSM pod changed: %s", conditionOf(c, conditions.PodExclusionsInSync))
 	}
+	// The metrics count each mesh's pods under its own mesh label.
+	eventually(t, 20*time.Second, func() error {
+		if err := verdictSeries(t, "meshkeeper_namespace_pods", map[string]string{"mesh": MeshIstio, "namespace": w.shop},
+			map[drift.PodVerdict]float64{drift.VerdictDrifted: 2}); err != nil {
+			return err
+		}
+		if err := verdictSeries(t, "meshkeeper_namespace_pods", map[string]string{"mesh": w.mesh, "namespace": w.app},
+			map[drift.PodVerdict]float64{drift.VerdictInSync: 1}); err != nil {
+			return err
+		}
+		if v, _ := gathered(t, "meshkeeper_drifted_pods", map[string]string{"mesh": MeshIstio, "namespace": w.shop, "kind": drift.KindDeployment, "workload": "frontend"}); v != 2 {
+			return fmt.Errorf("meshkeeper_drifted_pods{mesh=istio,workload=frontend} = %v, want 2", v)
+		}
+		return nil
+	})
+	for _, mesh := range []string{MeshIstio, w.mesh} {
+		for _, ns := range []string{w.shop, w.app} {
+			if (mesh == MeshIstio) == (ns == w.shop) {
+				continue
+			}
+			if v, ok := gathered(t, "meshkeeper_namespace_pods", map[string]string{"mesh": mesh, "namespace": ns, "verdict": string(drift.VerdictInSync)}); ok {
+				t.Errorf("namespace %s counted under mesh %s (%v)", ns, mesh, v)
+			}
+		}
+	}
 
 	// A label edit on the ConfigMap changes no desired state and triggers no evaluation write.
 	h.client.Reset()
@@ -192,6 +217,10 @@ func TestIstioSidecarMissing(t *testing.T) {
 	if !strings.Contains(c.Message, "namespace "+w.shop+" has istio-injection=enabled") {
 		t.Errorf("message %q does not say why the pod should have a sidecar", c.Message)
 	}
+	eventually(t, 20*time.Second, func() error {
+		return verdictSeries(t, "meshkeeper_namespace_pods", map[string]string{"mesh": MeshIstio, "namespace": w.shop},
+			map[drift.PodVerdict]float64{drift.VerdictSidecarMissing: 1})
+	})
 	// Opted out: nothing is written.
 	out := w.create(w.istioPod("frontend-8c4c9dcb9-e", func(b *podtest.PodBuilder) *podtest.PodBuilder {
 		return b.Label("sidecar.istio.io/inject", "false")
@@ -199,6 +228,10 @@ func TestIstioSidecarMissing(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if got := conditionOf(w.podIn(w.shop, out.Name), conditions.PodSidecarInjected); got != "" {
 		t.Errorf("opted-out pod got %s", got)
+	}
+	if err := verdictSeries(t, "meshkeeper_namespace_pods", map[string]string{"mesh": MeshIstio, "namespace": w.shop},
+		map[drift.PodVerdict]float64{drift.VerdictSidecarMissing: 1}); err != nil {
+		t.Errorf("the opted-out pod is counted: %v", err)
 	}
 }
 

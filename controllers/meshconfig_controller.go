@@ -58,7 +58,13 @@ type MeshConfigReconciler struct {
 
 // recountDelay is how long pod, namespace and Service events are coalesced before a recount.
 func (r *MeshConfigReconciler) recountDelay() time.Duration {
-	return min(max(summaryDelay, 10*time.Duration(r.lastSummary.Load())), maxSummaryDelay)
+	return recountDelay(time.Duration(r.lastSummary.Load()))
+}
+
+// recountDelay is ten times the last recount's duration, within summaryDelay and
+// maxSummaryDelay.
+func recountDelay(last time.Duration) time.Duration {
+	return min(max(summaryDelay, 10*last), maxSummaryDelay)
 }
 
 // forget drops what is remembered of a deleted MeshConfig. When it is the served one, every pod
@@ -94,7 +100,8 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 		SetMeshConfigStatus(mc, v, r.Options.now())
 		recordVerdict(KindMeshConfig, req.NamespacedName, mc.Status.Conditions, mc.Status.Findings)
 		if len(v.SpecErrs) == 0 && v.Err == nil {
-			recordMeshPods(req.NamespacedName, r.Options.Selection.MeshName, v.Summary)
+			recordMeshConfigPods(req.NamespacedName, v.Summary.Counts)
+			recordPodVerdicts(r.Options.Selection.MeshName, v.Summary)
 		}
 		err = errors.Join(err, patcher.Patch(ctx, r.Client, mc))
 	}()
@@ -179,8 +186,14 @@ func recountOn() []client.Object {
 }
 
 func (r *MeshConfigReconciler) recountHandler() handler.EventHandler {
+	return coalescedRecount(r.Options.MeshConfig, r.recountDelay)
+}
+
+// coalescedRecount queues key after delay() on any event: the work queue keeps one request per
+// key, so a burst of events leads to one recount.
+func coalescedRecount(key types.NamespacedName, delay func() time.Duration) handler.EventHandler {
 	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		q.AddAfter(reconcile.Request{NamespacedName: r.Options.MeshConfig}, r.recountDelay())
+		q.AddAfter(reconcile.Request{NamespacedName: key}, delay())
 	}
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, _ event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {

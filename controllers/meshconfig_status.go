@@ -51,7 +51,7 @@ func SetMeshConfigStatus(mc *configv1alpha2.MeshConfig, v MeshConfigVerdict, now
 	case v.Err != nil:
 	default:
 		s := v.Summary
-		st.Pods = configv1alpha2.PodSummary{Meshed: s.Meshed, InSync: s.InSync, Drifted: s.Drifted, Failed: s.Failed}
+		st.Pods = configv1alpha2.PodSummary{Meshed: s.Meshed, InSync: s.InSync, Drifted: s.Drifted, Failed: s.Failed()}
 		st.DriftedPods = s.DriftedPods
 		o.Summary = "spec is valid and served; " + summaryMessage(s)
 		podsInSync(s.PodsInSync(mc.Generation))
@@ -74,10 +74,10 @@ func summaryMessage(s drift.Summary) string {
 	if s.Drifted > 0 {
 		fmt.Fprintf(&b, ", %d drifted", s.Drifted)
 	}
-	if s.Failed > 0 {
-		fmt.Fprintf(&b, ", %d failed", s.Failed)
+	if s.Failed() > 0 {
+		fmt.Fprintf(&b, ", %d failed", s.Failed())
 	}
-	if s.Drifted > 0 || s.Failed > 0 {
+	if s.Drifted > 0 || s.Failed() > 0 {
 		fmt.Fprintf(&b, " (see the %s condition)", conditions.PodsInSync)
 	}
 	return b.String()

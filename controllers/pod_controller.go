@@ -100,16 +100,13 @@ func (r *PodReconciler) gather(ctx context.Context, pod *corev1.Pod) (drift.Inpu
 	if err := r.Client.Get(ctx, types.NamespacedName{Name: pod.Namespace}, ns); err != nil {
 		return drift.Input{}, false, client.IgnoreNotFound(err)
 	}
-	if injection.NamespaceMembership(ns, r.Options.Selection.MeshName) != injection.Member {
-		switch {
-		case !istioPod(ns, pod):
-		case r.Options.IstioNamespace == "":
+	if istioPodOutsideMesh(ns, pod, r.Options.Selection.MeshName) {
+		if r.Options.IstioNamespace == "" {
 			// Istio's pod, with Istio judging turned off: never judge it as an OSM pod.
 			return drift.Input{}, false, nil
-		default:
-			in, err := r.gatherIstio(ctx, ns, pod)
-			return in, err == nil, err
 		}
+		in, err := r.gatherIstio(ctx, ns, pod)
+		return in, err == nil, err
 	}
 	if !r.ours(ns, pod) {
 		return drift.Input{}, false, nil

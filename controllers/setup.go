@@ -13,7 +13,8 @@ const EventSource = "meshkeeper-drift"
 // PolicyEventSource names the Egress and IngressBackend controllers in the events they record.
 const PolicyEventSource = "meshkeeper-policy"
 
-// SetupDrift registers the pod and MeshConfig drift controllers. The manager's cache should be
+// SetupDrift registers the pod and MeshConfig drift controllers, and the Istio pod counter when
+// Istio's pods are judged. The manager's cache should be
 // built with CacheOptions so that pods are trimmed.
 func SetupDrift(ctx context.Context, mgr ctrl.Manager, opts DriftOptions) error {
 	pods := &PodReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(),
@@ -23,6 +24,11 @@ func SetupDrift(ctx context.Context, mgr ctrl.Manager, opts DriftOptions) error 
 	}
 	if err := (&MeshConfigReconciler{Client: mgr.GetClient(), Recorder: pods.Recorder, Options: opts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("meshconfig controller: %w", err)
+	}
+	if opts.IstioNamespace != "" {
+		if err := (&IstioPodCounter{Client: mgr.GetClient(), Options: opts}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("istio pod counter: %w", err)
+		}
 	}
 	return nil
 }

@@ -271,6 +271,11 @@ func startManager(t testing.TB, mesh string, tune ...func(*DriftOptions)) *harne
 	if err := (&MeshConfigReconciler{Client: h.client, Recorder: h.events, Options: opts}).SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
+	if opts.IstioNamespace != "" {
+		if err := (&IstioPodCounter{Client: h.client, Options: opts}).SetupWithManager(mgr); err != nil {
+			t.Fatal(err)
+		}
+	}
 	go func() { h.done <- mgr.Start(ctx) }()
 	t.Cleanup(h.stop)
 	return h

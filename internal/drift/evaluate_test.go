@@ -221,9 +221,11 @@ func TestSummary(t *testing.T) {
 		{makePod("a").Sidecar().OSMInit(seed).InitDone().Obj(), true},  // in sync under inSyncMC
 		{makePod("c").Sidecar().OSMInit(seed).InitDone().Obj(), false}, // drifted under mc
 		{makePod("b").Sidecar().OSMInit(seed).InitDone().Obj(), false}, // drifted under mc
-		{makePod("d").Obj(), false},                                    // sidecar missing: failed
-		{makePod("e").Sidecar().OSMInit(seed).InitState(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}).Obj(), true}, // failed
+		{makePod("d").Obj(), false},                                    // sidecar missing
+		{makePod("e").Sidecar().OSMInit(seed).InitState(corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}).Obj(), true}, // init failed
 		{makePod("f").Annotate("openservicemesh.io/sidecar-injection", "disabled").Obj(), false},                                                       // not meshed
+		{makePod("g").Sidecar().OSMInit(fixture(t, "seed001-ranges-double-and.sh")).InitDone().Obj(), false},                                           // unreadable
+		{makePod("h").Sidecar().OSMInit(seed).Obj(), false},                                                                                            // init container pending: other
 	}
 	for _, p := range pods {
 		m := mc
@@ -234,13 +236,22 @@ func TestSummary(t *testing.T) {
 		s.Add(p.pod, Evaluate(in))
 	}
 	s.Cap(1)
-	want := Summary{Meshed: 5, InSync: 1, Drifted: 2, Failed: 2, DriftedPods: []string{"bookbuyer/b"}}
-	if s.Meshed != want.Meshed || s.InSync != want.InSync || s.Drifted != want.Drifted || s.Failed != want.Failed ||
-		len(s.DriftedPods) != 1 || s.DriftedPods[0] != want.DriftedPods[0] {
-		t.Fatalf("got %+v, want %+v", s, want)
+	want := Counts{Meshed: 7, InSync: 1, Drifted: 2, InitFailed: 1, SidecarMissing: 1, Unreadable: 1}
+	if s.Counts != want || len(s.DriftedPods) != 1 || s.DriftedPods[0] != "bookbuyer/b" {
+		t.Fatalf("got %+v, want %+v and the drifted pods capped to bookbuyer/b", s, want)
+	}
+	if s.Failed() != 2 || s.Of(VerdictOther) != 1 {
+		t.Errorf("failed %d, other %d: want 2 and 1", s.Failed(), s.Of(VerdictOther))
+	}
+	var sum int32
+	for _, v := range PodVerdicts {
+		sum += s.Of(v)
+	}
+	if sum != s.Meshed {
+		t.Errorf("the verdicts add up to %d pods, %d are meshed", sum, s.Meshed)
 	}
 	// The per-namespace and per-workload counts (for the metrics) are not capped.
-	if len(s.Namespaces) != 1 || *s.Namespaces["bookbuyer"] != (Counts{Meshed: 5, InSync: 1, Drifted: 2, Failed: 2}) {
+	if len(s.Namespaces) != 1 || *s.Namespaces["bookbuyer"] != want {
 		t.Errorf("per namespace: %v", s.Namespaces)
 	}
 	var drifted int32
@@ -325,7 +336,7 @@ func TestSummaryPodsInSync(t *testing.T) {
 		}
 	}
 
-	many := Summary{Meshed: 30, Drifted: 30}
+	many := Summary{Counts: Counts{Meshed: 30, Drifted: 30}}
 	for i := range 30 {
 		many.DriftedPods = append(many.DriftedPods, fmt.Sprintf("ns/p%02d", i))
 	}
@@ -339,9 +350,11 @@ func TestSummaryPodsInSync(t *testing.T) {
 		reason     string
 		msgContent string
 	}{
-		{Summary{Meshed: 2, InSync: 2}, metav1.ConditionTrue, conditions.InSync, "2 meshed pods, 2 in sync"},
-		{Summary{Meshed: 2, InSync: 1}, metav1.ConditionTrue, conditions.InSync, "1 not judged yet or with unreadable rules"},
-		{Summary{Meshed: 2, InSync: 1, Failed: 1}, metav1.ConditionFalse, conditions.PodsFailed, "1 of 2 meshed pods lack their sidecar"},
+		{Summary{Counts: Counts{Meshed: 2, InSync: 2}}, metav1.ConditionTrue, conditions.InSync, "2 meshed pods, 2 in sync"},
+		{Summary{Counts: Counts{Meshed: 2, InSync: 1}}, metav1.ConditionTrue, conditions.InSync, "2 meshed pods, 1 in sync, 1 not judged yet (see their"},
+		{Summary{Counts: Counts{Meshed: 3, InSync: 1, Unreadable: 2}}, metav1.ConditionTrue, conditions.InSync, "3 meshed pods, 1 in sync, 2 with unreadable rules (see their"},
+		{Summary{Counts: Counts{Meshed: 2, InSync: 1, SidecarMissing: 1}}, metav1.ConditionFalse, conditions.PodsFailed, "1 of 2 meshed pods lack their sidecar"},
+		{Summary{Counts: Counts{Meshed: 2, InSync: 1, InitFailed: 1}}, metav1.ConditionFalse, conditions.PodsFailed, "1 of 2 meshed pods lack their sidecar or their redirection failed"},
 	} {
 		st, r, m := c.s.PodsInSync(1)
 		if st != c.status || r != c.reason || !strings.Contains(m, c.msgContent) || !conditions.Allowed(conditions.PodsInSync, string(st), r) {

@@ -132,8 +132,8 @@ func TestUnreadableRulesAreUnknown(t *testing.T) {
 	}
 	var s Summary
 	s.Add(pod, conds)
-	if s.Meshed != 1 || s.Drifted != 0 || s.InSync != 0 || len(s.DriftedPods) != 0 {
-		t.Errorf("summary %+v: an unreadable pod is meshed but neither in sync nor drifted", s)
+	if s.Counts != (Counts{Meshed: 1, Unreadable: 1}) || len(s.DriftedPods) != 0 {
+		t.Errorf("summary %+v: an unreadable pod is meshed, counted unreadable, neither in sync nor drifted", s)
 	}
 	if ev := Transitions(nil, conds); len(ev) != 0 {
 		t.Errorf("events %+v, want none", ev)

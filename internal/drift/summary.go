@@ -11,16 +11,10 @@ import (
 	"github.com/meshkeeper/meshkeeper/api/conditions"
 )
 
-// Summary counts verdicts across the pods of a mesh, for the MeshConfig's status.
+// Summary counts verdicts across the pods of a mesh, for the MeshConfig's status and the metrics.
 type Summary struct {
-	// Meshed pods carry the sidecar or should.
-	Meshed int32
-	// InSync pods run the exclusions the MeshConfig asks for.
-	InSync int32
-	// Drifted pods run outdated exclusions.
-	Drifted int32
-	// Failed pods lack the sidecar they should have, or their init container failed or is missing.
-	Failed int32
+	// Counts are the mesh's totals.
+	Counts
 	// DriftedPods names drifted pods as namespace/name, sorted, at most the limit given to Add's
 	// caller through Cap.
 	DriftedPods []string
@@ -35,15 +29,62 @@ type Summary struct {
 	DriftedByWorkload map[Workload]int32
 }
 
-// Counts are a namespace's share of a Summary.
+// Counts are meshed pods by verdict (PodVerdictOf); the pods of no other verdict are Meshed's
+// remainder, Of(VerdictOther).
 type Counts struct {
-	Meshed, InSync, Drifted, Failed int32
+	// Meshed pods carry the sidecar or should.
+	Meshed         int32
+	InSync         int32
+	Drifted        int32
+	InitFailed     int32
+	SidecarMissing int32
+	Unreadable     int32
 }
 
-// Add counts one pod's computed conditions; pods that are not meshed are ignored.
+// Failed counts the pods whose traffic bypasses the sidecar: the MeshConfig reports them as one
+// number (status.pods.failed, PodsFailed), since both are fixed by a new pod.
+func (c Counts) Failed() int32 { return c.SidecarMissing + c.InitFailed }
+
+// Of is the number of pods with verdict v.
+func (c Counts) Of(v PodVerdict) int32 {
+	switch v {
+	case VerdictInSync:
+		return c.InSync
+	case VerdictDrifted:
+		return c.Drifted
+	case VerdictInitFailed:
+		return c.InitFailed
+	case VerdictSidecarMissing:
+		return c.SidecarMissing
+	case VerdictUnreadable:
+		return c.Unreadable
+	case VerdictOther:
+		return c.Meshed - c.InSync - c.Drifted - c.InitFailed - c.SidecarMissing - c.Unreadable
+	}
+	return 0
+}
+
+func (c *Counts) add(v PodVerdict) {
+	c.Meshed++
+	switch v {
+	case VerdictInSync:
+		c.InSync++
+	case VerdictDrifted:
+		c.Drifted++
+	case VerdictInitFailed:
+		c.InitFailed++
+	case VerdictSidecarMissing:
+		c.SidecarMissing++
+	case VerdictUnreadable:
+		c.Unreadable++
+	}
+}
+
+// Add counts one pod by the verdict its conditions give (PodVerdictOf); pods that are not
+// meshed are ignored.
 func (s *Summary) Add(pod *corev1.Pod, conds []corev1.PodCondition) {
-	sidecar := Find(conds, conditions.PodSidecarInjected)
-	if sidecar == nil || (sidecar.Status != corev1.ConditionTrue && sidecar.Reason != conditions.SidecarMissing) {
+	v, meshed := PodVerdictOf(conds)
+	if !meshed {
 		return
 	}
 	if s.Namespaces == nil {
@@ -54,28 +95,18 @@ func (s *Summary) Add(pod *corev1.Pod, conds []corev1.PodCondition) {
 		ns = &Counts{}
 		s.Namespaces[pod.Namespace] = ns
 	}
-	s.Meshed++
-	ns.Meshed++
-	redir := Find(conds, conditions.PodRedirectionApplied)
-	excl := Find(conds, conditions.PodExclusionsInSync)
-	switch {
-	case sidecar.Status != corev1.ConditionTrue || (redir != nil && redir.Status == corev1.ConditionFalse):
-		s.Failed++
-		ns.Failed++
-	case excl != nil && excl.Status == corev1.ConditionTrue:
-		s.InSync++
-		ns.InSync++
-	case excl != nil && excl.Status == corev1.ConditionFalse && excl.Reason == conditions.Drifted:
-		s.Drifted++
-		ns.Drifted++
-		if s.DriftedByWorkload == nil {
-			s.DriftedByWorkload = map[Workload]int32{}
-		}
-		s.DriftedByWorkload[WorkloadOf(pod)]++
-		s.DriftedPods = append(s.DriftedPods, pod.Namespace+"/"+pod.Name)
-		if a := Action(pod); !slices.Contains(s.Restarts, a) {
-			s.Restarts = append(s.Restarts, a)
-		}
+	s.add(v)
+	ns.add(v)
+	if v != VerdictDrifted {
+		return
+	}
+	if s.DriftedByWorkload == nil {
+		s.DriftedByWorkload = map[Workload]int32{}
+	}
+	s.DriftedByWorkload[WorkloadOf(pod)]++
+	s.DriftedPods = append(s.DriftedPods, pod.Namespace+"/"+pod.Name)
+	if a := Action(pod); !slices.Contains(s.Restarts, a) {
+		s.Restarts = append(s.Restarts, a)
 	}
 }
 
@@ -113,18 +144,24 @@ func (s Summary) PodsInSync(generation int64) (status metav1.ConditionStatus, re
 		}
 		fmt.Fprintf(&b, "; or let the operator do it with the annotation meshkeeper.io/auto-restart=true on the namespace or workload; each pod's %s condition names the values that differ",
 			conditions.PodExclusionsInSync)
-		if s.Failed > 0 {
-			fmt.Fprintf(&b, "; %d more pods failed (see their %s and %s conditions)", s.Failed, conditions.PodSidecarInjected, conditions.PodRedirectionApplied)
+		if s.Failed() > 0 {
+			fmt.Fprintf(&b, "; %d more pods failed (see their %s and %s conditions)", s.Failed(), conditions.PodSidecarInjected, conditions.PodRedirectionApplied)
 		}
 		return metav1.ConditionFalse, conditions.Drifted, b.String()
-	case s.Failed > 0:
+	case s.Failed() > 0:
 		return metav1.ConditionFalse, conditions.PodsFailed, fmt.Sprintf(
 			"%d of %d meshed pods lack their sidecar or their redirection failed; their %s and %s conditions say why and how to fix it",
-			s.Failed, s.Meshed, conditions.PodSidecarInjected, conditions.PodRedirectionApplied)
+			s.Failed(), s.Meshed, conditions.PodSidecarInjected, conditions.PodRedirectionApplied)
 	}
 	msg := fmt.Sprintf("%d meshed pods, %d in sync", s.Meshed, s.InSync)
-	if rest := s.Meshed - s.InSync; rest > 0 {
-		msg += fmt.Sprintf(", %d not judged yet or with unreadable rules (see their %s condition)", rest, conditions.PodExclusionsInSync)
+	if s.Unreadable > 0 {
+		msg += fmt.Sprintf(", %d with unreadable rules", s.Unreadable)
+	}
+	if other := s.Of(VerdictOther); other > 0 {
+		msg += fmt.Sprintf(", %d not judged yet", other)
+	}
+	if s.Meshed > s.InSync {
+		msg += fmt.Sprintf(" (see their %s condition)", conditions.PodExclusionsInSync)
 	}
 	return metav1.ConditionTrue, conditions.InSync, msg
 }

@@ -257,15 +257,15 @@ func TestHealthOfControllerStatuses(t *testing.T) {
 // yet is Progressing/InProgress.
 func TestHealthOfMeshConfigStatuses(t *testing.T) {
 	invalid := field.ErrorList{field.Invalid(field.NewPath("spec", "traffic", "outboundIPRangeExclusionList").Index(0), "999.1.1.1/32", "not an IP range")}
-	drifted := drift.Summary{Meshed: 3, InSync: 2, Drifted: 1, DriftedPods: []string{"shop/web-x"}, Restarts: []string{"kubectl rollout restart deployment/web -n shop"}}
+	drifted := drift.Summary{Counts: drift.Counts{Meshed: 3, InSync: 2, Drifted: 1}, DriftedPods: []string{"shop/web-x"}, Restarts: []string{"kubectl rollout restart deployment/web -n shop"}}
 	cases := map[string]struct {
 		v        *controllers.MeshConfigVerdict // nil: never reconciled
 		want     string
 		mentions string
 	}{
-		"in sync":      {&controllers.MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 3}}, "Healthy", "3 meshed pods, 3 in sync"},
+		"in sync":      {&controllers.MeshConfigVerdict{Summary: drift.Summary{Counts: drift.Counts{Meshed: 3, InSync: 3}}}, "Healthy", "3 meshed pods, 3 in sync"},
 		"drifted":      {&controllers.MeshConfigVerdict{Summary: drifted}, "Healthy", "kubectl rollout restart deployment/web -n shop"},
-		"failed pods":  {&controllers.MeshConfigVerdict{Summary: drift.Summary{Meshed: 3, InSync: 2, Failed: 1}}, "Healthy", "pods not in sync (PodsFailed)"},
+		"failed pods":  {&controllers.MeshConfigVerdict{Summary: drift.Summary{Counts: drift.Counts{Meshed: 3, InSync: 2, InitFailed: 1}}}, "Healthy", "pods not in sync (PodsFailed)"},
 		"invalid":      {&controllers.MeshConfigVerdict{SpecErrs: invalid}, "Degraded", "999.1.1.1/32"},
 		"api error":    {&controllers.MeshConfigVerdict{Err: fmt.Errorf("timeout")}, "Progressing", "retrying after: timeout"},
 		"never judged": {nil, "Progressing", ""},

@@ -148,6 +148,9 @@ func TestAuditBesideOSMOnAKS(t *testing.T) {
 		if v, _ := metricValue(t, "meshkeeper_object_findings", map[string]string{"kind": controllers.KindEgress, "namespace": "shop", "name": "redis", "severity": string(conditions.SeverityError)}); v < 1 {
 			return fmt.Errorf("meshkeeper_object_findings{severity=error} = %v, want the collision", v)
 		}
+		if v, _ := metricValue(t, "meshkeeper_findings", map[string]string{"kind": controllers.KindEgress, "code": conditions.FindingPortCollision, "severity": string(conditions.SeverityError)}); v < 1 {
+			return fmt.Errorf("meshkeeper_findings{kind=Egress,code=PortCollision,severity=Error} = %v, want the collision", v)
+		}
 		return nil
 	})
 

@@ -101,29 +101,68 @@ meshkeeper_drifted_pods{mesh="osm",namespace="shop",kind="Deployment",workload="
 			at: 25 * time.Minute,
 		},
 	},
-	"MeshkeeperPodsFailed": {
+	"MeshkeeperInitContainerFailed": {
 		{
-			name: "a pod without its sidecar for 10 minutes",
+			name: "a pod whose init container failed, for 10 minutes, in each mesh",
 			series: `
-meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="failed"} 1x10
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="init_failed"} 1x10
 meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="in_sync"} 4x10
-meshkeeper_namespace_pods{mesh="osm",namespace="pay",verdict="failed"} 0x10`,
-			at:     10 * time.Minute,
-			firing: []map[string]string{{"mesh": "osm", "namespace": "shop", "severity": "critical"}},
+meshkeeper_namespace_pods{mesh="osm",namespace="pay",verdict="init_failed"} 0x10
+meshkeeper_namespace_pods{mesh="istio",namespace="web",verdict="init_failed"} 2x10`,
+			at: 10 * time.Minute,
+			firing: []map[string]string{{"mesh": "osm", "namespace": "shop", "severity": "critical"},
+				{"mesh": "istio", "namespace": "web", "severity": "critical"}},
 		},
 		{
-			name: "drifted and in sync pods, none failed",
+			name: "pods without their sidecar, drifted or unreadable, none whose init container failed",
 			series: `
-meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="failed"} 0x30
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="init_failed"} 0x30
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="sidecar_missing"} 2x30
 meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="drifted"} 3x30
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="unreadable"} 1x30
 meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="other"} 2x30`,
 			at: 30 * time.Minute,
 		},
 		{
 			name: "failed for two minutes during a rollout",
 			series: `
-meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="failed"} 0 0 1 1 0x10`,
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="init_failed"} 0 0 1 1 0x10`,
 			at: 12 * time.Minute,
+		},
+	},
+	"MeshkeeperSidecarMissing": {
+		{
+			name: "a pod without its sidecar for 10 minutes",
+			series: `
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="sidecar_missing"} 1x10
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="in_sync"} 4x10
+meshkeeper_namespace_pods{mesh="osm",namespace="pay",verdict="sidecar_missing"} 0x10`,
+			at:     10 * time.Minute,
+			firing: []map[string]string{{"mesh": "osm", "namespace": "shop", "severity": "critical"}},
+		},
+		{
+			name: "init containers failed, every sidecar there",
+			series: `
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="sidecar_missing"} 0x30
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="init_failed"} 2x30`,
+			at: 30 * time.Minute,
+		},
+	},
+	"MeshkeeperRulesUnreadable": {
+		{
+			name: "a pod whose rules cannot be parsed, for 40 minutes",
+			series: `
+meshkeeper_namespace_pods{mesh="osm",namespace="legacy",verdict="unreadable"} 1x40
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="unreadable"} 0x40`,
+			at:     40 * time.Minute,
+			firing: []map[string]string{{"mesh": "osm", "namespace": "legacy", "severity": "info"}},
+		},
+		{
+			name: "unreadable for 20 minutes, then restarted; pods not judged yet",
+			series: `
+meshkeeper_namespace_pods{mesh="osm",namespace="legacy",verdict="unreadable"} 1x20 0x20
+meshkeeper_namespace_pods{mesh="osm",namespace="legacy",verdict="other"} 3x40`,
+			at: 40 * time.Minute,
 		},
 	},
 	"MeshkeeperErrorFindings": {
@@ -475,12 +514,20 @@ func dashboardPanels(t *testing.T) []panel {
 const dashboardFixture = `
 meshkeeper_mesh_pods{namespace="osm-system",name="osm-mesh-config",verdict="in_sync"} 8x60
 meshkeeper_mesh_pods{namespace="osm-system",name="osm-mesh-config",verdict="drifted"} 2x60
-meshkeeper_mesh_pods{namespace="osm-system",name="osm-mesh-config",verdict="failed"} 1x60
+meshkeeper_mesh_pods{namespace="osm-system",name="osm-mesh-config",verdict="init_failed"} 1x60
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="in_sync"} 8x60
 meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="drifted"} 2x60
-meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="failed"} 1x60
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="init_failed"} 1x60
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="sidecar_missing"} 0x60
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="unreadable"} 0x60
+meshkeeper_namespace_pods{mesh="osm",namespace="shop",verdict="other"} 0x60
+meshkeeper_namespace_pods{mesh="istio",namespace="web",verdict="sidecar_missing"} 1x60
+meshkeeper_namespace_pods{mesh="istio",namespace="web",verdict="unreadable"} 1x60
 meshkeeper_drifted_pods{mesh="osm",namespace="shop",kind="Deployment",workload="web"} 2x60
 meshkeeper_object_ready{kind="MeshConfig",namespace="osm-system",name="osm-mesh-config"} 0x60
 meshkeeper_object_findings{kind="MeshConfig",namespace="osm-system",name="osm-mesh-config",severity="Error"} 1x60
+meshkeeper_findings{kind="MeshConfig",code="ExclusionOverlapsServiceCIDR",severity="Error"} 1x60
+meshkeeper_findings{kind="Egress",code="PortCollision",severity="Error"} 2x60
 meshkeeper_admission_decisions_total{outcome="injected"} 0+3x60
 meshkeeper_auto_restarts_total{namespace="shop",kind="Deployment"} 0 1x59
 meshkeeper_pod_evaluation_duration_seconds_bucket{le="0.001"} 0+5x60

@@ -360,7 +360,7 @@ type FeatureFlags struct {
 // PodSummary counts the meshed pods the MeshConfig governs, by drift state. Zero counts are
 // written out so that the printer columns show 0 rather than nothing once reconciled.
 type PodSummary struct {
-	// meshed counts pods carrying the sidecar.
+	// meshed counts pods that carry the sidecar or should.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	Meshed int32 `json:"meshed"`
@@ -372,7 +372,9 @@ type PodSummary struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	Drifted int32 `json:"drifted"`
-	// failed counts meshed pods whose redirection failed or could not be read.
+	// failed counts meshed pods whose traffic bypasses the sidecar: the sidecar is missing, or the
+	// init container that redirects traffic to it failed or is missing. Pods whose rules cannot
+	// be read are not counted here: whether they drifted is unknown.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	Failed int32 `json:"failed"`
