@@ -3,7 +3,8 @@
 // `promtool check rules` does (rulefmt), each alert is evaluated by Prometheus's rule evaluator
 // (rules.AlertingRule, the query engine over series fixtures in promqltest's notation) minute by
 // minute, as a rule group would, for a case where it must fire and one where it must not, and
-// every metric and label an expression or fixture names must be documented in docs/metrics.md.
+// every metric, label and value of a closed label (verdict, outcome, severity) an expression or
+// fixture names must be documented in docs/metrics.md.
 //
 // It is a module of its own so that the Prometheus server module never enters meshkeeper's build;
 // `make test` runs it (make test-rules).
@@ -393,8 +394,51 @@ func documented(t *testing.T) map[string][]string {
 	return out
 }
 
+// closedLabels are the labels whose values form a fixed vocabulary: a query or fixture that
+// names a value the manager does not export would match nothing and never say so.
+var closedLabels = []string{"verdict", "outcome", "severity"}
+
+// labelValues reads what docs/metrics.md says each label value of closedLabels is: the values
+// in backquotes in a metric's row, and the rows of the label-value tables (| `label` | `value` |
+// meaning |), which hold for every metric with that label.
+func labelValues(t *testing.T) (inRow map[string]string, inTable map[string][]string) {
+	t.Helper()
+	raw, err := os.ReadFile(metricsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("^\\| `([a-z_:]+)` \\| (counter|gauge|histogram|summary) \\|(.*)$")
+	value := regexp.MustCompile("^\\| `([a-z_]+)` \\| `([A-Za-z0-9_]+)` \\|")
+	inRow, inTable = map[string]string{}, map[string][]string{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if m := row.FindStringSubmatch(l); m != nil {
+			inRow[m[1]] = m[3]
+		}
+		if m := value.FindStringSubmatch(l); m != nil {
+			inTable[m[1]] = append(inTable[m[1]], m[2])
+		}
+	}
+	if len(inTable["verdict"]) == 0 {
+		t.Fatalf("%s has no table of the verdict label's values", metricsDoc)
+	}
+	return inRow, inTable
+}
+
+// checkValueDocumented fails when metric's label, one of closedLabels, is given a value that
+// docs/metrics.md does not list, neither in the metric's row nor in the label's value table.
+func checkValueDocumented(t *testing.T, where, metric, label, value string) {
+	t.Helper()
+	if !slices.Contains(closedLabels, label) {
+		return
+	}
+	inRow, inTable := labelValues(t)
+	if !strings.Contains(inRow[metric], "`"+value+"`") && !slices.Contains(inTable[label], value) {
+		t.Errorf("%s: %s{%s=%q}: docs/metrics.md does not list the value %q", where, metric, label, value, value)
+	}
+}
+
 // checkExprDocumented fails for a metric or a label (in a matcher or a by/without clause) that
-// docs/metrics.md does not document.
+// docs/metrics.md does not document, and for a value of a closed label it does not list.
 func checkExprDocumented(t *testing.T, where, expr string) {
 	t.Helper()
 	docs := documented(t)
@@ -415,8 +459,18 @@ func checkExprDocumented(t *testing.T, where, expr string) {
 			}
 			names = append(names, n.Name)
 			for _, m := range n.LabelMatchers {
-				if m.Name != model.MetricNameLabel && !slices.Contains(labelsOf, m.Name) {
+				if m.Name == model.MetricNameLabel {
+					continue
+				}
+				if !slices.Contains(labelsOf, m.Name) {
 					t.Errorf("%s: %s has no documented label %s", where, n.Name, m.Name)
+				}
+				values := []string{m.Value}
+				if m.Type == labels.MatchRegexp || m.Type == labels.MatchNotRegexp {
+					values = strings.Split(m.Value, "|")
+				}
+				for _, v := range values {
+					checkValueDocumented(t, where, n.Name, m.Name, v)
 				}
 			}
 		case *parser.AggregateExpr:
@@ -454,9 +508,13 @@ func checkSeriesDocumented(t *testing.T, series string) {
 			continue
 		}
 		lbls.Range(func(lb labels.Label) {
-			if lb.Name != model.MetricNameLabel && !slices.Contains(doc, lb.Name) {
+			if lb.Name == model.MetricNameLabel {
+				return
+			}
+			if !slices.Contains(doc, lb.Name) {
 				t.Errorf("fixture series %s has label %s, not documented", name, lb.Name)
 			}
+			checkValueDocumented(t, "fixture", name, lb.Name, lb.Value)
 		})
 	}
 }
