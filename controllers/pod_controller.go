@@ -80,7 +80,11 @@ func (r *PodReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 		if !changed {
 			return
 		}
+		// Remembered before the write: its watch event can reach the cache before the patch's
+		// answer reaches us, and podChanged must know it for ours.
+		r.written.record(req.NamespacedName, basedOn, "", updated)
 		if perr := r.patchConditions(ctx, pod, updated); perr != nil {
+			r.written.forget(req.NamespacedName)
 			err = errors.Join(err, perr)
 			return
 		}
