@@ -101,8 +101,8 @@ helm-lint: $(HELM) ## helm lint the chart in each mode.
 	$(HELM) lint --strict $(CHART) --set mode=inject,certManager.enabled=true
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for FUZZTIME.
-	@hack/fuzz.sh $(FUZZTIME)
+fuzz: ## Run each fuzz target for FUZZTIME (FUZZPARALLEL=n: n workers per target instead of one per core).
+	@FUZZPARALLEL=$(FUZZPARALLEL) hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: bench
 bench: envtest ## Run the benchmarks (figures go to docs/benchmarks.md).

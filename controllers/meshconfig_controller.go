@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"time"
 
@@ -82,7 +81,7 @@ func (r *MeshConfigReconciler) forget(key types.NamespacedName) {
 // Reconcile validates, counts, and writes status once, in the deferred patch, only on change.
 // Only the served MeshConfig is judged: the production cache holds no other, and another
 // MeshConfig may be served by another meshkeeper, whose status this one must not overwrite.
-func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ ctrl.Result, err error) {
+func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Request) (result ctrl.Result, err error) {
 	if req.NamespacedName != r.Options.MeshConfig {
 		return ctrl.Result{}, nil
 	}
@@ -98,12 +97,16 @@ func (r *MeshConfigReconciler) Reconcile(ctx context.Context, req reconcile.Requ
 	defer func() {
 		v.Err = err
 		SetMeshConfigStatus(mc, v, r.Options.now())
+		perr := patcher.Patch(ctx, r.Client, mc)
+		if result, err = judgeAgainIfStale(err, perr); perr != nil {
+			return
+		}
+		// The metrics follow the stored verdict, never one that did not land.
 		recordVerdict(KindMeshConfig, req.NamespacedName, mc.Status.Conditions, mc.Status.Findings)
 		if len(v.SpecErrs) == 0 && v.Err == nil {
 			recordMeshConfigPods(req.NamespacedName, v.Summary.Counts)
 			recordPodVerdicts(r.Options.Selection.MeshName, v.Summary)
 		}
-		err = errors.Join(err, patcher.Patch(ctx, r.Client, mc))
 	}()
 	if v.SpecErrs = ValidateMeshConfig(mc); len(v.SpecErrs) > 0 {
 		return ctrl.Result{}, nil

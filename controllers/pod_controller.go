@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -78,7 +80,11 @@ func (r *PodReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 		if !changed {
 			return
 		}
+		// Remembered before the write: its watch event can reach the cache before the patch's
+		// answer reaches us, and podChanged must know it for ours.
+		r.written.record(req.NamespacedName, basedOn, "", updated)
 		if perr := r.patchConditions(ctx, pod, updated); perr != nil {
+			r.written.forget(req.NamespacedName)
 			err = errors.Join(err, perr)
 			return
 		}
@@ -188,7 +194,7 @@ func (r *PodReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) 
 	r.written = newWriteMemo()
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("drift-pod").
-		For(&corev1.Pod{}).
+		For(&corev1.Pod{}, builder.WithPredicates(predicate.Funcs{UpdateFunc: r.podChanged})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsOfNamespace),
 			builder.WithPredicates(predicate.Or(predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.meshedPods),
@@ -199,6 +205,24 @@ func (r *PodReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) 
 	}
 	return b.WithOptions(controller.Options{MaxConcurrentReconciles: r.Options.maxConcurrent(), RateLimiter: retryLimiter()}).
 		Complete(r)
+}
+
+// podChanged drops the pod updates that cannot change a verdict: the trimmed pod (what the
+// checks read) is the same apart from its conditions, and the conditions are unchanged (a
+// kubelet status update the trim hides) or are the ones this controller just wrote (the echo
+// of its own patch, which would be judged again for nothing: a third of the work of a drift
+// wave). Anyone else's edit of our conditions is judged, so it is corrected. A resync (the same
+// resourceVersion twice) always passes: it is the safety net for anything missed.
+func (r *PodReconciler) podChanged(e event.UpdateEvent) bool {
+	before, ok1 := e.ObjectOld.(*corev1.Pod)
+	after, ok2 := e.ObjectNew.(*corev1.Pod)
+	if !ok1 || !ok2 || before.ResourceVersion == after.ResourceVersion || !sameButConditions(before, after) {
+		return true
+	}
+	if slices.EqualFunc(before.Status.Conditions, after.Status.Conditions, sameVerdict) {
+		return false
+	}
+	return !r.written.echo(client.ObjectKeyFromObject(after), after.Status.Conditions)
 }
 
 // retryLimiter paces the retries of failed pod reconciles: each pod backs off exponentially

@@ -4,6 +4,7 @@ import (
 	"unique"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/fields"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -119,6 +120,16 @@ func TrimPod(obj any) (any, error) {
 		}
 	}
 	return out, nil
+}
+
+// sameButConditions reports whether two versions of a cached pod differ in nothing but their
+// resourceVersion and conditions. With the pods trimmed by TrimPod, that is an update no drift
+// check reads: a kubelet's readiness flip, or our own conditions coming back.
+func sameButConditions(a, b *corev1.Pod) bool {
+	x, y := *a, *b
+	x.ResourceVersion, y.ResourceVersion = "", ""
+	x.Status.Conditions, y.Status.Conditions = nil, nil
+	return equality.Semantic.DeepEqual(&x, &y)
 }
 
 // proxyUser keeps the UID of Istio's proxy container: Istio renders it into the rules as the

@@ -138,8 +138,27 @@ func reconcilePolicy[T client.Object, In any](ctx context.Context, d policyDeps,
 	if kind.finish != nil {
 		kind.finish(obj, opts.APIs)
 	}
-	recordVerdict(kind.name, req.NamespacedName, *st.conditions, *st.findings)
-	return ctrl.Result{}, errors.Join(err, patcher.Patch(ctx, c, obj))
+	perr := patcher.Patch(ctx, c, obj)
+	if perr == nil {
+		recordVerdict(kind.name, req.NamespacedName, *st.conditions, *st.findings)
+	}
+	return judgeAgainIfStale(err, perr)
+}
+
+// staleRetry is how soon an object whose status write found it changed is judged again. The
+// change's own watch event usually gets there first; this covers a change no watch predicate
+// passes (someone else's status write).
+const staleRetry = 250 * time.Millisecond
+
+// judgeAgainIfStale is the result of a reconcile whose judging ended with err and whose status
+// write ended with perr: a verdict that was stale when written (status.ErrStale) is judged again
+// shortly, and is not an error to report or back off from (an error of the judging itself is,
+// and its retry judges again anyway).
+func judgeAgainIfStale(err, perr error) (ctrl.Result, error) {
+	if err == nil && errors.Is(perr, status.ErrStale) {
+		return ctrl.Result{RequeueAfter: staleRetry}, nil
+	}
+	return ctrl.Result{}, errors.Join(err, perr)
 }
 
 // SetupPolicy registers the field indexes and the Egress and IngressBackend controllers.

@@ -60,6 +60,20 @@ func (w *writeMemo) record(key types.NamespacedName, basedOn, wrote string, cond
 	w.m[key] = memoEntry{basedOn: basedOn, wrote: wrote, conds: drift.OwnedConditions(conds)}
 }
 
+// echo reports whether conds, seen on the cached pod, are our last write arriving back through
+// the watch, and drops the entry: the cache has reached the write. The informer updates its
+// store before it tells the handlers, so a reconcile after this one reads the write too.
+func (w *writeMemo) echo(key types.NamespacedName, conds []corev1.PodCondition) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e, ok := w.m[key]
+	if !ok || !slices.EqualFunc(e.conds, drift.OwnedConditions(conds), sameVerdict) {
+		return false
+	}
+	delete(w.m, key)
+	return true
+}
+
 func (w *writeMemo) forget(key types.NamespacedName) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 fuzztime="${1:-10s}"
+# FUZZPARALLEL bounds the fuzzing workers per target (Go's default: one per core), so that a long
+# session can leave a core to other work.
+parallel=()
+[ -z "${FUZZPARALLEL:-}" ] || parallel=(-parallel "${FUZZPARALLEL}")
 found=0
 while IFS=: read -r file _ line; do
   name=$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' <<<"${line}")
@@ -12,7 +16,7 @@ while IFS=: read -r file _ line; do
   found=$((found + 1))
   echo "fuzz: ${name} in ${pkg} for ${fuzztime}"
   out="$(mktemp)"
-  if go test -run '^$' -fuzz "^${name}\$" -fuzztime "${fuzztime}" "${pkg}" 2>&1 | tee "${out}"; then
+  if go test -run '^$' -fuzz "^${name}\$" -fuzztime "${fuzztime}" "${parallel[@]}" "${pkg}" 2>&1 | tee "${out}"; then
     rm -f "${out}"
     continue
   fi
@@ -23,7 +27,7 @@ while IFS=: read -r file _ line; do
   if grep -q "context deadline exceeded" "${out}" && ! grep -q "Failing input written to" "${out}"; then
     echo "fuzz: ${name}: the fuzzer timed out while stopping (no failing input); running it again"
     rm -f "${out}"
-    go test -run '^$' -fuzz "^${name}\$" -fuzztime "${fuzztime}" "${pkg}"
+    go test -run '^$' -fuzz "^${name}\$" -fuzztime "${fuzztime}" "${parallel[@]}" "${pkg}"
     continue
   fi
   rm -f "${out}"

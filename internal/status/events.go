@@ -22,15 +22,11 @@ const maxNote = 1024
 // looked at, and only their status and reason: a reconcile that rewrites a message (a new pod
 // count) or finds what it found last time stays silent, so a resync never adds to the event
 // stream, and a change that moves both conditions at once is told once, by the condition that
-// says the most (Stalled when it became True, Ready otherwise). One message is looked at:
-// Stalled's, while it stays True. It names the spec's problems, so it changes only when the
-// spec does, and a spec that goes from one mistake to another is told again; the snapshot
-// judged against may also predate the last write (a cache that has not seen it yet), and then
-// only the message tells the new problem from the old.
+// says the most (Stalled when it became True, Ready otherwise).
 func Transition(before, after []metav1.Condition) *Event {
 	r0, r1 := meta.FindStatusCondition(before, conditions.Ready), meta.FindStatusCondition(after, conditions.Ready)
 	s0, s1 := meta.FindStatusCondition(before, conditions.Stalled), meta.FindStatusCondition(after, conditions.Stalled)
-	if same(r0, r1) && same(s0, s1) && !newStall(s0, s1) {
+	if same(r0, r1) && same(s0, s1) {
 		return nil
 	}
 	var ev Event
@@ -48,11 +44,6 @@ func Transition(before, after []metav1.Condition) *Event {
 	}
 	ev.Message = truncate(ev.Message, maxNote)
 	return &ev
-}
-
-// newStall reports whether Stalled stayed True with another message: another problem.
-func newStall(a, b *metav1.Condition) bool {
-	return a != nil && b != nil && b.Status == metav1.ConditionTrue && a.Message != b.Message
 }
 
 // same reports whether a condition kept its presence, status and reason.

@@ -21,7 +21,6 @@ import (
 func TestTransition(t *testing.T) {
 	healthy := Outcome{Generation: 1, Types: types, Summary: "ok"}
 	stalled := Outcome{Generation: 1, Types: types, Problems: []Problem{{Type: conditions.Ready, Reason: conditions.Conflict, Message: "port 7000", Stalls: true}}}
-	stalledElsewhere := Outcome{Generation: 2, Types: types, Problems: []Problem{{Type: conditions.Ready, Reason: conditions.Conflict, Message: "port 7001", Stalls: true}}}
 	missing := Outcome{Generation: 1, Types: types, Problems: []Problem{{Type: conditions.ResolvedRefs, Reason: conditions.RefNotFound, Message: "no sa"}}}
 	pending := Outcome{Generation: 1, Types: types, Problems: []Problem{{Type: conditions.Accepted, Reason: conditions.Pending, Message: "no MeshConfig", Pending: true}}}
 	failed := Outcome{Generation: 1, Types: types, Err: errors.New("etcd down")}
@@ -50,8 +49,6 @@ func TestTransition(t *testing.T) {
 		{"only an informational condition changed", conds(healthy), drifted, ""},
 		{"healthy to stalled: one event, from Stalled", conds(healthy), stalled, "Warning Conflict: port 7000"},
 		{"stalled to healthy", conds(stalled), healthy, "Normal Ready: ok"},
-		{"stalled again, same problem", conds(stalled), stalled, ""},
-		{"stalled on another problem", conds(stalled), stalledElsewhere, "Warning Conflict: port 7001"},
 		{"healthy to a missing reference", conds(healthy), missing, "Warning RefNotFound: no sa"},
 		{"healthy to pending", conds(healthy), pending, "Normal Progressing: no MeshConfig"},
 		{"healthy to an API error", conds(healthy), failed, "Warning ReconcileFailed: etcd down"},

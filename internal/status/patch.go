@@ -19,6 +19,11 @@ import (
 // never read as "the object was deleted".
 var ErrNoStatusSubresource = errors.New("the CRD has no status subresource")
 
+// ErrStale is returned when the object changed between the read a verdict was judged on and the
+// verdict's write: nothing was written, and the object needs another reconcile, from a cache that
+// shows the change. Callers requeue it rather than report a failure.
+var ErrStale = errors.New("the object changed while it was judged")
+
 // Patcher remembers an object as it was read, so that the reconcile can change its status freely
 // and write it once at the end, only when something changed.
 type Patcher[T client.Object] struct {
@@ -56,7 +61,10 @@ func (p *Patcher[T]) Changed(obj T) bool {
 }
 
 // Patch sends a merge patch of obj's status subresource against the snapshot, or nothing when
-// obj is unchanged. An object deleted in the meantime is not an error; a 404 for an object that
+// obj is unchanged. The patch carries the snapshot's resourceVersion: a verdict judged on one
+// version never lands on another (a spec edited while it was judged would otherwise be stored
+// with the previous spec's verdict, and the transition judged against a status that is no longer
+// there); the object changed, so it is judged again (ErrStale). An object deleted in the meantime is not an error; a 404 for an object that
 // still exists is ErrNoStatusSubresource. The transition event is recorded only after a
 // successful write: a failed one is retried, and the retry tells it.
 func (p *Patcher[T]) Patch(ctx context.Context, c client.Client, obj T) error {
@@ -67,9 +75,12 @@ func (p *Patcher[T]) Patch(ctx context.Context, c client.Client, obj T) error {
 	if !p.Changed(obj) {
 		return nil
 	}
-	err := c.Status().Patch(ctx, obj, client.MergeFrom(p.before))
+	err := c.Status().Patch(ctx, obj, client.MergeFromWithOptions(p.before, client.MergeFromWithOptimisticLock{}))
 	if apierrors.IsNotFound(err) {
 		return p.notFound(ctx, c, obj, err)
+	}
+	if apierrors.IsConflict(err) {
+		return fmt.Errorf("%w: %w", ErrStale, err)
 	}
 	if err != nil {
 		return err

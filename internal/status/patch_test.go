@@ -109,3 +109,35 @@ func TestPatcherWithoutSubresource(t *testing.T) {
 		t.Errorf("something was written: %+v", stored.Status)
 	}
 }
+
+// A verdict judged on one version of an object is not written over another: the user's edit
+// that landed meanwhile is judged first. Nothing is written and no event is recorded.
+func TestPatchRefusesAStaleVerdict(t *testing.T) {
+	ctx := context.Background()
+	e := &policyv1alpha1.Egress{ObjectMeta: metav1.ObjectMeta{Name: "redis", Namespace: "shop", Generation: 1}}
+	c := egressClient(t, true, e)
+	obj := &policyv1alpha1.Egress{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(e), obj); err != nil {
+		t.Fatal(err)
+	}
+	rec := &fakeRecorder{}
+	p := NewPatcher(obj).WithEvents(rec, func(e *policyv1alpha1.Egress) []metav1.Condition { return e.Status.Conditions })
+
+	edited := obj.DeepCopy()
+	edited.Spec.Sources = []policyv1alpha1.EgressSourceSpec{{Kind: "ServiceAccount", Name: "web", Namespace: "shop"}}
+	if err := c.Update(ctx, edited); err != nil {
+		t.Fatal(err)
+	}
+
+	Apply(&obj.Status.Conditions, Outcome{Generation: 1, Types: types, Summary: "ok"}, time.Unix(100, 0))
+	if err := p.Patch(ctx, c, obj); !errors.Is(err, ErrStale) {
+		t.Fatalf("Patch of a verdict on a replaced version = %v, want ErrStale", err)
+	}
+	stored := &policyv1alpha1.Egress{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(e), stored); err != nil {
+		t.Fatal(err)
+	}
+	if len(stored.Status.Conditions) != 0 || len(rec.got) != 0 {
+		t.Errorf("a stale verdict was written (%+v) or told (%q)", stored.Status.Conditions, rec.got)
+	}
+}

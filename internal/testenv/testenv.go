@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/modfile"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -55,6 +56,13 @@ type Options struct {
 	CRDs []*apiextensionsv1.CustomResourceDefinition
 }
 
+// startTimeout is how long kube-apiserver and etcd each get to answer. envtest's 20 s is
+// exceeded on 2 cores when several suites start their control planes at once under load
+// (observed at load average 15). envtest then sends that kube-apiserver SIGTERM without waiting
+// for it and starts another; one of them was found still running after its test binary had
+// exited. KUBEBUILDER_CONTROLPLANE_START_TIMEOUT still overrides it.
+const startTimeout = 2 * time.Minute
+
 // Start boots kube-apiserver and etcd with the CRDs found under crdPaths installed (directories
 // or files; relative paths are taken from the repository root). With no paths it installs
 // config/crd/bases. Call Stop when done, typically in AfterSuite.
@@ -91,6 +99,9 @@ func StartWith(opts Options) (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 		Scheme:                scheme,
+	}
+	if os.Getenv("KUBEBUILDER_CONTROLPLANE_START_TIMEOUT") == "" {
+		te.ControlPlaneStartTimeout = startTimeout
 	}
 	cfg, err := te.Start()
 	if err != nil {
