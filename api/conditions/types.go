@@ -73,7 +73,9 @@ const (
 	// so a False here is fixed by restarting the pod. Polarity: normal.
 	//   True:    InSync.
 	//   False:   Drifted.
-	//   Unknown: InitContainerPending (inherited from RedirectionApplied), InvalidSpec (the
+	//   Unknown: InitContainerPending (inherited from RedirectionApplied before the init
+	//            container's first run; while it runs again after a successful run, as in a
+	//            sandbox recreated by a node restart, the rules are judged), InvalidSpec (the
 	//            MeshConfig or the pod's annotations are invalid, so the desired exclusions are
 	//            unknown), MeshConfigNotFound or InjectorConfigNotFound (there is no desired state),
 	//            RulesUnreadable (the rendered rules cannot be parsed, so what the pod runs is
@@ -135,7 +137,9 @@ const (
 	InitContainerFailed = "InitContainerFailed"
 	// InitContainerMissing: the pod has a sidecar but no redirection init container.
 	InitContainerMissing = "InitContainerMissing"
-	// InitContainerPending: the init container has not run yet.
+	// InitContainerPending: the init container has not run yet; on RedirectionApplied, also
+	// while it runs again after it succeeded (the kubelet starts a pod over in a new sandbox
+	// after a node restart).
 	InitContainerPending = "InitContainerPending"
 	// InSync: rendered and desired exclusions have the same meaning.
 	InSync = "InSync"

@@ -24,6 +24,13 @@ type Verdict struct {
 	Status  corev1.ConditionStatus
 	Reason  string
 	Message string
+	// Rerun marks an Unknown that only says the init container is running again after it
+	// succeeded, as the kubelet does when it recreates a pod's sandbox (a node restart, a lost
+	// sandbox). It applies the rules it applied before, so the checks that judge those rules go
+	// on judging them: turning them Unknown for the second of the re-run would move their
+	// lastTransitionTime, tell a drifted pod's Drifted event again and, on a node full of
+	// drifted pods, make the MeshConfig report them all in sync until the kubelet is done.
+	Rerun bool
 }
 
 // Failed reports whether the aspect is known to be broken.
@@ -39,6 +46,11 @@ func verdictFalse(reason, message string) Verdict {
 
 func verdictUnknown(reason, message string) Verdict {
 	return Verdict{Status: corev1.ConditionUnknown, Reason: reason, Message: message}
+}
+
+// verdictRerun is the Unknown of an init container running again after a successful run.
+func verdictRerun(message string) Verdict {
+	return Verdict{Status: corev1.ConditionUnknown, Reason: conditions.InitContainerPending, Message: message, Rerun: true}
 }
 
 // HasSidecar reports whether the pod carries the proxy container.
@@ -144,6 +156,8 @@ func initContainerVerdict(pod *corev1.Pod, c *corev1.Container) Verdict {
 		// Pending here would hide the failure and flip the condition on every retry.
 		return verdictFalse(conditions.InitContainerFailed, fmt.Sprintf("init container %s is running again after it %s, %d restarts; inspect it with: kubectl logs %s -n %s -c %s --previous",
 			c.Name, describeTermination(st.LastTerminationState.Terminated), st.RestartCount, pod.Name, pod.Namespace, c.Name))
+	case st.State.Running != nil && succeededBefore(st):
+		return verdictRerun(fmt.Sprintf("init container %s is running again; its previous run exited with code 0", c.Name))
 	case st.State.Running != nil:
 		return verdictUnknown(conditions.InitContainerPending, fmt.Sprintf("init container %s is running", c.Name))
 	}
@@ -152,8 +166,14 @@ func initContainerVerdict(pod *corev1.Pod, c *corev1.Container) Verdict {
 		waitReason, waitMsg = st.State.Waiting.Reason, st.State.Waiting.Message
 	}
 	last := st.LastTerminationState.Terminated
-	if last == nil && st.RestartCount == 0 && waitingBeforeFirstRun[waitReason] {
+	switch {
+	case last == nil && st.RestartCount == 0 && waitingBeforeFirstRun[waitReason]:
 		return verdictUnknown(conditions.InitContainerPending, fmt.Sprintf("init container %s has not run yet", c.Name))
+	case succeededBefore(st) && waitingBeforeFirstRun[waitReason]:
+		// Created again and not started yet: the kubelet shows such a container waiting with
+		// no reason, its successful run as the last termination and one more restart. Nothing
+		// failed.
+		return verdictRerun(fmt.Sprintf("init container %s is about to run again; its previous run exited with code 0", c.Name))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "init container %s is waiting", c.Name)
@@ -178,6 +198,14 @@ func initContainerVerdict(pod *corev1.Pod, c *corev1.Container) Verdict {
 func failedBefore(st *corev1.ContainerStatus) bool {
 	t := st.LastTerminationState.Terminated
 	return t != nil && t.ExitCode != 0
+}
+
+// succeededBefore: the container's previous attempt exited with code 0. A completed init
+// container runs again only when the kubelet starts the whole pod over, as it does after
+// recreating the pod's sandbox.
+func succeededBefore(st *corev1.ContainerStatus) bool {
+	t := st.LastTerminationState.Terminated
+	return t != nil && t.ExitCode == 0
 }
 
 func describeTermination(t *corev1.ContainerStateTerminated) string {

@@ -123,6 +123,17 @@ func TestCheckRedirectionApplied(t *testing.T) {
 			LastTerminationState: terminated(2, "Error")}).Obj(), conditions.InitContainerFailed, true,
 			[]string{"waiting (CrashLoopBackOff)", "after it exited with code 2 (Error)", "4 restarts"}},
 		{"image cannot be pulled", osm().InitState(waiting("ImagePullBackOff")).Obj(), conditions.InitContainerFailed, true, []string{"ImagePullBackOff"}},
+		// A new sandbox (node restart, lost sandbox) runs the completed init container again.
+		{"running again after exit 0", osm().InitStatus(corev1.ContainerStatus{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}},
+			RestartCount: 1, LastTerminationState: terminated(0, "Completed")}).Obj(), conditions.InitContainerPending, false,
+			[]string{"running again", "previous run exited with code 0"}},
+		// Created again, not started yet: waiting without a reason, as the kubelet shows it.
+		{"created again after exit 0", osm().InitStatus(corev1.ContainerStatus{State: waiting(""),
+			RestartCount: 1, LastTerminationState: terminated(0, "Completed")}).Obj(), conditions.InitContainerPending, false,
+			[]string{"about to run again", "previous run exited with code 0"}},
+		{"stuck after exit 0", osm().InitStatus(corev1.ContainerStatus{State: waiting("CreateContainerError"),
+			RestartCount: 1, LastTerminationState: terminated(0, "Completed")}).Obj(), conditions.InitContainerFailed, true,
+			[]string{"waiting (CreateContainerError)", "1 restarts"}},
 		{"sidecar but no init container", makePod("p").Sidecar().Obj(), conditions.InitContainerMissing, true, []string{"neither a meshkeeper-init nor an osm-init"}},
 	}
 	for _, tt := range tests {

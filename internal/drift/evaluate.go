@@ -20,7 +20,9 @@ type Step struct {
 }
 
 // Chain is the order pods are judged in. When a step cannot tell yet (Unknown), the later steps
-// are reported Unknown with the same reason: their answer depends on it.
+// are reported Unknown with the same reason: their answer depends on it. An init container
+// running again after a successful run (Verdict.Rerun) is the exception: the later steps judge
+// the rules it applied before and applies again.
 var Chain = []Step{
 	{Type: conditions.PodSidecarInjected, Check: CheckSidecarInjected, StopOnFailure: true},
 	{Type: conditions.PodRedirectionApplied, Check: CheckRedirectionApplied},
@@ -75,7 +77,7 @@ func Evaluate(in Input) []corev1.PodCondition {
 		if v.Failed() && step.StopOnFailure {
 			break
 		}
-		if c.Status == corev1.ConditionUnknown {
+		if c.Status == corev1.ConditionUnknown && !v.Rerun {
 			blocked = &out[len(out)-1]
 		}
 	}

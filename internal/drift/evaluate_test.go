@@ -58,6 +58,13 @@ func TestEvaluateChain(t *testing.T) {
 			{conditions.PodSidecarInjected, T, conditions.Injected},
 			{conditions.PodRedirectionApplied, U, conditions.InitContainerPending},
 			{conditions.PodExclusionsInSync, U, conditions.InitContainerPending}}},
+		{"init container running again leaves drift judged", osm().InitStatus(corev1.ContainerStatus{
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, RestartCount: 1,
+			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}}).Obj(),
+			2, []string{"1.1.1.1/32"}, []verdict{
+				{conditions.PodSidecarInjected, T, conditions.Injected},
+				{conditions.PodRedirectionApplied, U, conditions.InitContainerPending},
+				{conditions.PodExclusionsInSync, F, conditions.Drifted}}},
 		{"failed init container does not hide drift", osm().InitState(corev1.ContainerState{
 			Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}}).Obj(), 2, []string{"1.1.1.1/32"}, []verdict{
 			{conditions.PodSidecarInjected, T, conditions.Injected},
@@ -385,5 +392,60 @@ func TestOwnedConditions(t *testing.T) {
 	}
 	if len(OwnedTypes) != len(Chain) {
 		t.Errorf("OwnedTypes %v do not follow Chain", OwnedTypes)
+	}
+}
+
+// A node restart as the kubelet reports it: the completed init container is created again in
+// a new sandbox (waiting with no reason and one more restart, the kubelet's rendering of a
+// created container), runs again and completes again (the two seen on the real node,
+// docs/reliability.md case 6). Evaluated at each step, as the drift controller does, a pod in
+// sync and a drifted pod keep their ExclusionsInSync verdict and its lastTransitionTime,
+// RedirectionApplied never claims a failure, and no event is told.
+func TestSandboxRecreatedKeepsVerdicts(t *testing.T) {
+	mc := meshConfig(2, ipExclusions("1.1.1.1/32"))
+	completed := corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}
+	steps := []corev1.ContainerStatus{
+		{State: completed},
+		{State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{}}, RestartCount: 1, LastTerminationState: completed},
+		{State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}, RestartCount: 1, LastTerminationState: completed},
+		{State: completed, RestartCount: 1, LastTerminationState: completed},
+	}
+	for _, tt := range []struct {
+		name string
+		pod  *podtest.PodBuilder
+		want corev1.ConditionStatus
+	}{
+		{"in sync", makePod("bookbuyer-7d9f8c-a").Deployment("bookbuyer", "7d9f8c").Sidecar().OurInit(effective(t, mc, nil), "2"), corev1.ConditionTrue},
+		{"drifted", makePod("bookbuyer-7d9f8c-b").Deployment("bookbuyer", "7d9f8c").Sidecar().OSMInit(fixture(t, "seed001-basic.sh")), corev1.ConditionFalse},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var conds []corev1.PodCondition
+			var since metav1.Time
+			for i, st := range steps {
+				in := gather(tt.pod.InitStatus(st).Obj(), mc)
+				in.Now = testNow.Add(time.Duration(i) * time.Minute)
+				updated, _ := SetPodConditions(conds, Evaluate(in)...)
+				if i > 0 {
+					for _, e := range Transitions(conds, updated) {
+						t.Errorf("step %d: event %s/%s: %s", i, e.Type, e.Reason, e.Message)
+					}
+				}
+				conds = updated
+				sync := Find(conds, conditions.PodExclusionsInSync)
+				if i == 0 {
+					since = sync.LastTransitionTime
+				}
+				if sync.Status != tt.want || !sync.LastTransitionTime.Equal(&since) {
+					t.Errorf("step %d: %s %s/%s since %s, want %s since %s", i, conditions.PodExclusionsInSync,
+						sync.Status, sync.Reason, sync.LastTransitionTime, tt.want, since)
+				}
+				if redir := Find(conds, conditions.PodRedirectionApplied); redir.Status == corev1.ConditionFalse {
+					t.Errorf("step %d: %s False/%s: %s", i, conditions.PodRedirectionApplied, redir.Reason, redir.Message)
+				}
+			}
+			if redir := Find(conds, conditions.PodRedirectionApplied); redir.Status != corev1.ConditionTrue {
+				t.Errorf("after the run: %s %s/%s", conditions.PodRedirectionApplied, redir.Status, redir.Reason)
+			}
+		})
 	}
 }
