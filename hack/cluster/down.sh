@@ -12,26 +12,6 @@ source "${here}/lib.sh"
 [ "$(id -u)" = 0 ] || die "must run as root"
 N=5
 
-# stop NAME [TIMEOUT_S]: SIGTERM, then SIGKILL after TIMEOUT_S.
-stop() {
-  local name="$1" timeout="${2:-20}" pid i
-  [ -f "${RUN}/${name}.pid" ] || return 0
-  pid="$(cat "${RUN}/${name}.pid")"
-  if kill -0 "${pid}" 2>/dev/null; then
-    kill -TERM "${pid}" 2>/dev/null
-    for ((i = 0; i < timeout * 10; i++)); do
-      kill -0 "${pid}" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "${pid}" 2>/dev/null; then
-      log "${name} ignored SIGTERM for ${timeout}s: SIGKILL"
-      kill -KILL "${pid}" 2>/dev/null
-      sleep 0.5
-    fi
-    log "stopped ${name} (pid ${pid})"
-  fi
-  rm -f "${RUN}/${name}.pid"
-}
 ctr_() { ctr --address "${CONTAINERD_SOCK}" -n k8s.io "$@"; }
 
 step 1 "${N}" "delete pods through the kubelet" "stop the processes"

@@ -56,6 +56,63 @@ start() {
 
 running() { [ -f "${RUN}/$1.pid" ] && kill -0 "$(cat "${RUN}/$1.pid")" 2>/dev/null; }
 
+# stop NAME [TIMEOUT_S]: SIGTERM to the process of $RUN/NAME.pid, SIGKILL after TIMEOUT_S.
+stop() {
+  local name="$1" timeout="${2:-20}" pid i
+  [ -f "${RUN}/${name}.pid" ] || return 0
+  pid="$(cat "${RUN}/${name}.pid")"
+  if kill -0 "${pid}" 2>/dev/null; then
+    kill -TERM "${pid}" 2>/dev/null
+    for ((i = 0; i < timeout * 10; i++)); do
+      kill -0 "${pid}" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "${pid}" 2>/dev/null; then
+      log "${name} ignored SIGTERM for ${timeout}s: SIGKILL"
+      kill -KILL "${pid}" 2>/dev/null
+      sleep 0.5
+    fi
+    log "stopped ${name} (pid ${pid})"
+  fi
+  rm -f "${RUN}/${name}.pid"
+}
+
+# start_containerd: containerd with the configuration up.sh wrote, until it answers. up.sh and
+# restart-node.sh start it the same way.
+start_containerd() {
+  start containerd containerd --config "${ETC}/containerd.toml"
+  wait_for "containerd" 30 ctr --address "${CONTAINERD_SOCK}" version
+}
+
+# start_kubelet: the kubelet with the configuration and credentials up.sh wrote.
+start_kubelet() {
+  start kubelet "${K8S_BIN}/kubelet" --config="${ETC}/kubelet.yaml" --kubeconfig="${PKI}/kubelet.kubeconfig" \
+    --hostname-override="${NODE_NAME}" --node-ip="${NODE_IP}" --v=1
+}
+
+# await_kubelet TIMEOUT_S: waits for the kubelet's /healthz and starts the kubelet again when it
+# exited, a second later, as systemd's Restart= does on a real node: a kubelet started while
+# containerd's CRI plugin still recovers its containers (after a restart with many of them)
+# exits at once with "server is not initialized yet".
+await_kubelet() {
+  local timeout="$1" t0 starts=1
+  t0=$(date +%s)
+  until curl -fsS http://127.0.0.1:10248/healthz >/dev/null 2>&1; do
+    if (($(date +%s) - t0 > timeout)); then
+      die "timed out after ${timeout}s waiting for kubelet /healthz (${starts} starts)"
+    fi
+    if ! running kubelet; then
+      log "kubelet exited: $(grep -E '^E[0-9]' "${LOGS}/kubelet.log" | tail -1 | cut -c1-240)"
+      sleep 1
+      rm -f "${RUN}/kubelet.pid"
+      start_kubelet
+      starts=$((starts + 1))
+    fi
+    sleep 0.5
+  done
+  log "kubelet /healthz: ready after $(($(date +%s) - t0))s (${starts} starts)"
+}
+
 # wait_for WHAT TIMEOUT_S CMD...: polls CMD twice a second until it succeeds.
 wait_for() {
   local what="$1" timeout="$2" t0

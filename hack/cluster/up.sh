@@ -111,8 +111,7 @@ state = "/run/containerd"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
 EOC
-start containerd containerd --config "${ETC}/containerd.toml"
-wait_for "containerd" 30 ctr --address "${CONTAINERD_SOCK}" version
+start_containerd
 "${here}/images.sh" --import-only
 
 # ---- certificates ------------------------------------------------------------------------------
@@ -195,8 +194,7 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
 serializeImagePulls: false
 EOC
-start kubelet "${K8S_BIN}/kubelet" --config="${ETC}/kubelet.yaml" --kubeconfig="${PKI}/kubelet.kubeconfig" \
-  --hostname-override="${NODE_NAME}" --node-ip="${NODE_IP}" --v=1
+start_kubelet
 wait_for "node ${NODE_NAME} registered" 120 kubectl get node "${NODE_NAME}"
 wait_for "node pod range assigned" 60 bash -c "[ -n \"\$(kubectl get node '${NODE_NAME}' -o jsonpath='{.spec.podCIDR}')\" ]"
 got="$(kubectl get node "${NODE_NAME}" -o jsonpath='{.spec.podCIDR}')"
