@@ -1,6 +1,7 @@
 package redirect
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -24,6 +25,13 @@ type tok struct {
 // splitFields splits one iptables-restore line into words, honouring double quotes the way
 // iptables-restore does (used by --comment). base is the offset of line in the root text.
 func splitFields(line string, base int, dst []tok) ([]tok, *posError) {
+	// iptables-save never writes a control character, and iptables-restore would cut a word at
+	// a NUL: such a line was not written by iptables, and no rendering of it reads back the same.
+	for j := 0; j < len(line); j++ {
+		if c := line[j]; (c < 0x20 && c != '\t' && c != '\r') || c == 0x7f {
+			return dst, errAt(base+j, fmt.Sprintf("control character %#02x in a rule line", c))
+		}
+	}
 	i := 0
 	for i < len(line) {
 		c := line[i]

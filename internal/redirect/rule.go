@@ -338,7 +338,7 @@ func (r *Rule) appendTo(b *strings.Builder) {
 	}
 	if r.Comment != "" {
 		b.WriteString(" -m comment --comment ")
-		b.WriteString(strconv.Quote(r.Comment))
+		b.WriteString(quoteComment(r.Comment))
 	}
 	b.WriteString(" -j ")
 	b.WriteString(r.Target.Name())
@@ -457,4 +457,15 @@ func (rs Ruleset) RestoreInput() string {
 	}
 	b.WriteString("COMMIT\n")
 	return b.String()
+}
+
+// quoteComment writes a comment the way iptables-save does and splitFields reads it back: between
+// double quotes, as it is. A parsed comment holds no quote, backslash or control character (the
+// parser refuses them), so that is exact; anything else (a rule built in code) is quoted with Go's
+// escapes, which iptables-restore would not read but which at least stay on one line.
+func quoteComment(s string) string {
+	if strings.ContainsAny(s, "\"\\") || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return strconv.Quote(s)
+	}
+	return `"` + s + `"`
 }
