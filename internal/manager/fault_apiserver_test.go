@@ -22,29 +22,10 @@ func TestAPIServerRestartMidWave(t *testing.T) {
 	c := startRestartableCluster(t, osmCRDs(t)).withFastClient()
 	n := wavePods(300, 1000)
 	key := types.NamespacedName{Namespace: "osm-system", Name: "osm-mesh-config"}
-	c.namespace("osm-system", nil, nil)
-	c.createMeshConfig(key)
-	start := time.Now()
-	c.meshedPods("shop", n)
-	t.Logf("%d meshed pods created in %s", n, time.Since(start).Round(time.Second))
-
-	tl := newTally()
-	m := c.runCounted(tl, "--meshconfig="+key.String())
-	c.waitVerdicts(m.alive, "shop", n, corev1.ConditionTrue, conditions.InSync, "", 5*time.Minute)
+	tl, m := c.inSyncPods(key, n)
 
 	// The wave: a new exclusion, every pod drifts.
-	const added = "10.20.0.0/16"
-	mark := tl.mark()
-	c.addRange(key, added)
-	c.eventually(2*time.Minute, func() error {
-		calls, _ := tl.since(mark)
-		if got := len(statusWritesPerPod(calls)); got < n/4 {
-			return fmt.Errorf("%d of %d pods written so far", got, n)
-		}
-		return nil
-	})
-	calls, _ := tl.since(mark)
-	before := len(statusWritesPerPod(calls))
+	mark, before := c.startWave(tl, key, n)
 	c.stopAPIServer()
 	stopped := time.Now()
 	time.Sleep(5 * time.Second)
@@ -54,7 +35,7 @@ func TestAPIServerRestartMidWave(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c.waitVerdicts(m.alive, "shop", n, corev1.ConditionFalse, conditions.Drifted, added, 5*time.Minute)
+	c.waitVerdicts(m.alive, "shop", n, corev1.ConditionFalse, conditions.Drifted, waveRange, 5*time.Minute)
 	converged := time.Since(stopped)
 	// Events refused while the server was down are retried by the recorder every 10 s.
 	var perPod map[string]int
@@ -66,7 +47,7 @@ func TestAPIServerRestartMidWave(t *testing.T) {
 		}
 		return nil
 	})
-	calls, mark = tl.since(mark)
+	calls, _ := tl.since(mark)
 	writes := statusWritesPerPod(calls)
 	failed, total, twice := 0, 0, 0
 	perSecond := map[int64]int{}

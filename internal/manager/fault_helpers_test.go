@@ -439,7 +439,8 @@ func (c *cluster) parallel(n int, f func(i int) error) {
 	}
 }
 
-// playKubelet is kubelet without failing the test, for use from several goroutines.
+// playKubelet is what kubelet does, returning its error instead of failing the test, for use
+// from several goroutines.
 func (c *cluster) playKubelet(pod *corev1.Pod) error {
 	at := metav1.NewTime(time.Now().Truncate(time.Second))
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -551,4 +552,38 @@ func (c *cluster) addRange(key types.NamespacedName, ranges ...string) {
 	data, err := json.Marshal(map[string]any{"spec": map[string]any{"traffic": map[string]any{"outboundIPRangeExclusionList": all}}})
 	c.must(err)
 	c.must(c.c.Patch(c.ctx, meshConfigObject(key), client.RawPatch(types.MergePatchType, data)))
+}
+
+// waveRange is the outbound IP range exclusion a drift wave adds: every meshed pod drifts from it.
+const waveRange = "10.20.0.0/16"
+
+// inSyncPods readies a drift wave: the served MeshConfig key, n meshed pods in "shop", and the
+// manager running behind a tally, until every pod reads InSync.
+func (c *cluster) inSyncPods(key types.NamespacedName, n int) (*tally, *running) {
+	c.namespace(key.Namespace, nil, nil)
+	c.createMeshConfig(key)
+	start := time.Now()
+	c.meshedPods("shop", n)
+	c.t.Logf("%d meshed pods created in %s", n, time.Since(start).Round(time.Second))
+	tl := newTally()
+	m := c.runCounted(tl, "--meshconfig="+key.String())
+	c.waitVerdicts(m.alive, "shop", n, corev1.ConditionTrue, conditions.InSync, "", 5*time.Minute)
+	return tl, m
+}
+
+// startWave adds waveRange and returns once a quarter of the n pods have been written: the
+// moment a fault strikes mid-wave. mark is the tally's mark from before the change, written the
+// number of pods written by then.
+func (c *cluster) startWave(tl *tally, key types.NamespacedName, n int) (mark, written int) {
+	mark = tl.mark()
+	c.addRange(key, waveRange)
+	c.eventually(2*time.Minute, func() error {
+		calls, _ := tl.since(mark)
+		if got := len(statusWritesPerPod(calls)); got < n/4 {
+			return fmt.Errorf("%d of %d pods written so far", got, n)
+		}
+		return nil
+	})
+	calls, _ := tl.since(mark)
+	return mark, len(statusWritesPerPod(calls))
 }

@@ -68,9 +68,8 @@ func TestLeaderKilledMidWave(t *testing.T) {
 	holder, transitions := deref(lease.Spec.HolderIdentity), deref(lease.Spec.LeaseTransitions)
 	t.Logf("replica %d leads (Lease held by %s, %d transitions, duration %ds)", leader, holder, transitions, deref(lease.Spec.LeaseDurationSeconds))
 
-	const added = "10.20.0.0/16"
 	marks := []int{tallies[0].mark(), tallies[1].mark()}
-	c.addRange(key, added)
+	c.addRange(key, waveRange)
 	c.eventually(2*time.Minute, func() error {
 		calls, _ := tallies[leader].since(marks[leader])
 		if got := len(statusWritesPerPod(calls)); got < n/4 {
@@ -105,7 +104,7 @@ func TestLeaderKilledMidWave(t *testing.T) {
 		}
 		return nil
 	})
-	c.waitVerdicts(alive, "shop", n, corev1.ConditionFalse, conditions.Drifted, added, 5*time.Minute)
+	c.waitVerdicts(alive, "shop", n, corev1.ConditionFalse, conditions.Drifted, waveRange, 5*time.Minute)
 
 	before, _ := tallies[leader].since(marks[leader])
 	after, _ := tallies[other].since(marks[other])

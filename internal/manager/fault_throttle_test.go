@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -24,26 +23,10 @@ func TestThrottledAPIServerBackoff(t *testing.T) {
 	c.c = c.fastClient()
 	n := wavePods(200, 1000)
 	key := types.NamespacedName{Namespace: "osm-system", Name: "osm-mesh-config"}
-	c.namespace("osm-system", nil, nil)
-	c.createMeshConfig(key)
-	c.meshedPods("shop", n)
-	tl := newTally()
-	m := c.runCounted(tl, "--meshconfig="+key.String())
-	c.waitVerdicts(m.alive, "shop", n, corev1.ConditionTrue, conditions.InSync, "", 5*time.Minute)
+	tl, m := c.inSyncPods(key, n)
 
-	const added = "10.20.0.0/16"
 	const window = 15 * time.Second
-	mark := tl.mark()
-	c.addRange(key, added)
-	c.eventually(2*time.Minute, func() error {
-		calls, _ := tl.since(mark)
-		if got := len(statusWritesPerPod(calls)); got < n/4 {
-			return fmt.Errorf("%d of %d pods written so far", got, n)
-		}
-		return nil
-	})
-	calls, _ := tl.since(mark)
-	before := len(statusWritesPerPod(calls))
+	mark, before := c.startWave(tl, key, n)
 	inWindow := tl.mark()
 	tl.throttle.Store(true)
 	time.Sleep(window)
@@ -51,7 +34,7 @@ func TestThrottledAPIServerBackoff(t *testing.T) {
 	during, _ := tl.since(inWindow)
 	c.must(m.alive())
 
-	c.waitVerdicts(m.alive, "shop", n, corev1.ConditionFalse, conditions.Drifted, added, 5*time.Minute)
+	c.waitVerdicts(m.alive, "shop", n, corev1.ConditionFalse, conditions.Drifted, waveRange, 5*time.Minute)
 	all, _ := tl.since(mark)
 	writes := statusWritesPerPod(all)
 	total := 0

@@ -117,19 +117,13 @@ func TestConcurrentWritersKeepTheirFields(t *testing.T) {
 	c.c = c.fastClient()
 	n := wavePods(60, 300)
 	key := types.NamespacedName{Namespace: "osm-system", Name: "osm-mesh-config"}
-	c.namespace("osm-system", nil, nil)
-	c.createMeshConfig(key)
-	c.meshedPods("shop", n)
-	tl := newTally()
-	m := c.runCounted(tl, "--meshconfig="+key.String())
-	c.waitVerdicts(m.alive, "shop", n, corev1.ConditionTrue, conditions.InSync, "", 5*time.Minute)
+	tl, m := c.inSyncPods(key, n)
 
 	w := c.startOtherWriter("shop", n)
 	time.Sleep(3 * time.Second)
 	rec0, mark := reconciles(t, "drift-pod"), tl.mark()
-	const added = "10.20.0.0/16"
-	c.addRange(key, added)
-	c.waitVerdicts(m.alive, "shop", n, corev1.ConditionFalse, conditions.Drifted, added, 5*time.Minute)
+	c.addRange(key, waveRange)
+	c.waitVerdicts(m.alive, "shop", n, corev1.ConditionFalse, conditions.Drifted, waveRange, 5*time.Minute)
 	// The writer keeps going for 10 s after the wave: none of it may cause a write of ours.
 	waveCalls, mark2 := tl.since(mark)
 	time.Sleep(10 * time.Second)

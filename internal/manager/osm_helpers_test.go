@@ -26,7 +26,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -263,32 +262,7 @@ func (c *cluster) createPod(pod *corev1.Pod) *corev1.Pod {
 // running and ready, the kubelet's conditions. Conditions of other types (meshkeeper's) are kept.
 func (c *cluster) kubelet(pod *corev1.Pod) {
 	c.t.Helper()
-	at := metav1.NewTime(time.Now().Truncate(time.Second))
-	c.must(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if err := c.c.Get(c.ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
-			return err
-		}
-		pod.Status.Phase = corev1.PodRunning
-		for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.ContainersReady, corev1.PodReady, corev1.PodScheduled} {
-			cond := corev1.PodCondition{Type: t, Status: corev1.ConditionTrue, LastTransitionTime: at}
-			if i := slices.IndexFunc(pod.Status.Conditions, func(c corev1.PodCondition) bool { return c.Type == t }); i >= 0 {
-				pod.Status.Conditions[i] = cond
-			} else {
-				pod.Status.Conditions = append(pod.Status.Conditions, cond)
-			}
-		}
-		pod.Status.InitContainerStatuses = nil
-		for _, ic := range pod.Spec.InitContainers {
-			pod.Status.InitContainerStatuses = append(pod.Status.InitContainerStatuses, corev1.ContainerStatus{Name: ic.Name, Image: ic.Image,
-				State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed", StartedAt: at, FinishedAt: at}}})
-		}
-		pod.Status.ContainerStatuses = nil
-		for _, ct := range pod.Spec.Containers {
-			pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, corev1.ContainerStatus{Name: ct.Name, Image: ct.Image,
-				Ready: true, Started: ptr.To(true), State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: at}}})
-		}
-		return c.c.Status().Update(c.ctx, pod)
-	}))
+	c.must(c.playKubelet(pod))
 }
 
 // podCondition waits until the pod's condition t has status and reason, and returns it.
