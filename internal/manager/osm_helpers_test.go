@@ -361,13 +361,25 @@ func writers(obj client.Object) []string {
 }
 
 // metricValue reads a gauge or counter from controller-runtime's registry, where the manager's
-// and meshkeeper's metrics live.
+// and meshkeeper's metrics live: the first series whose labels include labels.
 func metricValue(t *testing.T, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	values := metricValues(t, name, labels)
+	if len(values) == 0 {
+		return 0, false
+	}
+	return values[0], true
+}
+
+// metricValues are the values of every gauge or counter series of a family whose labels
+// include labels.
+func metricValues(t *testing.T, name string, labels map[string]string) []float64 {
 	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var out []float64
 	for _, f := range families {
 		if f.GetName() != name {
 			continue
@@ -384,12 +396,13 @@ func metricValue(t *testing.T, name string, labels map[string]string) (float64, 
 				}
 			}
 			if g := m.GetGauge(); g != nil {
-				return g.GetValue(), true
+				out = append(out, g.GetValue())
+			} else {
+				out = append(out, m.GetCounter().GetValue())
 			}
-			return m.GetCounter().GetValue(), true
 		}
 	}
-	return 0, false
+	return out
 }
 
 // reconcileErrors is controller-runtime's error count of a controller, across every manager
