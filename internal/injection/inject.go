@@ -157,11 +157,8 @@ func Compute(pod *corev1.Pod, spec *configv1alpha2.MeshConfigSpec, opts Options)
 	if Injected(pod) {
 		return &Additions{}, nil
 	}
-	if hasContainer(pod.Spec.InitContainers, redirect.InitContainerName) || hasContainer(pod.Spec.Containers, redirect.InitContainerName) {
-		return nil, fmt.Errorf("%w: a container named %q already exists", ErrConflict, redirect.InitContainerName)
-	}
-	if hasContainer(pod.Spec.Containers, SidecarName) || hasContainer(pod.Spec.InitContainers, SidecarName) {
-		return nil, fmt.Errorf("%w: a container named %q already exists", ErrConflict, SidecarName)
+	if err := Conflict(pod); err != nil {
+		return nil, err
 	}
 
 	cfg, errs := redirect.Effective(MeshSettings(spec), pod.Annotations)
@@ -205,6 +202,21 @@ func Compute(pod *corev1.Pod, spec *configv1alpha2.MeshConfigSpec, opts Options)
 		}}
 	}
 	return add, nil
+}
+
+// Conflict reports a pod that holds a container with one of the injected names without being a
+// complete injection of ours (ErrConflict); nil for any other pod, injected or not.
+func Conflict(pod *corev1.Pod) error {
+	if Injected(pod) {
+		return nil
+	}
+	if hasContainer(pod.Spec.InitContainers, redirect.InitContainerName) || hasContainer(pod.Spec.Containers, redirect.InitContainerName) {
+		return fmt.Errorf("%w: a container named %q already exists", ErrConflict, redirect.InitContainerName)
+	}
+	if hasContainer(pod.Spec.Containers, SidecarName) || hasContainer(pod.Spec.InitContainers, SidecarName) {
+		return fmt.Errorf("%w: a container named %q already exists", ErrConflict, SidecarName)
+	}
+	return nil
 }
 
 func sidecar(sc *configv1alpha2.SidecarSpec, image string, opts Options) corev1.Container {

@@ -3,10 +3,13 @@ package injection
 import (
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
 
 // Operation is one RFC 6902 operation. It is encoded by encoding/json as it stands; the
@@ -33,12 +36,13 @@ func (a *Additions) JSONPatch(pod *corev1.Pod) []Operation {
 	if a.Empty() {
 		return nil
 	}
+	shape := shapeOf(pod)
 	ops := make([]Operation, 0, len(a.InitContainers)+len(a.Containers)+len(a.Volumes)+len(a.Annotations))
 	switch {
 	case len(a.Annotations) == 0:
-	case reflect.DeepEqual(pod.ObjectMeta, metav1.ObjectMeta{}):
+	case shape&emptyMetadata != 0:
 		ops = append(ops, add("/metadata", metav1.ObjectMeta{Annotations: a.Annotations}))
-	case len(pod.Annotations) == 0:
+	case shape&noAnnotations != 0:
 		ops = append(ops, add("/metadata/annotations", a.Annotations))
 	default:
 		keys := make([]string, 0, len(a.Annotations))
@@ -53,22 +57,76 @@ func (a *Additions) JSONPatch(pod *corev1.Pod) []Operation {
 	if len(a.InitContainers) == 0 && len(a.Containers) == 0 && len(a.Volumes) == 0 {
 		return ops
 	}
-	if reflect.DeepEqual(pod.Spec, corev1.PodSpec{}) {
+	if shape&emptySpec != 0 {
 		return append(ops, add("/spec", corev1.PodSpec{InitContainers: a.InitContainers, Containers: a.Containers, Volumes: a.Volumes}))
 	}
-	ops = appendItems(ops, "/spec/initContainers", len(pod.Spec.InitContainers), a.InitContainers)
-	ops = appendItems(ops, "/spec/containers", len(pod.Spec.Containers), a.Containers)
-	ops = appendItems(ops, "/spec/volumes", len(pod.Spec.Volumes), a.Volumes)
+	ops = appendItems(ops, "/spec/initContainers", shape&noInitContainers != 0, a.InitContainers)
+	ops = appendItems(ops, "/spec/containers", shape&noContainers != 0, a.Containers)
+	ops = appendItems(ops, "/spec/volumes", shape&noVolumes != 0, a.Volumes)
 	return ops
 }
 
-// appendItems adds items to the list at path, which holds existing items: the whole list when
-// there are none, otherwise one append ("/-") per item.
-func appendItems[T any](ops []Operation, path string, existing int, items []T) []Operation {
+// patchShape is all JSONPatch reads from the pod: which of the maps and lists it adds to are
+// empty. Pods of equal shape get the same operations for the same additions.
+type patchShape uint8
+
+const (
+	emptyMetadata patchShape = 1 << iota
+	noAnnotations
+	emptySpec
+	noInitContainers
+	noContainers
+	noVolumes
+)
+
+func shapeOf(pod *corev1.Pod) patchShape {
+	var s patchShape
+	for _, c := range []struct {
+		empty bool
+		bit   patchShape
+	}{
+		{reflect.DeepEqual(pod.ObjectMeta, metav1.ObjectMeta{}), emptyMetadata},
+		{len(pod.Annotations) == 0, noAnnotations},
+		{reflect.DeepEqual(pod.Spec, corev1.PodSpec{}), emptySpec},
+		{len(pod.Spec.InitContainers) == 0, noInitContainers},
+		{len(pod.Spec.Containers) == 0, noContainers},
+		{len(pod.Spec.Volumes) == 0, noVolumes},
+	} {
+		if c.empty {
+			s |= c.bit
+		}
+	}
+	return s
+}
+
+// PatchKey names everything Compute and JSONPatch read from a pod that is neither injected nor in
+// Conflict: the values of the exclusion annotations (redirect.ExclusionAnnotations, absent and
+// empty told apart) and the pod's patch shape. Two such pods with equal keys, injected from the
+// same MeshConfig object with the same Options, get byte-identical patches, so the admission
+// webhook encodes each patch once per key. TestPatchKeyCoversEverythingThePatchReads fails if
+// Compute or JSONPatch start reading anything else.
+func PatchKey(pod *corev1.Pod) string {
+	var b strings.Builder
+	b.WriteByte(byte('0' + shapeOf(pod)))
+	for _, name := range redirect.ExclusionAnnotations {
+		v, ok := pod.Annotations[name]
+		if !ok {
+			b.WriteString("|-")
+			continue
+		}
+		// Length-prefixed, so no value can forge a separator.
+		b.WriteString("|" + strconv.Itoa(len(v)) + ":" + v)
+	}
+	return b.String()
+}
+
+// appendItems adds items to the list at path: the whole list when the pod has none, otherwise one
+// append ("/-") per item.
+func appendItems[T any](ops []Operation, path string, none bool, items []T) []Operation {
 	if len(items) == 0 {
 		return ops
 	}
-	if existing == 0 {
+	if none {
 		return append(ops, add(path, items))
 	}
 	for i := range items {

@@ -299,3 +299,67 @@ func TestJSONPatchEqualsInjectRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestPatchKeyCoversEverythingThePatchReads groups random pods by PatchKey: within a group the
+// encoded patches must be byte-identical, or the admission webhook's memo would answer one pod
+// with another's patch. The random pods differ in names, containers, other annotations and
+// service accounts, none of which may reach the patch.
+func TestPatchKeyCoversEverythingThePatchReads(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, opts := range []Options{testOptions(), func() Options { o := testOptions(); o.BootstrapSecret = "envoy-bootstrap"; return o }()} {
+		first := map[string][]byte{}
+		shared := 0
+		for range 3000 {
+			pod := randomPod(r)
+			if Conflict(pod) != nil || Injected(pod) {
+				continue
+			}
+			add, err := Compute(pod, testSpec(), opts)
+			if err != nil {
+				continue // invalid annotation values: the webhook refuses these before any memo
+			}
+			patch := mustJSON(t, add.JSONPatch(pod))
+			key := PatchKey(pod)
+			if prev, ok := first[key]; ok {
+				shared++
+				if string(prev) != string(patch) {
+					t.Fatalf("pods with key %q got different patches:\n%s\n%s", key, prev, patch)
+				}
+				continue
+			}
+			first[key] = patch
+		}
+		if shared < 1000 || len(first) < 20 {
+			t.Errorf("the random pods share too few keys to prove anything: %d keys, %d pods matched an earlier one", len(first), shared)
+		}
+	}
+}
+
+func TestPatchKeyTellsAnnotationsApart(t *testing.T) {
+	with := func(kv ...string) *corev1.Pod {
+		p := testPod()
+		p.Annotations = map[string]string{"other": "x"}
+		for i := 0; i < len(kv); i += 2 {
+			p.Annotations[kv[i]] = kv[i+1]
+		}
+		return p
+	}
+	keys := map[string]string{}
+	for name, pod := range map[string]*corev1.Pod{
+		"absent":           with(),
+		"empty":            with(redirect.AnnotationOutboundPortExclusionList, ""),
+		"value":            with(redirect.AnnotationOutboundPortExclusionList, "443"),
+		"other list":       with(redirect.AnnotationInboundPortExclusionList, "443"),
+		"forged separator": with(redirect.AnnotationOutboundPortExclusionList, "|-|-"),
+		"no annotations":   testPod(),
+	} {
+		k := PatchKey(pod)
+		if other, dup := keys[k]; dup {
+			t.Errorf("%s and %s share key %q", name, other, k)
+		}
+		keys[k] = name
+	}
+	if PatchKey(with("unrelated", "1")) != PatchKey(with("unrelated", "2")) {
+		t.Error("an annotation no rule reads changed the key")
+	}
+}

@@ -21,6 +21,12 @@ const (
 	AnnotationOutboundIPRangeInclusionList = "openservicemesh.io/outbound-ip-range-inclusion-list"
 )
 
+// ExclusionAnnotations are the pod annotations Effective reads, in List order: everything a pod
+// contributes to its own rules. Callers that reuse a rendering for pods whose values of these
+// annotations are equal key on exactly this list.
+var ExclusionAnnotations = [...]string{AnnotationOutboundIPRangeExclusionList, AnnotationOutboundIPRangeInclusionList,
+	AnnotationOutboundPortExclusionList, AnnotationInboundPortExclusionList}
+
 // Ports and identities the sidecar relies on. They are fixed by the proxy bootstrap, so they are
 // constants rather than settings.
 const (
@@ -249,8 +255,7 @@ var (
 func Effective(global MeshSettings, podAnnotations map[string]string) (Config, field.ErrorList) {
 	cfg := baseConfig()
 	cfg.inputs.mesh = global
-	for i, name := range [...]string{AnnotationOutboundIPRangeExclusionList, AnnotationOutboundIPRangeInclusionList,
-		AnnotationOutboundPortExclusionList, AnnotationInboundPortExclusionList} {
+	for i, name := range ExclusionAnnotations {
 		cfg.inputs.annotations[i] = podAnnotations[name]
 	}
 	var errs field.ErrorList

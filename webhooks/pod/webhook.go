@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -57,6 +58,8 @@ type Injector struct {
 	// Gate, when set, can pause injection (another injector serves the mesh); paused, pods are
 	// let through untouched with a warning. Nil never pauses.
 	Gate *Gate
+
+	patches patchMemo
 }
 
 var _ admission.Handler = (*Injector)(nil)
@@ -128,10 +131,10 @@ func (i *Injector) handle(ctx context.Context, req admission.Request) (admission
 		}
 		return notInjected(fmt.Sprintf("reading MeshConfig %s: %v", i.MeshConfig, err)), OutcomeNotInjected
 	}
-	opts := i.Options
-	opts.MeshConfig = i.MeshConfig
-	opts.MeshConfigGeneration = mc.Generation
-	add, err := injection.Compute(pod, &mc.Spec, opts)
+	patch, err := i.patch(pod, mc)
+	if errors.Is(err, errEncoding) {
+		return admission.Errored(http.StatusInternalServerError, err), OutcomeError
+	}
 	if err != nil {
 		// A MeshConfig that slipped past validation (webhook down, written before meshkeeper) is
 		// not the pod's fault: refusing would refuse every pod of the mesh. Let it through and say
@@ -146,10 +149,6 @@ func (i *Injector) handle(ctx context.Context, req admission.Request) (admission
 	if err := ctx.Err(); err != nil {
 		return admission.Errored(http.StatusServiceUnavailable, err), OutcomeError
 	}
-	patch, err := encodePatch(add.JSONPatch(pod))
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err), OutcomeError
-	}
 	log.V(1).Info("injecting sidecar", "namespace", req.Namespace, "pod", podName(req, pod), "reason", decision.Reason)
 	resp := admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true}}
 	if patch != nil {
@@ -159,6 +158,32 @@ func (i *Injector) handle(ctx context.Context, req admission.Request) (admission
 	return resp.WithWarnings(i.warnings(pod)...), OutcomeInjected
 }
 
+// patch computes the pod's injection and encodes it, or returns the patch of an earlier pod with
+// the same injection.PatchKey and the same MeshConfig version.
+func (i *Injector) patch(pod *corev1.Pod, mc *configv1alpha2.MeshConfig) ([]byte, error) {
+	if err := injection.Conflict(pod); err != nil {
+		return nil, err
+	}
+	opts := i.Options
+	opts.MeshConfig = i.MeshConfig
+	opts.MeshConfigGeneration = mc.Generation
+	version := memoVersion{uid: mc.UID, resourceVersion: mc.ResourceVersion, options: opts}
+	key := injection.PatchKey(pod)
+	if patch, ok := i.patches.get(version, key); ok {
+		return patch, nil
+	}
+	add, err := injection.Compute(pod, &mc.Spec, opts)
+	if err != nil {
+		return nil, err
+	}
+	patch, err := encodePatch(add.JSONPatch(pod))
+	if err != nil {
+		return nil, err
+	}
+	i.patches.put(version, key, patch)
+	return patch, nil
+}
+
 // notInjected lets a pod through without the sidecar when meshkeeper itself cannot decide
 // (its cache, a missing MeshConfig): the pod starts, the warning says why, and the drift
 // controller marks it SidecarInjected=False (SidecarMissing) with the restart that fixes it.
@@ -166,6 +191,9 @@ func (i *Injector) handle(ctx context.Context, req admission.Request) (admission
 func notInjected(why string) admission.Response {
 	return admission.Allowed("not injected").WithWarnings("meshkeeper did not inject the sidecar: " + why)
 }
+
+// errEncoding marks a patch that could not be encoded: meshkeeper's failure, not the pod's.
+var errEncoding = errors.New("encoding the patch")
 
 // encodePatch encodes the operations, which name only what injection adds: diffing the submitted
 // pod against a re-encoded injected copy cost about half of each admission and could also restate,
@@ -178,7 +206,7 @@ func encodePatch(ops []injection.Operation) ([]byte, error) {
 	}
 	raw, err := json.Marshal(ops)
 	if err != nil {
-		return nil, fmt.Errorf("encoding the patch: %w", err)
+		return nil, fmt.Errorf("%w: %w", errEncoding, err)
 	}
 	return raw, nil
 }

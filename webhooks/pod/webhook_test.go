@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+
 	dto "github.com/prometheus/client_model/go"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	configv1alpha2 "github.com/meshkeeper/meshkeeper/api/config/v1alpha2"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
 )
@@ -257,7 +260,10 @@ func TestHandleWaitsForANewNamespace(t *testing.T) {
 // expectedPod is what injection.Inject makes of pod with the options the handler uses.
 func expectedPod(t testing.TB, inj *Injector, pod *corev1.Pod) *corev1.Pod {
 	t.Helper()
-	mc := testMeshConfig()
+	mc := &configv1alpha2.MeshConfig{}
+	if err := inj.Reader.Get(context.Background(), inj.MeshConfig, mc); err != nil {
+		t.Fatal(err)
+	}
 	opts := inj.Options
 	opts.MeshConfig = inj.MeshConfig
 	opts.MeshConfigGeneration = mc.Generation
@@ -270,7 +276,9 @@ func expectedPod(t testing.TB, inj *Injector, pod *corev1.Pod) *corev1.Pod {
 
 // The handler's patch, applied by an independent JSON patch implementation, must give exactly the
 // pod injection.Inject returns.
-func TestHandlePatchEqualsInject(t *testing.T) {
+// patchCases are pods of every patch shape: lists absent, empty or populated, annotation keys
+// that need escaping, a 64 KiB pod, a pod with its own exclusions.
+func patchCases() map[string]*corev1.Pod {
 	withLists := typicalPod()
 	withLists.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "migrate:v1"}}
 	withLists.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
@@ -280,7 +288,7 @@ func TestHandlePatchEqualsInject(t *testing.T) {
 	emptyLists.Annotations = map[string]string{}
 	emptyLists.Spec.InitContainers = []corev1.Container{}
 	emptyLists.Spec.Volumes = []corev1.Volume{}
-	pods := map[string]*corev1.Pod{
+	return map[string]*corev1.Pod{
 		"typical":                       typicalPod(),
 		"env1500_64KiB":                 largePod(),
 		"existing init, volume, annots": withLists,
@@ -288,6 +296,10 @@ func TestHandlePatchEqualsInject(t *testing.T) {
 		"empty lists":                   emptyLists,
 		"exclusion annotation":          withAnnotation(typicalPod(), redirect.AnnotationOutboundPortExclusionList, "6379"),
 	}
+}
+
+func TestHandlePatchEqualsInject(t *testing.T) {
+	pods := patchCases()
 	for _, secret := range []string{"", "envoy-bootstrap"} {
 		for name, pod := range pods {
 			t.Run(name+"/secret="+secret, func(t *testing.T) {
@@ -318,6 +330,58 @@ func TestHandlePatchEqualsInject(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// The memo must answer each pod exactly as a fresh computation would, across pods sharing a key,
+// and forget everything when the MeshConfig object changes.
+func TestHandleMemoisedPatches(t *testing.T) {
+	mc := testMeshConfig()
+	mc.UID, mc.ResourceVersion = "mc-uid", "1"
+	inj := newInjector(namespace("app", true, "enabled"), mc)
+	check := func(t *testing.T, pod *corev1.Pod) {
+		t.Helper()
+		req := request(t, pod, "app")
+		resp := inj.Handle(context.Background(), req)
+		if !resp.Allowed || len(resp.Patch) == 0 {
+			t.Fatalf("not injected: %+v", resp.Result)
+		}
+		got, want := apply(t, req, resp), expectedPod(t, inj, pod)
+		gotJSON, _ := json.Marshal(got)
+		wantJSON, _ := json.Marshal(want)
+		if !bytes.Equal(gotJSON, wantJSON) {
+			t.Fatalf("patched  %s\ninjected %s", gotJSON, wantJSON)
+		}
+	}
+	for round := range 2 {
+		for name, pod := range patchCases() {
+			t.Run(fmt.Sprintf("%s/round%d", name, round), func(t *testing.T) { check(t, pod) })
+		}
+	}
+	if n := len(inj.patches.patches); n == 0 || n >= len(patchCases()) {
+		t.Errorf("memo holds %d patches for %d pods: expected some pods to share a key", n, len(patchCases()))
+	}
+
+	// A new MeshConfig version: the next pod gets the new exclusion, not the memoised patch.
+	changed := testMeshConfig()
+	changed.UID, changed.ResourceVersion = "mc-uid", "2"
+	changed.Spec.Traffic.OutboundPortExclusionList = append(changed.Spec.Traffic.OutboundPortExclusionList, 6379)
+	inj.Reader.(cacheReader)[meshConfigKey] = changed
+	check(t, typicalPod())
+	resp := inj.Handle(context.Background(), request(t, typicalPod(), "app"))
+	if !strings.Contains(string(resp.Patch), "6379") {
+		t.Errorf("patch after the MeshConfig change lacks the new port: %s", resp.Patch)
+	}
+
+	// A pod whose key matches a memoised one but which already holds a container of ours is left
+	// untouched, not given the memoised patch.
+	conflict := typicalPod()
+	conflict.Spec.Containers = append(conflict.Spec.Containers, corev1.Container{Name: redirect.InitContainerName, Image: "x"})
+	if injection.PatchKey(conflict) != injection.PatchKey(typicalPod()) {
+		t.Fatal("the conflicting pod must share the memoised pod's key")
+	}
+	if resp := inj.Handle(context.Background(), request(t, conflict, "app")); !resp.Allowed || len(resp.Patch) > 0 {
+		t.Errorf("pod holding %s: %+v", redirect.InitContainerName, resp)
 	}
 }
 
