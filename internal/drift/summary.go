@@ -84,6 +84,12 @@ func (c *Counts) add(v PodVerdict) {
 // meshed are ignored.
 func (s *Summary) Add(pod *corev1.Pod, conds []corev1.PodCondition) {
 	v, meshed := PodVerdictOf(conds)
+	s.AddVerdict(pod, v, meshed)
+}
+
+// AddVerdict counts one pod by a verdict already read (PodVerdictOf); pods that are not meshed
+// are ignored.
+func (s *Summary) AddVerdict(pod *corev1.Pod, v PodVerdict, meshed bool) {
 	if !meshed {
 		return
 	}
