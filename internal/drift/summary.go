@@ -109,10 +109,16 @@ func (s *Summary) AddVerdict(pod *corev1.Pod, v PodVerdict, meshed bool) {
 	if s.DriftedByWorkload == nil {
 		s.DriftedByWorkload = map[Workload]int32{}
 	}
-	s.DriftedByWorkload[WorkloadOf(pod)]++
+	w := WorkloadOf(pod)
+	s.DriftedByWorkload[w]++
 	s.DriftedPods = append(s.DriftedPods, pod.Namespace+"/"+pod.Name)
-	if a := Action(pod); !slices.Contains(s.Restarts, a) {
-		s.Restarts = append(s.Restarts, a)
+	// A restartable workload's command depends on the workload only, so it is worked out for its
+	// first drifted pod; other pods get commands naming themselves, so each is new. (Checking
+	// every command against the list cost a string comparison per workload per drifted pod.)
+	if !w.Restartable() || s.DriftedByWorkload[w] == 1 {
+		if a := Action(pod); !w.Restartable() || !slices.Contains(s.Restarts, a) {
+			s.Restarts = append(s.Restarts, a)
+		}
 	}
 }
 
