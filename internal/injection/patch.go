@@ -81,20 +81,23 @@ const (
 
 func shapeOf(pod *corev1.Pod) patchShape {
 	var s patchShape
-	for _, c := range []struct {
-		empty bool
-		bit   patchShape
-	}{
-		{reflect.DeepEqual(pod.ObjectMeta, metav1.ObjectMeta{}), emptyMetadata},
-		{len(pod.Annotations) == 0, noAnnotations},
-		{reflect.DeepEqual(pod.Spec, corev1.PodSpec{}), emptySpec},
-		{len(pod.Spec.InitContainers) == 0, noInitContainers},
-		{len(pod.Spec.Containers) == 0, noContainers},
-		{len(pod.Spec.Volumes) == 0, noVolumes},
-	} {
-		if c.empty {
-			s |= c.bit
-		}
+	if reflect.DeepEqual(pod.ObjectMeta, metav1.ObjectMeta{}) {
+		s |= emptyMetadata
+	}
+	if len(pod.Annotations) == 0 {
+		s |= noAnnotations
+	}
+	if reflect.DeepEqual(pod.Spec, corev1.PodSpec{}) {
+		s |= emptySpec
+	}
+	if len(pod.Spec.InitContainers) == 0 {
+		s |= noInitContainers
+	}
+	if len(pod.Spec.Containers) == 0 {
+		s |= noContainers
+	}
+	if len(pod.Spec.Volumes) == 0 {
+		s |= noVolumes
 	}
 	return s
 }
@@ -107,7 +110,7 @@ func shapeOf(pod *corev1.Pod) patchShape {
 // Compute or JSONPatch start reading anything else.
 func PatchKey(pod *corev1.Pod) string {
 	var b strings.Builder
-	b.WriteByte(byte('0' + shapeOf(pod)))
+	b.WriteString(strconv.Itoa(int(shapeOf(pod))))
 	for _, name := range redirect.ExclusionAnnotations {
 		v, ok := pod.Annotations[name]
 		if !ok {
