@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -166,19 +167,44 @@ func TestOverlaysMatchTheBinary(t *testing.T) {
 					t.Errorf("no %s named %s (a manager default); have %q", kind, name, kinds[kind])
 				}
 			}
-			var mounted bool
-			for _, v := range pod.Volumes {
-				if v.Secret != nil && v.Secret.SecretName == o.WebhookSecret {
-					for _, m := range c.VolumeMounts {
-						mounted = mounted || (m.Name == v.Name && m.MountPath == o.WebhookCertDir)
-					}
-				}
-			}
-			if !mounted {
-				t.Errorf("the webhook Secret %s is not mounted at %s", o.WebhookSecret, o.WebhookCertDir)
+			if why := certDirProblem(pod, c, *o); why != "" {
+				t.Error(why)
 			}
 		})
 	}
+}
+
+// certDirProblem says what is wrong with the manager's cert dir, "" when nothing is: with its own
+// certificate the manager writes the files there itself (certFiles), so the dir is a writable
+// emptyDir; with cert-manager it is cert-manager's Secret, mounted read-only.
+func certDirProblem(pod corev1.PodSpec, c corev1.Container, o Options) string {
+	for _, m := range c.VolumeMounts {
+		if m.MountPath != o.WebhookCertDir {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name != m.Name {
+				continue
+			}
+			have := "a volume that is neither a Secret nor an emptyDir"
+			switch {
+			case v.Secret != nil:
+				have = "the Secret " + v.Secret.SecretName
+			case v.EmptyDir != nil:
+				have = "an emptyDir"
+			}
+			have += fmt.Sprintf(" (readOnly: %v)", m.ReadOnly)
+			switch {
+			case o.CertManager && (v.Secret == nil || v.Secret.SecretName != o.WebhookSecret || !m.ReadOnly):
+				return "with --cert-manager the cert dir must be the Secret " + o.WebhookSecret + " mounted read-only; it is " + have
+			case !o.CertManager && (v.EmptyDir == nil || m.ReadOnly):
+				return "the manager writes its own certificate files, so the cert dir must be a writable emptyDir; it is " + have
+			}
+			return ""
+		}
+		return "the cert dir's volume " + m.Name + " does not exist"
+	}
+	return "nothing is mounted at the cert dir " + o.WebhookCertDir
 }
 
 func checkPodSecurity(t *testing.T, pod corev1.PodSpec) {

@@ -222,18 +222,22 @@ func serveWebhooks(ctx context.Context, mgr ctrl.Manager, o *Options, meshConfig
 	return nil
 }
 
-// addCertRotator lets the operator own its webhook certificate: it fills the Secret, which the
-// Deployment mounts into the cert dir, and patches the CA bundle of the webhook configurations
+// addCertRotator lets the operator own its webhook certificate: it fills the Secret, which
+// certFiles copies into the cert dir, and patches the CA bundle of the webhook configurations
 // this mode serves. Every replica runs it (no leader election) because every replica serves
 // webhooks.
 func addCertRotator(mgr ctrl.Manager, o *Options, ready chan struct{}) error {
+	secret := types.NamespacedName{Namespace: o.OperatorNamespace, Name: o.WebhookSecret}
+	if err := addCertFiles(mgr, secret, o.WebhookCertDir); err != nil {
+		return err
+	}
 	dns := fmt.Sprintf("%s.%s.svc", o.WebhookService, o.OperatorNamespace)
 	hooks := []rotator.WebhookInfo{{Type: rotator.Validating, Name: o.ValidatingWebhookName}}
 	if o.Mode == ModeInject {
 		hooks = append(hooks, rotator.WebhookInfo{Type: rotator.Mutating, Name: o.MutatingWebhookName})
 	}
 	return rotator.AddRotator(mgr, &rotator.CertRotator{
-		SecretKey:             types.NamespacedName{Namespace: o.OperatorNamespace, Name: o.WebhookSecret},
+		SecretKey:             secret,
 		CertDir:               o.WebhookCertDir,
 		CAName:                "meshkeeper-ca",
 		CAOrganization:        "meshkeeper",

@@ -17,10 +17,12 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshkeeper/meshkeeper/internal/testenv"
@@ -49,10 +51,12 @@ func TestFlagsParse(t *testing.T) {
 	}
 }
 
-// TestManagerManagesItsOwnCertificate starts the manager as deployed (cert rotation on) against a
-// real API server, plays the kubelet by copying the Secret into the cert dir, and checks that the
-// Secret is filled, both webhook configurations get the CA bundle, and /readyz turns ready only
-// after that.
+// TestManagerManagesItsOwnCertificate starts the manager as deployed (cert rotation on, leader
+// election on) against a real API server, as a replica that is not the leader: another holds the
+// Lease for the whole test, and every replica serves webhooks. It checks that the Secret is
+// filled, the manager writes the serving certificate into its cert dir itself (no kubelet
+// projects the Secret here), both webhook configurations get the CA bundle, and /readyz turns
+// ready only after that.
 func TestManagerManagesItsOwnCertificate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("envtest")
@@ -84,6 +88,16 @@ func TestManagerManagesItsOwnCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Another replica leads, and stays leader for the whole test.
+	now := metav1.NewMicroTime(time.Now())
+	if err := c.Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "meshkeeper.meshkeeper.io", Namespace: ns},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("another-replica"), LeaseDurationSeconds: ptr.To[int32](3600),
+			AcquireTime: &now, RenewTime: &now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
 	var o Options
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	o.Bind(fs)
@@ -91,6 +105,7 @@ func TestManagerManagesItsOwnCertificate(t *testing.T) {
 	probe := freeAddr(t)
 	if err := fs.Parse([]string{
 		"--mode=inject",
+		"--leader-elect",
 		"--meshconfig=osm-system/osm-mesh-config",
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=" + probe,
@@ -123,13 +138,23 @@ func TestManagerManagesItsOwnCertificate(t *testing.T) {
 		}
 		return c.Get(ctx, secretKey, secret) == nil && len(secret.Data["tls.crt"]) > 0 && len(secret.Data["ca.crt"]) > 0
 	})
-	// The kubelet's part: project the Secret into the cert dir.
-	for _, k := range []string{"tls.crt", "tls.key", "ca.crt"} {
-		if err := os.WriteFile(filepath.Join(certDir, k), secret.Data[k], 0o600); err != nil {
-			t.Fatal(err)
+	// Nothing plays the kubelet: the manager copies the Secret into its cert dir.
+	eventually(t, 90*time.Second, func() bool { return readyz() == http.StatusOK })
+	if err := c.Get(ctx, secretKey, secret); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"tls.crt", "tls.key"} {
+		if b, err := os.ReadFile(filepath.Join(certDir, k)); err != nil || !bytes.Equal(b, secret.Data[k]) {
+			t.Errorf("%s in the cert dir is not the Secret's (err %v)", k, err)
 		}
 	}
-	eventually(t, 90*time.Second, func() bool { return readyz() == http.StatusOK })
+	lease := &coordinationv1.Lease{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "meshkeeper.meshkeeper.io"}, lease); err != nil {
+		t.Fatal(err)
+	}
+	if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != "another-replica" {
+		t.Fatalf("the Lease is held by %q: the manager under test led, so this did not check a replica that does not", h)
+	}
 
 	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
 	if err := c.Get(ctx, types.NamespacedName{Name: mutating}, mwc); err != nil {

@@ -171,21 +171,6 @@ func normaliseLabels(t *testing.T, o object, want map[string]string, required bo
 	}
 }
 
-// normaliseAuditSecretName: in audit mode the overlay has no webhook Secret, so kustomize does not
-// prefix the Deployment's reference to it (webhook-server-cert). The chart names it as every
-// other mode does; the volume is optional and unused there (no webhook is served).
-func normaliseAuditSecretName(o object) {
-	if o["kind"] != "Deployment" {
-		return
-	}
-	spec := o["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
-	for _, v := range spec["volumes"].([]any) {
-		if s, ok := v.(map[string]any)["secret"].(map[string]any); ok && s["secretName"] == "webhook-server-cert" {
-			s["secretName"] = "meshkeeper-webhook-server-cert"
-		}
-	}
-}
-
 func TestChartLint(t *testing.T) {
 	h := helmBin(t)
 	for _, m := range modes {
@@ -209,7 +194,6 @@ func TestChartMatchesKustomize(t *testing.T) {
 			got := parse(t, template(t, m.values...))
 			for k, o := range want {
 				normaliseLabels(t, o, map[string]string{"app.kubernetes.io/managed-by": "kustomize"}, false)
-				normaliseAuditSecretName(o)
 				if _, ok := got[k]; !ok {
 					t.Errorf("%s is in %s but not rendered by the chart", k, m.overlay)
 				}

@@ -198,18 +198,32 @@ func (k *Cluster) ImageID(name string) (string, error) {
 	}
 }
 
-// RollOut waits for the manager's rollout, restarts it when a pod runs an older build of the
-// image than the archive in bin/images (nothing is pulled and the tag stays "dev"), and waits
-// until a running manager pod holds the leader Lease: Ready pods serve the webhooks at once,
-// but only the leader runs the controllers. It returns the leader's name.
+// RollOut waits for the manager's rollout and until a running manager pod holds the leader
+// Lease: Ready pods serve the webhooks at once, but only the leader runs the controllers. It
+// returns the leader's name. A pod running an older build of the image than the archive in
+// bin/images (nothing is pulled and the tag stays "dev") is restarted first, before waiting:
+// an older build that never turns Ready would otherwise hold the rollout until it times out.
 func (k *Cluster) RollOut() (string, error) {
-	wait := func() error {
-		_, err := k.TryRun("kubectl", "rollout", "status", "deployment/"+ManagerDeployment, "-n", OperatorNamespace, "--timeout=170s")
-		return err
-	}
-	if err := wait(); err != nil {
+	stale, err := k.staleManagerPod()
+	if err != nil {
 		return "", err
 	}
+	if stale != "" {
+		fmt.Printf("%s: %s: restarting the manager\n", k.Name, stale)
+		if _, err := k.TryRun("kubectl", "rollout", "restart", "deployment/"+ManagerDeployment, "-n", OperatorNamespace); err != nil {
+			return "", err
+		}
+	}
+	if _, err := k.TryRun("kubectl", "rollout", "status", "deployment/"+ManagerDeployment, "-n", OperatorNamespace, "--timeout=170s"); err != nil {
+		return "", fmt.Errorf("%w\n%s", err, k.whyNotRolledOut())
+	}
+	return k.AwaitLeader(2 * time.Minute)
+}
+
+// staleManagerPod names a manager pod that runs another build of the manager image than
+// bin/images holds, "" when there is none. Pods whose container has not started yet run the
+// image containerd holds now.
+func (k *Cluster) staleManagerPod() (string, error) {
 	id, err := k.ImageID("manager")
 	if err != nil {
 		return "", err
@@ -219,18 +233,47 @@ func (k *Cluster) RollOut() (string, error) {
 		return "", err
 	}
 	for _, p := range pods.Items {
-		if len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].ImageID != id {
-			fmt.Printf("%s: pod %s runs %s, the image is now %s: restarting the manager\n", k.Name, p.Name, p.Status.ContainerStatuses[0].ImageID, id)
-			if _, err := k.TryRun("kubectl", "rollout", "restart", "deployment/"+ManagerDeployment, "-n", OperatorNamespace); err != nil {
-				return "", err
-			}
-			if err := wait(); err != nil {
-				return "", err
-			}
-			break
+		if p.DeletionTimestamp == nil && len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].ImageID != "" &&
+			p.Status.ContainerStatuses[0].ImageID != id {
+			return fmt.Sprintf("pod %s runs %s, the image is now %s", p.Name, p.Status.ContainerStatuses[0].ImageID, id), nil
 		}
 	}
-	return k.AwaitLeader(2 * time.Minute)
+	return "", nil
+}
+
+// whyNotRolledOut describes the manager's pods for a rollout that did not finish: each pod's
+// phase and Ready condition, and the last lines of the log of those not Ready, so that the end
+// of a CI log says why. The whole logs go to .cluster/log/<Name>-rollout.
+func (k *Cluster) whyNotRolledOut() string {
+	var pods corev1.PodList
+	if err := k.C.List(context.Background(), &pods, client.InNamespace(OperatorNamespace), client.MatchingLabels{managerLabel: managerLabelValue}); err != nil {
+		return "listing the manager's pods: " + err.Error()
+	}
+	dir := filepath.Join(k.Root, ".cluster", "log", strings.ReplaceAll(k.Name, "/", "-")+"-rollout")
+	_ = os.MkdirAll(dir, 0o755)
+	var b strings.Builder
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		fmt.Fprintf(&b, "pod %s: %s, %s\n", p.Name, p.Status.Phase, DescribeCondition(PodCondition(p, string(corev1.PodReady))))
+		log, err := k.TryRun("kubectl", "logs", "-n", OperatorNamespace, p.Name, "--all-containers")
+		if err != nil {
+			fmt.Fprintf(&b, "  logs: %v\n", err)
+			continue
+		}
+		_ = os.WriteFile(filepath.Join(dir, p.Name+".log"), []byte(log), 0o644)
+		if PodRunningReady(p) {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(log), "\n")
+		for _, l := range lines[max(0, len(lines)-15):] {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
+	if events, err := k.TryRun("kubectl", "get", "events", "-n", OperatorNamespace, "--sort-by=.lastTimestamp"); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "events.txt"), []byte(events), 0o644)
+	}
+	fmt.Fprintf(&b, "whole logs and events: %s", dir)
+	return b.String()
 }
 
 // AwaitLeader waits until the leader-election Lease is held by a running manager pod that is

@@ -1,0 +1,74 @@
+package manager
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteCertFiles(t *testing.T) {
+	dir := t.TempDir()
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if os.IsNotExist(err) {
+			return "(none)"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	steps := []struct {
+		name      string
+		data      map[string][]byte
+		wantWrote bool
+		wantKey   string
+		wantCert  string
+	}{
+		{"an empty Secret writes nothing", nil, false, "(none)", "(none)"},
+		{"a key without certificate writes nothing", map[string][]byte{"tls.key": []byte("k1")}, false, "(none)", "(none)"},
+		{"both write both", map[string][]byte{"tls.key": []byte("k1"), "tls.crt": []byte("c1"), "ca.crt": []byte("ca")}, true, "k1", "c1"},
+		{"the same bytes write nothing", map[string][]byte{"tls.key": []byte("k1"), "tls.crt": []byte("c1")}, false, "k1", "c1"},
+		{"a rotation replaces both", map[string][]byte{"tls.key": []byte("k2"), "tls.crt": []byte("c2")}, true, "k2", "c2"},
+	}
+	for _, s := range steps {
+		wrote, err := writeCertFiles(dir, s.data)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if wrote != s.wantWrote || read("tls.key") != s.wantKey || read("tls.crt") != s.wantCert {
+			t.Errorf("%s: wrote %v, key %q, cert %q; want %v, %q, %q", s.name, wrote, read("tls.key"), read("tls.crt"), s.wantWrote, s.wantKey, s.wantCert)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 {
+		t.Errorf("the cert dir holds %d entries, want tls.key and tls.crt only (no temporary files left)", len(entries))
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err != nil || info.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v (err %v), want 0600", e.Name(), info.Mode().Perm(), err)
+		}
+	}
+}
+
+// TestWriteCertFilesKeyFirst: the certificate is what readers look for, so a key that cannot be
+// written leaves the certificate unwritten too, and the error is returned.
+func TestWriteCertFilesKeyFirst(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "tls.key"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	wrote, err := writeCertFiles(dir, map[string][]byte{"tls.key": []byte("k"), "tls.crt": []byte("c")})
+	if err == nil || wrote {
+		t.Errorf("wrote %v, err %v; want an error and nothing written", wrote, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tls.crt")); err == nil {
+		t.Error("tls.crt was written although tls.key could not be")
+	}
+	if _, err := writeCertFiles(filepath.Join(dir, "missing"), map[string][]byte{"tls.key": []byte("k"), "tls.crt": []byte("c")}); err == nil {
+		t.Error("no error writing into a directory that does not exist")
+	}
+}
