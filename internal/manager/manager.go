@@ -70,7 +70,7 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options) error {
 	if o.ServesWebhooks() {
 		stop = newDrain(o.ShutdownDelay)
 	}
-	if err := mgr.AddReadyzCheck("stopping", stop.check); err != nil {
+	if err := addReadyzCheck(mgr, "stopping", stop.check); err != nil {
 		return err
 	}
 	mgrCtx, cancel := stop.context(ctx, func(d time.Duration) {
@@ -81,7 +81,7 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options) error {
 		return err
 	}
 	// Every mode answers /readyz; the webhook and injector checks below add to it.
-	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+	if err := addReadyzCheck(mgr, "ping", healthz.Ping); err != nil {
 		return err
 	}
 	if err := setupControllers(mgrCtx, mgr, o, meshConfig, apis.Controllers); err != nil {
@@ -94,7 +94,7 @@ func Run(ctx context.Context, cfg *rest.Config, o *Options) error {
 	var gate *pod.Gate
 	if o.Mode == ModeInject {
 		gate = pod.NewGate()
-		if err := mgr.AddReadyzCheck("injector", gate.Check); err != nil {
+		if err := addReadyzCheck(mgr, "injector", gate.Check); err != nil {
 			return err
 		}
 		if err := mgr.Add(&pod.InjectorWatch{Cache: mgr.GetCache(), Recorder: mgr.GetEventRecorder("meshkeeper-injector"), Gate: gate,
@@ -196,7 +196,7 @@ func serveWebhooks(ctx context.Context, mgr ctrl.Manager, o *Options, meshConfig
 		return err
 	}
 	webhooksUp := make(chan struct{})
-	if err := mgr.AddReadyzCheck("webhook", func(req *http.Request) error {
+	if err := addReadyzCheck(mgr, "webhook", func(req *http.Request) error {
 		select {
 		case <-webhooksUp:
 			return mgr.GetWebhookServer().StartedChecker()(req)
