@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -135,4 +136,35 @@ func replaceFile(path string, b []byte) error {
 		_ = os.Remove(tmp.Name())
 	}
 	return werr
+}
+
+// awaitCertFiles closes ready once dir holds both the key and the certificate, looking every
+// poll, or returns when ctx ends. With --cert-manager the cert dir is cert-manager's Secret as
+// the kubelet projects it, which may still be empty when the manager starts (the volume is
+// optional so that the pod starts at all): starting the webhook server before the files exist
+// would fail the manager and crash-loop it. Until then the webhook readiness check fails.
+func awaitCertFiles(ctx context.Context, dir string, poll time.Duration, ready chan<- struct{}) {
+	log := ctrl.Log.WithName("cert-files")
+	for logged := false; ; {
+		missing := ""
+		for _, name := range certFileOrder {
+			if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+				missing = name
+				break
+			}
+		}
+		if missing == "" {
+			close(ready)
+			return
+		}
+		if !logged {
+			log.Info("waiting for the webhook certificate issued by cert-manager to appear in the cert dir", "dir", dir, "missing", missing)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(poll):
+		}
+	}
 }

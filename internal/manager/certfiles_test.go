@@ -1,9 +1,11 @@
 package manager
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestWriteCertFiles(t *testing.T) {
@@ -70,5 +72,36 @@ func TestWriteCertFilesKeyFirst(t *testing.T) {
 	}
 	if _, err := writeCertFiles(filepath.Join(dir, "missing"), map[string][]byte{"tls.key": []byte("k"), "tls.crt": []byte("c")}); err == nil {
 		t.Error("no error writing into a directory that does not exist")
+	}
+}
+
+func TestAwaitCertFiles(t *testing.T) {
+	dir := t.TempDir()
+	ready := make(chan struct{})
+	go awaitCertFiles(context.Background(), dir, 10*time.Millisecond, ready)
+	write := func(name string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("tls.crt")
+	select {
+	case <-ready:
+		t.Fatal("ready with the certificate but no key")
+	case <-time.After(100 * time.Millisecond):
+	}
+	write("tls.key")
+	<-ready // the test's own deadline ends a wait that never finishes
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	never := make(chan struct{})
+	go func() { awaitCertFiles(ctx, t.TempDir(), 10*time.Millisecond, never); close(done) }()
+	cancel()
+	<-done
+	select {
+	case <-never:
+		t.Error("ready closed for an empty dir after the context ended")
+	default:
 	}
 }

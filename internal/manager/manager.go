@@ -191,7 +191,7 @@ func serveWebhooks(ctx context.Context, mgr ctrl.Manager, o *Options, meshConfig
 	log := ctrl.Log.WithName("setup")
 	certsReady := make(chan struct{})
 	if o.CertManager {
-		close(certsReady)
+		go awaitCertFiles(ctx, o.WebhookCertDir, time.Second, certsReady)
 	} else if err := addCertRotator(mgr, o, certsReady); err != nil {
 		return err
 	}
