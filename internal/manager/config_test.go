@@ -282,18 +282,7 @@ func TestCertManagerOverlay(t *testing.T) {
 // (server-side dry run), so every object is checked against the real schemas, including webhook
 // fields such as matchConditions.
 func TestOverlaysApply(t *testing.T) {
-	if testing.Short() {
-		t.Skip("envtest")
-	}
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	env := startEnvtest(t)
 	if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "meshkeeper-system"}}); err != nil {
 		t.Fatal(err)
 	}

@@ -58,76 +58,32 @@ func TestFlagsParse(t *testing.T) {
 // projects the Secret here), both webhook configurations get the CA bundle, and /readyz turns
 // ready only after that.
 func TestManagerManagesItsOwnCertificate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("envtest")
-	}
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	env := startEnvtest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := env.Client
-
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mutating, validating := installWebhookConfigs(t, ctx, c, filepath.Join(root, "config", "webhook", "manifests.yaml"))
-	const ns = "meshkeeper-system"
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
-	secretKey := types.NamespacedName{Namespace: ns, Name: "meshkeeper-webhook-server-cert"}
-	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretKey.Name, Namespace: ns}}); err != nil {
+	mutating, validating := operatorNamespace(t, ctx, env)
+	secretKey := types.NamespacedName{Namespace: operatorNS, Name: "meshkeeper-webhook-server-cert"}
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretKey.Name, Namespace: operatorNS}}); err != nil {
 		t.Fatal(err)
 	}
 
 	// Another replica leads, and stays leader for the whole test.
 	now := metav1.NewMicroTime(time.Now())
 	if err := c.Create(ctx, &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: "meshkeeper.meshkeeper.io", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "meshkeeper.meshkeeper.io", Namespace: operatorNS},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("another-replica"), LeaseDurationSeconds: ptr.To[int32](3600),
 			AcquireTime: &now, RenewTime: &now},
 	}); err != nil {
 		t.Fatal(err)
 	}
 
-	var o Options
-	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	o.Bind(fs)
 	certDir := t.TempDir()
-	probe := freeAddr(t)
-	if err := fs.Parse([]string{
-		"--mode=inject",
-		"--leader-elect",
-		"--meshconfig=osm-system/osm-mesh-config",
-		"--metrics-bind-address=0",
-		"--health-probe-bind-address=" + probe,
-		"--webhook-port=" + portOf(t, freeAddr(t)),
-		"--webhook-cert-dir=" + certDir,
-		"--operator-namespace=" + ns,
-		"--mutating-webhook-configuration=" + mutating,
-		"--validating-webhook-configuration=" + validating,
-		"--shutdown-delay=" + shutdownDelay.String(),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, env.Config, &o) }()
-
+	m := runDeployed(t, ctx, env, certDir, mutating, validating, "--leader-elect", "--shutdown-delay="+shutdownDelay.String())
+	o, done := &m.o, m.done
 	readyz := func() int {
-		resp, err := http.Get("http://" + probe + "/readyz")
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		m.mustRun(t)
+		return m.probe("/readyz")
 	}
 
 	// Wait for the rotator to fill the Secret; readiness must not come first.
@@ -149,7 +105,7 @@ func TestManagerManagesItsOwnCertificate(t *testing.T) {
 		}
 	}
 	lease := &coordinationv1.Lease{}
-	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "meshkeeper.meshkeeper.io"}, lease); err != nil {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: operatorNS, Name: "meshkeeper.meshkeeper.io"}, lease); err != nil {
 		t.Fatal(err)
 	}
 	if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != "another-replica" {
@@ -200,6 +156,99 @@ func TestManagerManagesItsOwnCertificate(t *testing.T) {
 	case <-time.After(shutdownDelay + 30*time.Second):
 		t.Error("manager did not stop")
 	}
+}
+
+// startEnvtest starts a real API server for one test and stops it when the test ends; -short
+// skips the test.
+func startEnvtest(t *testing.T) *testenv.Env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("envtest")
+	}
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return env
+}
+
+// operatorNS is where the tests that start the manager as deployed put the operator.
+const operatorNS = "meshkeeper-system"
+
+// operatorNamespace creates the operator's namespace and the generated webhook configurations,
+// and returns the configurations' names.
+func operatorNamespace(t *testing.T, ctx context.Context, env *testenv.Env) (mutating, validating string) {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutating, validating = installWebhookConfigs(t, ctx, env.Client, filepath.Join(root, "config", "webhook", "manifests.yaml"))
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNS}}); err != nil {
+		t.Fatal(err)
+	}
+	return mutating, validating
+}
+
+// deployed is a manager started by runDeployed.
+type deployed struct {
+	o         Options
+	probeAddr string
+	// done receives what Run returned.
+	done chan error
+}
+
+// probe GETs path at the manager's probe address and returns the status code, 0 when nothing
+// answers.
+func (m *deployed) probe(path string) int {
+	resp, err := http.Get("http://" + m.probeAddr + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// mustRun fails the test when Run has returned: a wait for readiness would otherwise end in a
+// timeout that hides the manager's error.
+func (m *deployed) mustRun(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-m.done:
+		m.done <- err
+		t.Fatalf("the manager stopped: %v", err)
+	default:
+	}
+}
+
+// runDeployed starts Run in inject mode with the flags config/injector gives it (ports and cert
+// dir of the test's own), plus extra, until ctx ends.
+func runDeployed(t *testing.T, ctx context.Context, env *testenv.Env, certDir, mutating, validating string, extra ...string) *deployed {
+	t.Helper()
+	m := &deployed{probeAddr: freeAddr(t), done: make(chan error, 1)}
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	m.o.Bind(fs)
+	m.o.skipNameValidation = true
+	if err := fs.Parse(append([]string{
+		"--mode=inject",
+		"--meshconfig=osm-system/osm-mesh-config",
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=" + m.probeAddr,
+		"--webhook-port=" + portOf(t, freeAddr(t)),
+		"--webhook-cert-dir=" + certDir,
+		"--operator-namespace=" + operatorNS,
+		"--mutating-webhook-configuration=" + mutating,
+		"--validating-webhook-configuration=" + validating,
+	}, extra...)); err != nil {
+		t.Fatal(err)
+	}
+	go func() { m.done <- Run(ctx, env.Config, &m.o) }()
+	return m
 }
 
 // shutdownDelay for TestManagerManagesItsOwnCertificate: long enough for the checks made

@@ -3,22 +3,15 @@ package pod
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -35,6 +28,8 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/meshkeeper/meshkeeper/internal/testenv"
 )
 
 // offeredRates are the admission rates the load benchmark sends, open loop, one sub-benchmark
@@ -226,7 +221,12 @@ func startLoadServer(b *testing.B, layout, handler, dir string, port int) func()
 
 func webhookLoad(b *testing.B, offeredRate int, layout, handler string) {
 	dir := b.TempDir()
-	caPool := writeServingCert(b, dir)
+	certPEM, err := testenv.ServingCert(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	caPool := x509.NewCertPool()
+	caPool.AppendCertsFromPEM(certPEM)
 	port := freePort(b)
 	serverCPU := startLoadServer(b, layout, handler, dir, port)
 	waitListening(b, fmt.Sprintf("127.0.0.1:%d", port), caPool)
@@ -341,44 +341,6 @@ func admissionReview(b *testing.B) []byte {
 		b.Fatal(err)
 	}
 	return raw
-}
-
-// writeServingCert writes a self-signed certificate for 127.0.0.1 as tls.crt/tls.key in dir and
-// returns a pool that trusts it.
-func writeServingCert(b *testing.B, dir string) *x509.CertPool {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "meshkeeper-webhook-bench"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), certPEM, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
-	return pool
 }
 
 func freePort(b *testing.B) int {
