@@ -34,9 +34,9 @@ func loggedCheck(name string, check healthz.Checker, log logr.Logger) healthz.Ch
 		was := last
 		last = now
 		mu.Unlock()
-		switch {
-		case now == was:
-		case now == "":
+		switch now {
+		case was:
+		case "":
 			log.Info("readiness check passes again", "check", name, "failed with", was)
 		default:
 			log.Info("readiness check fails: the pod is not Ready", "check", name, "reason", now)
