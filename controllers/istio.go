@@ -74,7 +74,7 @@ func (r *PodReconciler) gatherIstio(ctx context.Context, ns *corev1.Namespace, p
 			return drift.Input{}, err
 		}
 	}
-	in := drift.GatherIstio(pod, ns.ObjectMeta, ref, cm, template, r.Options.now())
+	in := drift.GatherIstio(pod, ns.ObjectMeta, r.injectors.read(ref, cm), template, r.Options.now())
 	in.Rules = r.rules
 	return in, nil
 }
@@ -109,6 +109,43 @@ var injectorConfigChanged = predicate.Funcs{
 func isInjectorConfigMap(o client.Object) bool {
 	_, ok := istio.RevisionOfConfigMap(o.GetName())
 	return ok
+}
+
+// injectorMemo keeps each revision's injector as read (drift.ReadIstioInjector), by ConfigMap
+// name, for as long as the ConfigMap's UID and resourceVersion stand: the pods of a revision are
+// judged against one parse of its values until the ConfigMap changes. One entry per revision
+// name ever seen, a handful.
+type injectorMemo struct {
+	mu sync.Mutex
+	m  map[string]memoInjector
+}
+
+type memoInjector struct {
+	uid types.UID
+	rv  string
+	inj drift.IstioInjector
+}
+
+// read returns cm read for ref, parsing it only when this version was not read before. A
+// ConfigMap without resourceVersion (not from the API server) is read every time.
+func (c *injectorMemo) read(ref drift.MeshRef, cm *corev1.ConfigMap) drift.IstioInjector {
+	if cm == nil || cm.ResourceVersion == "" {
+		return drift.ReadIstioInjector(ref, cm)
+	}
+	c.mu.Lock()
+	e, ok := c.m[ref.Name]
+	c.mu.Unlock()
+	if ok && e.uid == cm.UID && e.rv == cm.ResourceVersion && e.inj.Ref == ref {
+		return e.inj
+	}
+	inj := drift.ReadIstioInjector(ref, cm)
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]memoInjector{}
+	}
+	c.m[ref.Name] = memoInjector{uid: cm.UID, rv: cm.ResourceVersion, inj: inj}
+	c.mu.Unlock()
+	return inj
 }
 
 // templateCacheSize bounds the workload templates remembered for istio-cni pods.

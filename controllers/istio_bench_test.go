@@ -65,7 +65,7 @@ func mixedWave(b *testing.B, pods, istioPods int) time.Duration {
 		must(b, env.Client.Create(ctx, pod))
 		pod.Status.Phase = corev1.PodRunning
 		initExited(0, "Completed")(pod)
-		pod.Status.Conditions, _ = drift.SetPodConditions(kubeletConditions(), drift.Evaluate(drift.GatherIstio(pod, shopNS.ObjectMeta, ref, cm, nil, time.Now()))...)
+		pod.Status.Conditions, _ = drift.SetPodConditions(kubeletConditions(), drift.Evaluate(drift.GatherIstio(pod, shopNS.ObjectMeta, drift.ReadIstioInjector(ref, cm), nil, time.Now()))...)
 		must(b, env.Client.Status().Update(ctx, pod))
 	}
 

@@ -263,13 +263,57 @@ func TestTrimPodKeepsIstioVerdicts(t *testing.T) {
 		out, err := TrimPod(pod.DeepCopy())
 		must(t, err)
 		ref := drift.InjectorRef("istio-system", "default")
-		full := drift.Evaluate(drift.GatherIstio(pod, ns, ref, cm, nil, time.Unix(0, 0)))
-		small := drift.Evaluate(drift.GatherIstio(out.(*corev1.Pod), ns, ref, cm, nil, time.Unix(0, 0)))
+		full := drift.Evaluate(drift.GatherIstio(pod, ns, drift.ReadIstioInjector(ref, cm), nil, time.Unix(0, 0)))
+		small := drift.Evaluate(drift.GatherIstio(out.(*corev1.Pod), ns, drift.ReadIstioInjector(ref, cm), nil, time.Unix(0, 0)))
 		if !reflect.DeepEqual(full, small) {
 			t.Errorf("%s: verdicts differ:\nfull:    %+v\ntrimmed: %+v", name, full, small)
 		}
 		if name == "uid mismatch" && !strings.Contains(small[2].Message, "UID 1337 bypass the proxy, but the proxy runs as UID 1000680000") {
 			t.Errorf("UID mismatch not reported: %+v", small[2])
 		}
+	}
+}
+
+// TestInjectorMemoReadsEachVersionOnce: the memo answers from its parse while the ConfigMap's
+// UID and resourceVersion stand, and reads again on any change of either, for a ConfigMap that
+// is gone, or one without resourceVersion.
+func TestInjectorMemoReadsEachVersionOnce(t *testing.T) {
+	ref := drift.InjectorRef("istio-system", istio.DefaultRevision)
+	cm := podtest.IstioInjectorConfigMap(istioTestValues)
+	cm.UID, cm.ResourceVersion = "uid-1", "10"
+	excluded := func(inj drift.IstioInjector) string { return inj.Values.ExcludeIPRanges }
+	var m injectorMemo
+
+	if got := excluded(m.read(ref, cm)); got != "10.0.0.0/24" {
+		t.Fatalf("first read: excludeIPRanges %q", got)
+	}
+	// The same version with other data can only come from a test; it shows whether the
+	// memo answered without parsing.
+	stale := cm.DeepCopy()
+	stale.Data[istio.InjectorValuesKey] = strings.Replace(istioTestValues, "10.0.0.0/24", "10.9.0.0/16", 1)
+	if got := excluded(m.read(ref, stale)); got != "10.0.0.0/24" {
+		t.Errorf("same UID and resourceVersion: parsed again (%q)", got)
+	}
+	for i, c := range []struct {
+		name    string
+		uid, rv string
+	}{
+		{"new resourceVersion", "uid-1", "11"},
+		{"recreated, same resourceVersion", "uid-2", "11"},
+		{"no resourceVersion", "uid-2", ""},
+	} {
+		next := cm.DeepCopy()
+		want := fmt.Sprintf("10.9.%d.0/24", i)
+		next.Data[istio.InjectorValuesKey] = strings.Replace(istioTestValues, "10.0.0.0/24", want, 1)
+		next.UID, next.ResourceVersion = types.UID(c.uid), c.rv
+		if got := excluded(m.read(ref, next)); got != want {
+			t.Errorf("%s: the memo answered %q, want the new values %q", c.name, got, want)
+		}
+	}
+	if inj := m.read(ref, nil); !inj.Missing {
+		t.Error("a ConfigMap that is gone was not read as missing")
+	}
+	if len(m.m) != 1 {
+		t.Errorf("%d entries for one revision", len(m.m))
 	}
 }

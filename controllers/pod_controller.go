@@ -54,6 +54,7 @@ type PodReconciler struct {
 	rules     *drift.RuleCache
 	written   *writeMemo
 	templates templateCache
+	injectors injectorMemo
 }
 
 // Reconcile is gather, evaluate, remediate, then one status patch when something changed.

@@ -179,8 +179,9 @@ func Analyze(in ClusterInput) []analysis.Finding {
 			Services: in.Services, Monitored: monitored})...)
 	}
 
+	injectors := istioInjectors(in)
 	for i := range in.Pods {
-		out = append(out, podFindings(in, &in.Pods[i], nsByName, meshUsable)...)
+		out = append(out, podFindings(in, &in.Pods[i], nsByName, injectors, meshUsable)...)
 	}
 	for i := range in.Egresses {
 		out = append(out, analysis.AnalyzeEgress(analysis.EgressInput{Egress: &in.Egresses[i], Mesh: mesh, Monitored: monitored,
@@ -243,7 +244,7 @@ var podConditionCodes = map[string]struct {
 	conditions.RulesUnreadable:      {CodeRulesUnreadable, conditions.SeverityError},
 }
 
-func podFindings(in ClusterInput, pod *corev1.Pod, nsByName map[string]*corev1.Namespace, meshUsable bool) []analysis.Finding {
+func podFindings(in ClusterInput, pod *corev1.Pod, nsByName map[string]*corev1.Namespace, injectors map[string]drift.IstioInjector, meshUsable bool) []analysis.Finding {
 	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return nil
 	}
@@ -262,7 +263,7 @@ func podFindings(in ClusterInput, pod *corev1.Pod, nsByName map[string]*corev1.N
 	}
 	var din drift.Input
 	if isIstio {
-		din = istioInput(in, pod, ns)
+		din = istioInput(in, pod, ns, injectors)
 	} else {
 		din = drift.Gather(pod, ns, mc, in.Selection, in.Now)
 		din.Mesh.Source = in.MeshConfigSource
@@ -317,17 +318,26 @@ func podFindings(in ClusterInput, pod *corev1.Pod, nsByName map[string]*corev1.N
 	return out
 }
 
-// istioInput judges an Istio pod against the injector ConfigMap of its revision.
-func istioInput(in ClusterInput, pod *corev1.Pod, ns metav1.ObjectMeta) drift.Input {
-	rev := istio.Revision(pod)
-	ref := drift.InjectorRef(in.IstioNamespace, rev)
-	var cm *corev1.ConfigMap
+// istioInjectors reads each injector ConfigMap of the input once, by name.
+func istioInjectors(in ClusterInput) map[string]drift.IstioInjector {
+	out := make(map[string]drift.IstioInjector, len(in.IstioInjectors))
 	for i := range in.IstioInjectors {
-		if c := &in.IstioInjectors[i]; c.Name == ref.Name {
-			cm = c
+		cm := &in.IstioInjectors[i]
+		if rev, ok := istio.RevisionOfConfigMap(cm.Name); ok {
+			out[cm.Name] = drift.ReadIstioInjector(drift.InjectorRef(in.IstioNamespace, rev), cm)
 		}
 	}
-	return drift.GatherIstio(pod, ns, ref, cm, nil, in.Now)
+	return out
+}
+
+// istioInput judges an Istio pod against the injector ConfigMap of its revision.
+func istioInput(in ClusterInput, pod *corev1.Pod, ns metav1.ObjectMeta, injectors map[string]drift.IstioInjector) drift.Input {
+	ref := drift.InjectorRef(in.IstioNamespace, istio.Revision(pod))
+	inj, ok := injectors[ref.Name]
+	if !ok {
+		inj = drift.ReadIstioInjector(ref, nil)
+	}
+	return drift.GatherIstio(pod, ns, inj, nil, in.Now)
 }
 
 // SeverityAtLeast reports whether s is as severe as min.

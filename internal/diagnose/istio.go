@@ -53,7 +53,7 @@ func namespaceMeta(in PodInput) metav1.ObjectMeta {
 
 func istioDriftInput(in PodInput) drift.Input {
 	ref := drift.InjectorRef(in.IstioNamespace, istio.Revision(in.Pod))
-	return drift.GatherIstio(in.Pod, namespaceMeta(in), ref, in.IstioInjector, in.IstioTemplate, in.Now)
+	return drift.GatherIstio(in.Pod, namespaceMeta(in), drift.ReadIstioInjector(ref, in.IstioInjector), in.IstioTemplate, in.Now)
 }
 
 func diagnoseIstioPod(in PodInput) []Check {

@@ -28,29 +28,56 @@ func InjectorRef(namespace, revision string) MeshRef {
 	return MeshRef{Kind: "ConfigMap", Namespace: namespace, Name: istio.InjectorConfigMap(revision)}
 }
 
-// GatherIstio builds the Input of an Istio pod. cm is the injector ConfigMap of the pod's
-// revision, nil when it does not exist; template holds the workload's pod template annotations
-// when known (only istio-cni pods need them).
-func GatherIstio(pod *corev1.Pod, ns metav1.ObjectMeta, ref MeshRef, cm *corev1.ConfigMap, template map[string]string, now time.Time) Input {
-	_, shape := istio.RedirectionContainer(pod)
-	in := Input{Pod: pod, Namespace: ns, Mesh: ref, Now: now, Istio: &IstioInput{Shape: shape, Template: template}}
+// IstioInjector is an injector ConfigMap as judging reads it: its values parsed once and shared
+// by every pod of the revision. Parsing istiod's values, kilobytes of JSON, was nearly all the
+// cost of judging an Istio pod.
+type IstioInjector struct {
+	Ref MeshRef
+	// Missing is true when the ConfigMap does not exist.
+	Missing bool
+	Values  istio.Values
+	// Errs says why the values could not be read; Values is then unusable.
+	Errs field.ErrorList
+}
+
+// ReadIstioInjector reads cm, the injector ConfigMap ref names, nil when it does not exist.
+func ReadIstioInjector(ref MeshRef, cm *corev1.ConfigMap) IstioInjector {
+	inj := IstioInjector{Ref: ref}
 	if cm == nil {
-		in.MeshMissing = true
-		return in
+		inj.Missing = true
+		return inj
 	}
 	values, err := istio.ParseValues(cm.Data[istio.InjectorValuesKey])
 	if err != nil {
-		in.ExpectedErrs = field.ErrorList{field.Invalid(field.NewPath("data").Key(istio.InjectorValuesKey), "", err.Error())}
+		inj.Errs = field.ErrorList{field.Invalid(field.NewPath("data").Key(istio.InjectorValuesKey), "", err.Error())}
+		return inj
+	}
+	inj.Values = values
+	return inj
+}
+
+// GatherIstio builds the Input of an Istio pod judged against inj, the injector of its
+// revision; template holds the workload's pod template annotations when known (only istio-cni
+// pods need them).
+func GatherIstio(pod *corev1.Pod, ns metav1.ObjectMeta, inj IstioInjector, template map[string]string, now time.Time) Input {
+	_, shape := istio.RedirectionContainer(pod)
+	in := Input{Pod: pod, Namespace: ns, Mesh: inj.Ref, Now: now, Istio: &IstioInput{Shape: shape, Template: template}}
+	switch {
+	case inj.Missing:
+		in.MeshMissing = true
+		return in
+	case len(inj.Errs) > 0:
+		in.ExpectedErrs = inj.Errs
 		return in
 	}
 	uid := istio.ProxyUID(pod)
 	if shape == istio.CNI {
 		if template != nil {
-			in.Istio.Desired, in.ExpectedErrs = istio.ExpectedCNI(values, template, uid)
+			in.Istio.Desired, in.ExpectedErrs = istio.ExpectedCNI(inj.Values, template, uid)
 		}
 		return in
 	}
-	in.Istio.Desired, in.ExpectedErrs = istio.Expected(values, pod.Annotations, uid)
+	in.Istio.Desired, in.ExpectedErrs = istio.Expected(inj.Values, pod.Annotations, uid)
 	return in
 }
 

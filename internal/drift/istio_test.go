@@ -30,7 +30,7 @@ func judgeIstio(pod *corev1.Pod, values string, template map[string]string) map[
 	if values != "" {
 		cm = podtest.IstioInjectorConfigMap(values)
 	}
-	in := GatherIstio(pod, istioNamespace, InjectorRef("istio-system", istio.Revision(pod)), cm, template, testNow)
+	in := GatherIstio(pod, istioNamespace, ReadIstioInjector(InjectorRef("istio-system", istio.Revision(pod)), cm), template, testNow)
 	out := map[corev1.PodConditionType]corev1.PodCondition{}
 	for _, c := range Evaluate(in) {
 		out[c.Type] = c
