@@ -37,6 +37,13 @@ client_pod() {
     -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}' | awk 'NF == 1 {print $1; exit}'
 }
 client_running() { [ -n "$(client_pod)" ]; }
+# injector_answers: the API server injects a pod of the meshed namespace (a server-side dry run,
+# which runs the webhooks and stores nothing). Ready manager pods alone do not mean that: the API
+# server reaches them through the Service address, which kube-proxy routes a moment later.
+injector_answers() {
+  kubectl run injector-probe -n "${MESH_NS}" --image=localhost/meshkeeper/testapp:dev --restart=Never \
+    --dry-run=server -o 'jsonpath={.spec.initContainers[*].name}' 2>/dev/null | grep -qw meshkeeper-init
+}
 # client_reason_is REASON: the client pod's ExclusionsInSync reason is REASON.
 client_reason_is() {
   local pod
@@ -68,6 +75,7 @@ kubectl create namespace "${BACKEND_NS}" >/dev/null
 kubectl create namespace "${MESH_NS}" >/dev/null
 kubectl label namespace "${MESH_NS}" openservicemesh.io/monitored-by=osm >/dev/null
 kubectl annotate namespace "${MESH_NS}" openservicemesh.io/sidecar-injection=enabled >/dev/null
+wait_for "the API server calling the injector" 60 injector_answers
 kubectl apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Pod

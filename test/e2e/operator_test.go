@@ -16,6 +16,8 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -72,7 +74,47 @@ func deployOperator() error {
 		return err
 	}
 	fmt.Printf("e2e: operator deployed in %s mode from %s and rolled out in %s; leader %s\n", k.mode, k.overlay, time.Since(t0).Round(100*time.Millisecond), leader)
+	if k.mode == "inject" {
+		return awaitInjection(2 * time.Minute)
+	}
 	return nil
+}
+
+// awaitInjection waits until the API server actually injects a pod of a meshed namespace. Ready
+// manager pods do not mean that yet: the API server calls the webhook through the Service's
+// address, which kube-proxy routes to the new endpoints a moment after they turn Ready, and with
+// failurePolicy Ignore a pod admitted in between starts without its sidecar (and says so in its
+// conditions). A pod created by a test before that would test the window, not the operator.
+func awaitInjection(timeout time.Duration) error {
+	t0 := time.Now()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("e2e-webhook-ready-%d", time.Now().Unix()%100000),
+		Labels:      map[string]string{"openservicemesh.io/monitored-by": "osm"},
+		Annotations: map[string]string{"openservicemesh.io/sidecar-injection": "enabled"}}}
+	if err := k.c.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	defer func() { _ = k.c.Delete(context.Background(), ns) }()
+	for tries := 1; ; tries++ {
+		ok, err := dryRunInjected(ns.Name)
+		if ok {
+			fmt.Printf("e2e: the API server injects pods %s after the rollout (%d dry-run creates)\n", time.Since(t0).Round(100*time.Millisecond), tries)
+			return nil
+		}
+		if time.Since(t0) > timeout {
+			return fmt.Errorf("no pod injected %s after the rollout (%d dry-run creates; last error: %v)", timeout, tries, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// dryRunInjected creates a pod in ns with dryRun, which runs the admission webhooks and stores
+// nothing, and reports whether it came back injected.
+func dryRunInjected(ns string) (bool, error) {
+	p := testappPod(ns, "probe", plainPort)
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := k.c.Create(c, p, client.DryRunAll)
+	return err == nil && injection.Injected(p), err
 }
 
 // The manager runs from its image, in the cluster, with its ServiceAccount and the generated
@@ -165,14 +207,7 @@ func TestAdmissionDuringOperatorRollout(t *testing.T) {
 		t.Skipf("%s mode has no webhook on pods", k.mode)
 	}
 	ns := testNamespace(t, "e2e-rollout", true)
-	probe := testappPod(ns, "probe", plainPort)
-	create := func() (bool, error) {
-		p := probe.DeepCopy()
-		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		err := k.c.Create(c, p, client.DryRunAll)
-		return injection.Injected(p), err
-	}
+	create := func() (bool, error) { return dryRunInjected(ns) }
 	if ok, err := create(); err != nil || !ok {
 		t.Fatalf("before the rollout: injected=%t err=%v", ok, err)
 	}
