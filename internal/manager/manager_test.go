@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -131,6 +132,37 @@ func TestManagerManagesItsOwnCertificate(t *testing.T) {
 		}
 	}
 
+	// A serving certificate the rotator no longer accepts (here: garbage written over it) is
+	// replaced in the Secret, the replica writes the new one into its cert dir, and the webhook
+	// server presents it without a restart.
+	served := func() []byte {
+		conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(o.WebhookPort), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reads the certificate presented
+		if err != nil {
+			return nil
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Raw
+	}
+	first := served()
+	if first == nil || !bytes.Equal(first, pemBlock(t, secret.Data["tls.crt"])) {
+		t.Fatal("the webhook server does not present the Secret's certificate")
+	}
+	secret.Data["tls.crt"] = []byte("not a certificate")
+	if err := c.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() bool {
+		m.mustRun(t)
+		now := &corev1.Secret{}
+		if err := c.Get(ctx, secretKey, now); err != nil || bytes.Equal(now.Data["tls.crt"], []byte("not a certificate")) {
+			return false
+		}
+		onDisk, err := os.ReadFile(filepath.Join(certDir, "tls.crt"))
+		presented := served()
+		return err == nil && bytes.Equal(onDisk, now.Data["tls.crt"]) && presented != nil && !bytes.Equal(presented, first) &&
+			bytes.Equal(presented, pemBlock(t, now.Data["tls.crt"]))
+	})
+
 	// Asked to stop, it turns unready but keeps serving admission for --shutdown-delay: the
 	// API server may still call the old address until every kube-proxy has caught up.
 	cancel()
@@ -156,6 +188,16 @@ func TestManagerManagesItsOwnCertificate(t *testing.T) {
 	case <-time.After(shutdownDelay + 30*time.Second):
 		t.Error("manager did not stop")
 	}
+}
+
+// pemBlock returns the DER bytes of the first PEM block of b.
+func pemBlock(t *testing.T, b []byte) []byte {
+	t.Helper()
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("no PEM block in %q", b)
+	}
+	return block.Bytes
 }
 
 // startEnvtest starts a real API server for one test and stops it when the test ends; -short
