@@ -37,7 +37,7 @@ func loggedCheck(name string, check healthz.Checker, log logr.Logger) healthz.Ch
 		switch now {
 		case was:
 		case "":
-			log.Info("readiness check passes again", "check", name, "failed with", was)
+			log.Info("readiness check passes again", "check", name, "previousReason", was)
 		default:
 			log.Info("readiness check fails: the pod is not Ready", "check", name, "reason", now)
 		}

@@ -24,7 +24,7 @@ func TestLoggedCheckLogsChangesOnly(t *testing.T) {
 		{errors.New("webhook certificate not ready"), `"check"="webhook" "reason"="webhook certificate not ready"`},
 		{errors.New("webhook certificate not ready"), ""},
 		{errors.New("another injector serves the mesh"), `"reason"="another injector serves the mesh"`},
-		{nil, `"failed with"="another injector serves the mesh"`},
+		{nil, `"previousReason"="another injector serves the mesh"`},
 		{nil, ""},
 	}
 	for i, s := range steps {

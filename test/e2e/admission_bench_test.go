@@ -65,13 +65,8 @@ func median(ds []time.Duration) time.Duration {
 // benchNamespace is testNamespace for benchmarks: created now, deleted when the benchmark ends.
 func benchNamespace(b *testing.B, prefix string, meshed bool) string {
 	b.Helper()
-	name := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%100000)
-	ns := &corev1.Namespace{}
-	ns.Name = name
-	if meshed {
-		ns.Labels = map[string]string{injection.LabelMonitoredBy: "osm"}
-		ns.Annotations = map[string]string{"openservicemesh.io/sidecar-injection": "enabled"}
-	}
+	ns := newNamespace(prefix, meshed)
+	name := ns.Name
 	if err := k.c.Create(context.Background(), ns); err != nil {
 		b.Fatal(err)
 	}

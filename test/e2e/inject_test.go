@@ -50,15 +50,20 @@ type answer struct {
 	Peer     string `json:"peer"`
 }
 
+// newNamespace is a namespace named after prefix and the clock, in the sample mesh with
+// injection enabled when meshed.
+func newNamespace(prefix string, meshed bool) *corev1.Namespace {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%100000)}}
+	if meshed {
+		ns.Labels = map[string]string{injection.LabelMonitoredBy: "osm"}
+		ns.Annotations = map[string]string{injection.AnnotationSidecarInjection: "enabled"}
+	}
+	return ns
+}
+
 func testNamespace(t *testing.T, prefix string, meshed bool) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name: fmt.Sprintf("%s-%d", prefix, time.Now().Unix()%100000),
-	}}
-	if meshed {
-		ns.Labels = map[string]string{"openservicemesh.io/monitored-by": "osm"}
-		ns.Annotations = map[string]string{"openservicemesh.io/sidecar-injection": "enabled"}
-	}
+	ns := newNamespace(prefix, meshed)
 	if err := k.c.Create(e2eutil.Ctx(t), ns); err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,6 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -87,10 +85,8 @@ func deployOperator() error {
 // conditions). A pod created by a test before that would test the window, not the operator.
 func awaitInjection(timeout time.Duration) error {
 	t0 := time.Now()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("e2e-webhook-ready-%d", time.Now().Unix()%100000),
-		Labels:      map[string]string{"openservicemesh.io/monitored-by": "osm"},
-		Annotations: map[string]string{"openservicemesh.io/sidecar-injection": "enabled"}}}
-	if err := k.c.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+	ns := newNamespace("e2e-webhook-ready", true)
+	if err := k.c.Create(context.Background(), ns); err != nil {
 		return err
 	}
 	defer func() { _ = k.c.Delete(context.Background(), ns) }()
@@ -207,8 +203,7 @@ func TestAdmissionDuringOperatorRollout(t *testing.T) {
 		t.Skipf("%s mode has no webhook on pods", k.mode)
 	}
 	ns := testNamespace(t, "e2e-rollout", true)
-	create := func() (bool, error) { return dryRunInjected(ns) }
-	if ok, err := create(); err != nil || !ok {
+	if ok, err := dryRunInjected(ns); err != nil || !ok {
 		t.Fatalf("before the rollout: injected=%t err=%v", ok, err)
 	}
 	t0 := time.Now()
@@ -228,7 +223,7 @@ func TestAdmissionDuringOperatorRollout(t *testing.T) {
 					return
 				default:
 				}
-				ok, err := create()
+				ok, err := dryRunInjected(ns)
 				mu.Lock()
 				total++
 				if err != nil || !ok {
