@@ -105,3 +105,38 @@ func TestAwaitCertFiles(t *testing.T) {
 	default:
 	}
 }
+
+// TestWriteCertFilesOverAProjectedSecret: with an older manifest the cert dir is the kubelet's
+// projection of the Secret (files are links into a ..data directory it swaps). Once the
+// projection holds the Secret's bytes, certFiles finds nothing to write, so it neither logs an
+// error nor touches the kubelet's links; only bytes that differ are written.
+func TestWriteCertFilesOverAProjectedSecret(t *testing.T) {
+	dir := t.TempDir()
+	version := filepath.Join(dir, "..2026_12_07_14_00_00.000000001")
+	if err := os.Mkdir(version, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := map[string][]byte{"tls.key": []byte("k1"), "tls.crt": []byte("c1")}
+	for name, b := range data {
+		if err := os.WriteFile(filepath.Join(version, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Base(version), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	for name := range data {
+		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wrote, err := writeCertFiles(dir, data)
+	if wrote || err != nil {
+		t.Fatalf("projection already current: wrote %v, err %v; want nothing written and no error", wrote, err)
+	}
+	for name := range data {
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s is no longer the kubelet's link (mode %v, err %v)", name, fi.Mode(), err)
+		}
+	}
+}

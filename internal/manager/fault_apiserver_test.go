@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/testenv"
 )
 
 // TestAPIServerRestartMidWave is case 1 of docs/reliability.md: kube-apiserver stops while the
@@ -81,7 +82,7 @@ func TestAPIServerRestartMidWave(t *testing.T) {
 	}
 	t.Logf("wave of %d pods across the restart: converged %s after the stop; %d status writes (%d pods twice, %d failed attempts), "+
 		"%d Drifted events stored (%d duplicates, %d repeats in series), writes %s; load %s",
-		n, converged.Round(time.Second), total, twice, failed, len(perPod)+dupEvents, dupEvents, repeated, fmtCounts(writesBy(calls)), loadavg())
+		n, converged.Round(time.Second), total, twice, failed, len(perPod)+dupEvents, dupEvents, repeated, fmtCounts(writesBy(calls)), testenv.LoadAverage())
 	if len(writes) != n {
 		t.Errorf("%d pods written in the wave, want %d", len(writes), n)
 	}

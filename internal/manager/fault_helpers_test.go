@@ -310,19 +310,6 @@ func reconciles(t *testing.T, controller string) float64 {
 	return metricSum(t, "controller_runtime_reconcile_total", map[string]string{"controller": controller})
 }
 
-// loadavg is /proc/loadavg's first three fields, for the figures the fault tests log.
-func loadavg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 // writesBy counts the calls that are writes, by resource.
 func writesBy(calls []apiCall) map[string]int {
 	out := map[string]int{}

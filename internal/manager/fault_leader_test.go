@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/testenv"
 )
 
 // TestLeaderKilledMidWave is case 2 of docs/reliability.md: two replicas with leader election;
@@ -133,7 +134,7 @@ func TestLeaderKilledMidWave(t *testing.T) {
 	}
 	t.Logf("Lease taken over %s after the kill; the killed leader wrote %d pods and had %d writes cut off by the kill, the new one wrote %d "+
 		"(%d written by both, %d of the cut-off ones); %d pods have a Drifted event (%d lost with the killed process, %d duplicates, %d repeats); load %s",
-		took.Round(time.Millisecond), len(wa), len(cut), len(wb), twice, cutRewritten, len(perPod), n-len(perPod), dup, repeated, loadavg())
+		took.Round(time.Millisecond), len(wa), len(cut), len(wb), twice, cutRewritten, len(perPod), n-len(perPod), dup, repeated, testenv.LoadAverage())
 	if twice > 0 {
 		t.Errorf("%d pods already written by the killed leader were written again", twice)
 	}

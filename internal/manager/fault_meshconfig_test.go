@@ -184,7 +184,7 @@ func slippedMeshConfigs(t *testing.T, crds []*apiextensionsv1.CustomResourceDefi
 	wrote := writesBy(calls)
 	recs := reconciles(t, "drift-meshconfig") - rec0
 	t.Logf("%d samples stored, %d refused by the schema; %d spec changes: %.0f MeshConfig reconciles, writes %s; load %s",
-		stored, refused, changes, recs, fmtCounts(wrote), loadavg())
+		stored, refused, changes, recs, fmtCounts(wrote), testenv.LoadAverage())
 	if stored == 0 {
 		t.Fatal("the schema refused every sample: nothing slipped past admission")
 	}

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/testenv"
 )
 
 // TestThrottledAPIServerBackoff is case 5 of docs/reliability.md: for 15 s in the middle of a
@@ -55,7 +56,7 @@ func TestThrottledAPIServerBackoff(t *testing.T) {
 	}
 	rate := float64(len(during)) / window.Seconds()
 	t.Logf("throttled for %s with %d of %d pods written: %d requests (%d answered 429), %.1f per second, at most %d in one second; "+
-		"after: %d status writes to %d pods; load %s", window, before, n, len(during), throttled, rate, busiest, total, len(writes), loadavg())
+		"after: %d status writes to %d pods; load %s", window, before, n, len(during), throttled, rate, busiest, total, len(writes), testenv.LoadAverage())
 	// Under Retry-After: 1, each client waits a second between attempts: the drift controller's
 	// 8 workers, the event recorder, and the informers' relists together stay far below a hot
 	// loop. 30 per second is three times what they can send when obeying.

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshkeeper/meshkeeper/api/conditions"
+	"github.com/meshkeeper/meshkeeper/internal/testenv"
 )
 
 // probeCondition is a condition type another controller owns on the same pods.
@@ -146,7 +147,7 @@ func TestConcurrentWritersKeepTheirFields(t *testing.T) {
 	w.mu.Unlock()
 	t.Logf("%d pods, the other writer at 2 patches per pod per second (%d ticks, %d writes, %d errors); meshkeeper: %d reconciles, "+
 		"%d status writes in the wave (%d failed), writes after it %v; load %s",
-		n, last, otherWrites, len(otherErrs), int(recs), total, failed, writesBy(quietCalls), loadavg())
+		n, last, otherWrites, len(otherErrs), int(recs), total, failed, writesBy(quietCalls), testenv.LoadAverage())
 	if len(otherErrs) > 0 {
 		t.Errorf("the other writer's patches failed: %v", otherErrs[0])
 	}

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/meshkeeper/meshkeeper/internal/injection"
+	"github.com/meshkeeper/meshkeeper/internal/testenv"
 	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 )
 
@@ -45,6 +45,7 @@ func BenchmarkPodAdmission(b *testing.B) {
 	}
 	b.StopTimer()
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	median := func(ds []time.Duration) time.Duration { return testenv.Quantile(ds, 0.5) }
 	cp, cm, rp, rm := median(createPlain), median(createMesh), median(readyPlain), median(readyMesh)
 	b.ReportMetric(ms(cp), "create-ms/plain")
 	b.ReportMetric(ms(cm), "create-ms/webhook")
@@ -54,12 +55,6 @@ func BenchmarkPodAdmission(b *testing.B) {
 	b.ReportMetric(float64(rm)/float64(rp), "ready-ratio")
 	b.Logf("%d pairs: create %s plain vs %s through the webhook; create-to-Ready %s plain vs %s injected (medians)",
 		b.N, cp.Round(100*time.Microsecond), cm.Round(100*time.Microsecond), rp.Round(time.Millisecond), rm.Round(time.Millisecond))
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 // benchNamespace is testNamespace for benchmarks: created now, deleted when the benchmark ends.

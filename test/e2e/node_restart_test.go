@@ -30,6 +30,7 @@ import (
 	"github.com/meshkeeper/meshkeeper/internal/drift"
 	"github.com/meshkeeper/meshkeeper/internal/injection"
 	"github.com/meshkeeper/meshkeeper/internal/redirect"
+	"github.com/meshkeeper/meshkeeper/internal/testenv"
 	"github.com/meshkeeper/meshkeeper/test/e2e/e2eutil"
 )
 
@@ -109,7 +110,7 @@ func restartNodeUnder(t *testing.T, w *watcher, ns string, args []string, spared
 	podsInSync := podsInSyncCondition(t)
 	operatorRestarts := restartsOf(t, operatorNamespace)
 	lease := managerLease(t)
-	t.Logf("load before: %s (%d cores)", loadAvg(), runtime.NumCPU())
+	t.Logf("load before: %s (%d cores)", testenv.LoadAverage(), runtime.NumCPU())
 
 	rec := w.record(t, ns)
 	t.Cleanup(func() { rec.stop() })
@@ -171,7 +172,7 @@ func restartNodeUnder(t *testing.T, w *watcher, ns string, args []string, spared
 	// event flush have time to show.
 	time.Sleep(10 * time.Second)
 	versions := rec.stop()
-	t.Logf("load after: %s", loadAvg())
+	t.Logf("load after: %s", testenv.LoadAverage())
 
 	lastChange := judgeVersions(t, versions, before, nsObj.ObjectMeta, mc, start)
 	startedOver(t, before, snapshot(t, ns))
@@ -202,7 +203,7 @@ func restartNodeUnder(t *testing.T, w *watcher, ns string, args []string, spared
 	}
 	t.Logf("MEASURED %s: script %s, node Ready %s, pods Ready %s, operator leading %s, %s; %d meshkeeper events before and after; load %s",
 		t.Name(), scriptDone.Round(10*time.Millisecond), nodeReady.Round(10*time.Millisecond), podsReady.Round(10*time.Millisecond),
-		orNone(leader), converged, total(eventsAfter), loadAvg())
+		orNone(leader), converged, total(eventsAfter), testenv.LoadAverage())
 }
 
 // judgeVersions goes through every version of every pod written during the restart: the
@@ -625,14 +626,6 @@ func rulesOnce(t *testing.T, p *corev1.Pod, when, initBin string) {
 		}
 		t.Logf("%s %s %s: %d rules in %d chains, each once (%s)", p.Name, fam.family, when, fam.want.RuleCount(), len(fam.want.Chains), tool)
 	}
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 func short(id string) string { return id[:min(12, len(id))] }

@@ -13,11 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -307,15 +305,15 @@ func webhookLoad(b *testing.B, offeredRate int, layout, handler string) {
 	if firstErr != nil {
 		b.Fatal(firstErr)
 	}
-	p99 := func(d []time.Duration) float64 {
-		slices.Sort(d)
-		return float64(d[int(0.99*float64(len(d)-1))].Microseconds()) / 1000
+	b.Logf("%d admissions offered at %d/s, %s, %s handler; load average %s", b.N, offeredRate, layout, handler, testenv.LoadAverage())
+	ms := func(d []time.Duration, q float64) float64 {
+		return float64(testenv.Quantile(d, q).Microseconds()) / 1000
 	}
-	b.ReportMetric(p99(late), "pacing-p99-ms")
-	b.ReportMetric(p99(fromSend), "sent-p99-ms")
-	b.ReportMetric(p99(latencies), "p99-ms")
-	b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(latencies[len(latencies)-1].Microseconds())/1000, "max-ms")
+	b.ReportMetric(ms(late, 0.99), "pacing-p99-ms")
+	b.ReportMetric(ms(fromSend, 0.99), "sent-p99-ms")
+	b.ReportMetric(ms(latencies, 0.99), "p99-ms")
+	b.ReportMetric(ms(latencies, 0.5), "p50-ms")
+	b.ReportMetric(ms(latencies, 1), "max-ms")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "admissions/s")
 	// CPU per admission does not depend on what else the machine is running, unlike the
 	// latencies. In one process it covers client and server together; in two, the server's share
@@ -367,36 +365,20 @@ func waitListening(b *testing.B, addr string, pool *x509.CertPool) {
 	b.Fatalf("webhook server did not listen on %s", addr)
 }
 
-// childCPU is the user+system CPU time process pid has used so far, from /proc (in clock ticks of
-// 10 ms, fine over the thousands of admissions of a run).
+// childCPU is the CPU time the server process pid has used so far.
 func childCPU(b *testing.B, pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	cpu, _, err := testenv.PIDCPU(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces: state is
-	// field 3, utime and stime fields 14 and 15.
-	_, rest, ok := strings.Cut(string(raw), ") ")
-	fields := strings.Fields(rest)
-	if !ok || len(fields) < 13 {
-		b.Fatalf("unexpected /proc/%d/stat: %q", pid, raw)
-	}
-	var ticks int64
-	for _, f := range fields[11:13] {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			b.Fatalf("/proc/%d/stat: %v", pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
+	return cpu
 }
 
-// processCPU is the user+system CPU time this process has used so far.
+// processCPU is the CPU time this process has used so far.
 func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+	cpu, err := testenv.ProcessCPU()
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cpu
 }
