@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -51,6 +53,9 @@ type apiCall struct {
 	throttled bool
 	// regarding and reason are read from an event's body.
 	regarding, reason string
+	// For pod status writes: the conditions sent (type=status/reason) and the resourceVersion
+	// the API server answered with, so that a pod written twice can be explained.
+	sent, answeredRV string
 }
 
 func (a apiCall) write() bool {
@@ -125,12 +130,67 @@ func (tt *tallyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: http.StatusTooManyRequests, Status: "429 Too Many Requests", Header: h, Request: req,
 			Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}, nil
 	}
+	statusWrite := call.resource == "pods/status" && call.write() && req.Body != nil
+	if statusWrite {
+		body, err := io.ReadAll(req.Body)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		call.sent = conditionsSent(body)
+	}
 	resp, err := tt.next.RoundTrip(req)
 	if err == nil {
 		call.code = resp.StatusCode
+		if statusWrite {
+			body, rerr := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			if rerr != nil {
+				return resp, rerr
+			}
+			// The answer is protobuf or JSON, as the client asked.
+			if obj, _, err := clientgoscheme.Codecs.UniversalDeserializer().Decode(body, nil, nil); err == nil {
+				if pod, ok := obj.(*corev1.Pod); ok {
+					call.answeredRV = pod.ResourceVersion
+				}
+			}
+		}
 	}
 	tt.t.add(call)
 	return resp, err
+}
+
+// conditionsSent summarises a pod status patch's conditions as type=status/reason.
+func conditionsSent(body []byte) string {
+	var patch struct {
+		Status struct {
+			Conditions []corev1.PodCondition `json:"conditions"`
+		} `json:"status"`
+	}
+	if json.Unmarshal(body, &patch) != nil {
+		return "(not a conditions patch)"
+	}
+	parts := make([]string, len(patch.Status.Conditions))
+	for i, c := range patch.Status.Conditions {
+		parts[i] = fmt.Sprintf("%s=%s/%s", c.Type, c.Status, c.Reason)
+	}
+	return strings.Join(parts, " ")
+}
+
+// explainRewrites describes every status write to the pods written more than once among calls,
+// in order: when, what was sent and the version it produced.
+func explainRewrites(calls []apiCall) []string {
+	writes := statusWritesPerPod(calls)
+	var out []string
+	for _, c := range calls {
+		if c.resource == "pods/status" && c.write() && writes[c.name] > 1 {
+			out = append(out, fmt.Sprintf("%s %s/%s at %s: code %d, sent %s, answered resourceVersion %s",
+				c.method, c.ns, c.name, c.at.Format("15:04:05.000000"), c.code, c.sent, c.answeredRV))
+		}
+	}
+	return out
 }
 
 func (t *tally) add(c apiCall) {

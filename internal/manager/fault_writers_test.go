@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -152,7 +153,8 @@ func TestConcurrentWritersKeepTheirFields(t *testing.T) {
 		t.Errorf("the other writer's patches failed: %v", otherErrs[0])
 	}
 	if len(writes) != n || total != n {
-		t.Errorf("%d status writes to %d pods in the wave, want one to each of %d", total, len(writes), n)
+		t.Errorf("%d status writes to %d pods in the wave, want one to each of %d; pods written more than once:\n%s",
+			total, len(writes), n, strings.Join(explainRewrites(waveCalls), "\n"))
 	}
 	if failed > 0 {
 		t.Errorf("%d status writes refused (conflicts or otherwise), want none", failed)
